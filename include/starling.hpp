@@ -1,0 +1,19 @@
+// Starling: a header-only C++20 coroutine WebSocket framework. Include this one header.
+#pragma once
+
+// The protocol core (sans-I/O).
+#include "starling/close.hpp"
+#include "starling/close_code.hpp"
+#include "starling/error.hpp"
+#include "starling/framer.hpp"
+#include "starling/handshake.hpp"
+#include "starling/http/request_parser.hpp"
+#include "starling/message_reader.hpp"
+#include "starling/query.hpp"
+#include "starling/utf8.hpp"
+
+// The server and the coroutine API.
+#include "starling/app.hpp"
+#include "starling/endpoint.hpp"
+#include "starling/json.hpp"
+#include "starling/websocket.hpp"

@@ -1,0 +1,36 @@
+// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
+// nothing beyond Asio's recycled operation memory.
+#pragma once
+
+#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
+#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <chrono>                   // std::chrono::steady_clock deadlines
+
+#include "starling/task.hpp"
+
+namespace starling::detail {
+
+/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
+/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
+/// everything touching one event runs on one executor: nothing runs between the check and the wait.
+class async_event {
+public:
+    template <class Executor>
+    explicit async_event(const Executor& executor) : timer_(executor) {}
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+        timer_.expires_at(deadline);
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
+    }
+
+    void notify() noexcept { timer_.cancel(); }
+
+private:
+    asio::steady_timer timer_;
+};
+
+}  // namespace starling::detail

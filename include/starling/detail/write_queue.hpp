@@ -1,0 +1,107 @@
+// A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
+// once for every receiver; unicast frames keep their header inline and own their payload, so a send
+// copies nothing it does not have to, and the writer hands header and payload to one gathered write.
+#pragma once
+
+#include <array>          // std::array inline frame header
+#include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
+#include <cstddef>        // std::size_t
+#include <cstdint>        // std::uint8_t
+#include <deque>          // std::deque frame queue
+#include <memory>         // std::shared_ptr shared broadcast frames
+#include <string>         // std::string payloads
+#include <utility>        // std::move
+#include <vector>         // std::vector buffer list
+
+#include "starling/framer.hpp"
+
+namespace starling::detail {
+
+/// A whole encoded frame, shared by every connection that sends it.
+using shared_frame = std::shared_ptr<const std::string>;
+
+inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
+    return std::make_shared<const std::string>(encode_frame(op, payload));
+}
+
+struct outbound_frame {
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    std::uint8_t header_size = 0;
+    std::string payload;   // owned payload of a unicast frame
+    shared_frame shared;   // or: a whole frame shared with other connections
+    bool is_close = false;
+
+    static outbound_frame unicast(opcode op, std::string payload) {
+        outbound_frame f;
+        frame_header h;
+        h.op = op;
+        h.payload_length = payload.size();
+        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
+        f.payload = std::move(payload);
+        f.is_close = op == opcode::close;
+        return f;
+    }
+
+    static outbound_frame broadcast(shared_frame frame) {
+        outbound_frame f;
+        f.shared = std::move(frame);
+        return f;
+    }
+
+    std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+};
+
+class write_queue {
+public:
+    void push(outbound_frame frame) {
+        bytes_ += frame.size();
+        frames_.push_back(std::move(frame));
+    }
+
+    bool empty() const noexcept { return frames_.empty(); }
+    /// Bytes queued and not yet written: what backpressure limits.
+    std::size_t bytes() const noexcept { return bytes_; }
+
+    /// Appends the buffers of up to `max_frames` queued frames to `out` (one gathered write sends many
+    /// frames in one system call). Returns how many frames that covers; a close frame ends a batch.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames) const {
+        std::size_t n = 0;
+        for (const outbound_frame& f : frames_) {
+            if (n == max_frames) break;
+            if (f.shared) {
+                out.emplace_back(f.shared->data(), f.shared->size());
+            } else {
+                out.emplace_back(f.header.data(), f.header_size);
+                if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
+            }
+            ++n;
+            if (f.is_close) break;
+        }
+        return n;
+    }
+
+    /// True if the first `n` frames include a close frame.
+    bool contains_close(std::size_t n) const noexcept {
+        for (std::size_t i = 0; i < n && i < frames_.size(); ++i)
+            if (frames_[i].is_close) return true;
+        return false;
+    }
+
+    void pop(std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            bytes_ -= frames_.front().size();
+            frames_.pop_front();
+        }
+    }
+
+    void clear() {
+        frames_.clear();
+        bytes_ = 0;
+    }
+
+private:
+    std::deque<outbound_frame> frames_;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace starling::detail

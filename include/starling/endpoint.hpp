@@ -1,0 +1,51 @@
+// The handle app.websocket() returns: attach on_connect / on_close, set per-endpoint options.
+#pragma once
+
+#include <cstddef>  // std::size_t
+#include <memory>   // std::shared_ptr endpoint state
+#include <string>   // std::string path
+#include <utility>  // std::move
+
+#include "starling/detail/callbacks.hpp"
+#include "starling/detail/endpoint_state.hpp"
+#include "starling/options.hpp"
+
+namespace starling {
+
+class endpoint {
+public:
+    explicit endpoint(std::shared_ptr<detail::endpoint_state> state) : state_(std::move(state)) {}
+
+    /// Runs when a client connects, before the handler; its returned text is the client's first
+    /// message. A plain function or a coroutine; may return text, an optional, or nothing.
+    template <class F>
+    endpoint& on_connect(F callback) {
+        state_->on_connect = detail::adapt_text_callback(std::move(callback));
+        return *this;
+    }
+
+    /// Runs exactly once when the connection ends, however it ends. Its returned text is sent as the
+    /// final message when the server is the side that closes.
+    template <class F>
+    endpoint& on_close(F callback) {
+        state_->on_close = detail::adapt_text_callback(std::move(callback));
+        return *this;
+    }
+
+    /// This endpoint's limits (message size, queues, timeouts).
+    endpoint& options(const websocket_options& options) {
+        state_->options = options;
+        return *this;
+    }
+    const websocket_options& options() const noexcept { return state_->options; }
+
+    const std::string& path() const noexcept { return state_->path; }
+
+    /// Open connections right now.
+    std::size_t connection_count() const { return state_->registry.size(); }
+
+private:
+    std::shared_ptr<detail::endpoint_state> state_;
+};
+
+}  // namespace starling

@@ -1,0 +1,216 @@
+// RFC 6455 section 5.4: turns a stream of frames into messages and control frames. Reassembles
+// fragments (with control frames interleaved), validates text as UTF-8 as it arrives, enforces the
+// message size limit from each frame header before buffering, and parses close frames. Pure: the
+// caller feeds bytes it read from wherever it likes.
+#pragma once
+
+#include <algorithm>     // std::min
+#include <array>         // std::array control-frame payload
+#include <cstddef>       // std::size_t
+#include <cstdint>       // std::uint64_t
+#include <span>          // std::span input
+#include <string>        // std::string reassembly buffer
+#include <string_view>   // std::string_view payload views
+#include <system_error>  // std::error_code
+
+#include "starling/close.hpp"
+#include "starling/error.hpp"
+#include "starling/framer.hpp"
+#include "starling/utf8.hpp"
+
+namespace starling {
+
+/// Default maximum message size: 1 MiB, inclusive.
+inline constexpr std::uint64_t default_max_message_size = 1024 * 1024;
+
+struct reader_options {
+    role local_role = role::server;
+    /// Largest message (the sum of its fragments) accepted, inclusive; larger ones fail with 1009.
+    std::uint64_t max_message_size = default_max_message_size;
+    /// Largest single frame accepted, inclusive; 0 means "the message limit".
+    std::uint64_t max_frame_size = 0;
+};
+
+enum class read_status {
+    need_more,  // every byte given was consumed; feed more
+    message,    // a complete text or binary message: message_type() and payload()
+    ping,       // payload() holds the ping's payload, to be echoed in a pong
+    pong,       // payload() holds the pong's payload
+    close,      // close_frame() holds the peer's parsed code and reason
+    failed,     // error() says why; close_code_for(error) is the code to close with
+};
+
+struct read_result {
+    read_status status;
+    std::size_t consumed;  // bytes of the input used up to and including this event
+};
+
+class message_reader {
+public:
+    explicit message_reader(reader_options options = {}) noexcept
+        : options_(options),
+          headers_({options.local_role,
+                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size}) {}
+
+    /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
+    /// input is mutable. An unfragmented message lying wholly inside `data` is returned as a view into
+    /// `data` (no copy); anything else is reassembled in an internal buffer. Call again with the bytes
+    /// after `consumed` until `need_more`. After `failed`, every call fails again and consumes nothing.
+    read_result read(std::span<char> data) {
+        if (failed_) return {read_status::failed, 0};
+        if (message_delivered_) {
+            message_delivered_ = false;
+            assembled_.clear();
+        }
+        std::size_t used = 0;
+        for (;;) {
+            if (!in_payload_) {
+                const auto bytes = std::span<const std::uint8_t>(
+                    reinterpret_cast<const std::uint8_t*>(data.data()) + used, data.size() - used);
+                const header_status hs = headers_.put(bytes, used);
+                if (hs == header_status::need_more) return {read_status::need_more, used};
+                if (hs == header_status::failed) return fail(headers_.error(), used);
+                if (const auto ec = begin_frame(); ec) return fail(ec, used);
+            }
+            // Zero-copy: a whole unfragmented data frame already in the buffer is handed out in place.
+            const frame_header& h = headers_.header();
+            const std::uint64_t available = data.size() - used;
+            if (!is_control(h.op) && h.fin && h.op != opcode::continuation && payload_seen_ == 0 &&
+                available >= h.payload_length) {
+                const auto payload = data.subspan(used, static_cast<std::size_t>(h.payload_length));
+                if (const auto ec = take_data(payload); ec) return fail(ec, used);
+                used += payload.size();
+                in_payload_ = false;
+                view_ = std::string_view(payload.data(), payload.size());
+                return finish_message(used);
+            }
+            const std::size_t chunk =
+                static_cast<std::size_t>(std::min<std::uint64_t>(available, h.payload_length - payload_seen_));
+            const auto payload = data.subspan(used, chunk);
+            if (const auto ec = is_control(h.op) ? take_control(payload) : take_data(payload); ec)
+                return fail(ec, used);
+            used += chunk;
+            if (payload_seen_ < h.payload_length) return {read_status::need_more, used};
+            in_payload_ = false;
+            if (is_control(h.op)) return finish_control(used);
+            if (h.fin) {
+                view_ = assembled_;
+                return finish_message(used);
+            }
+        }
+    }
+
+    /// The type of the last message: text or binary.
+    opcode message_type() const noexcept { return message_type_; }
+    /// The last message's or control frame's payload; valid until the next read() or until the bytes
+    /// given to read() change.
+    std::string_view payload() const noexcept { return view_; }
+    /// Moves the last message's payload into `out`. When it was reassembled, the buffers are swapped,
+    /// so `out`'s old capacity is reused for the next message: no allocation in steady state.
+    void take_payload(std::string& out) {
+        if (view_.data() == assembled_.data() && !assembled_.empty()) {
+            out.swap(assembled_);
+            assembled_.clear();
+        } else {
+            out.assign(view_);
+        }
+        view_ = out;
+    }
+    const close_reason& close_frame() const noexcept { return close_; }
+    std::error_code error() const noexcept { return error_; }
+    /// True between the first and the last fragment of a message.
+    bool in_message() const noexcept { return in_message_; }
+
+private:
+    std::error_code begin_frame() noexcept {
+        const frame_header& h = headers_.header();
+        in_payload_ = true;
+        payload_seen_ = 0;
+        if (is_control(h.op)) {
+            control_size_ = 0;
+            return {};
+        }
+        if (h.op == opcode::continuation) {
+            if (!in_message_) return make_error_code(error::continuation_without_start);
+        } else {
+            if (in_message_) return make_error_code(error::data_frame_in_open_message);
+            in_message_ = true;
+            message_type_ = h.op;
+            message_size_ = 0;
+            utf8_.reset();
+        }
+        // The limit is checked against the announced length, before any of the payload is buffered.
+        if (h.payload_length > options_.max_message_size - message_size_)
+            return make_error_code(error::message_too_big);
+        message_size_ += h.payload_length;
+        return {};
+    }
+
+    void unmask(std::span<char> payload) noexcept {
+        const frame_header& h = headers_.header();
+        if (h.masked) apply_mask(payload, h.key, payload_seen_);
+        payload_seen_ += payload.size();
+    }
+
+    std::error_code take_control(std::span<char> payload) noexcept {
+        unmask(payload);
+        std::copy(payload.begin(), payload.end(), control_.begin() + static_cast<std::ptrdiff_t>(control_size_));
+        control_size_ += payload.size();
+        return {};
+    }
+
+    std::error_code take_data(std::span<char> payload) {
+        unmask(payload);
+        const std::string_view bytes(payload.data(), payload.size());
+        if (message_type_ == opcode::text && !utf8_.write(bytes)) return make_error_code(error::invalid_utf8);
+        const frame_header& h = headers_.header();
+        // Only a message that cannot be handed out in place is copied.
+        const bool in_place = h.fin && h.op != opcode::continuation && payload_seen_ == h.payload_length &&
+                              bytes.size() == h.payload_length;
+        if (!in_place) assembled_.append(bytes);
+        return {};
+    }
+
+    read_result finish_message(std::size_t used) noexcept {
+        in_message_ = false;
+        if (message_type_ == opcode::text && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
+        message_delivered_ = true;
+        return {read_status::message, used};
+    }
+
+    read_result finish_control(std::size_t used) noexcept {
+        view_ = std::string_view(control_.data(), control_size_);
+        switch (headers_.header().op) {
+        case opcode::ping: return {read_status::ping, used};
+        case opcode::pong: return {read_status::pong, used};
+        default: break;
+        }
+        if (const auto ec = parse_close_payload(view_, close_); ec) return fail(ec, used);
+        return {read_status::close, used};
+    }
+
+    read_result fail(std::error_code ec, std::size_t used) noexcept {
+        failed_ = true;
+        error_ = ec;
+        return {read_status::failed, used};
+    }
+
+    reader_options options_;
+    frame_header_parser headers_;
+    bool in_payload_ = false;      // the current frame's header is parsed, its payload is not complete
+    std::uint64_t payload_seen_ = 0;
+    bool in_message_ = false;
+    bool message_delivered_ = false;
+    opcode message_type_ = opcode::text;
+    std::uint64_t message_size_ = 0;
+    std::string assembled_;
+    std::array<char, max_control_payload> control_{};
+    std::size_t control_size_ = 0;
+    std::string_view view_;
+    utf8_validator utf8_;
+    close_reason close_;
+    bool failed_ = false;
+    std::error_code error_{};
+};
+
+}  // namespace starling

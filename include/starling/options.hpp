@@ -1,0 +1,60 @@
+// Limits and timeouts, with their defaults. Every limit is configurable per app (server_options,
+// websocket_options given to app.start / app.set_websocket_options) and per endpoint
+// (endpoint.options(...)).
+#pragma once
+
+#include <chrono>   // std::chrono::milliseconds timeouts
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint16_t, std::uint64_t
+
+#include "starling/message_reader.hpp"
+
+namespace starling {
+
+using namespace std::chrono_literals;
+
+/// What happens to a broadcast that meets a receiver whose outbound queue is over its high-water mark.
+enum class slow_consumer_policy {
+    close,  // close that receiver with 1008 (policy violation): it cannot keep up
+    drop,   // skip the message for that receiver only
+};
+
+/// Per-connection limits of a WebSocket endpoint.
+struct websocket_options {
+    /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
+    std::uint64_t max_message_size = default_max_message_size;
+    /// Largest single frame accepted, inclusive; 0 means the message limit.
+    std::uint64_t max_frame_size = 0;
+    /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
+    /// full the server stops reading from that client (TCP backpressure), nothing grows.
+    std::size_t inbox_messages = 64;
+    /// Outbound bytes queued for one connection above which `co_await send...` waits for the queue to
+    /// drain, and broadcasts apply `slow_consumer`.
+    std::size_t high_water_mark = 4 * 1024 * 1024;
+    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// How long to wait for the peer's answer to our close frame before dropping the connection.
+    std::chrono::milliseconds close_timeout = 5s;
+    /// Idle time after which the server pings; a peer that does not answer within another idle_timeout
+    /// is dropped (on_close runs, code 1006). Zero disables.
+    std::chrono::milliseconds idle_timeout = 60s;
+};
+
+/// Server-wide settings: app.start(server_options{...}).
+struct server_options {
+    /// TCP port; 0 picks a free one (read it back with app.port()).
+    std::uint16_t port = 8080;
+    /// Address to listen on.
+    const char* host = "0.0.0.0";
+    /// Worker threads, each with its own event loop; 0 means one per hardware thread.
+    unsigned workers = 0;
+    /// Largest request head (request line and headers) accepted: larger gets 431.
+    std::size_t max_header_bytes = 8 * 1024;
+    /// Time a client has to send its whole handshake request before it is dropped.
+    std::chrono::milliseconds handshake_timeout = 10s;
+    /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
+    std::size_t max_connections = 10000;
+    /// On shutdown, how long to wait for close handshakes before dropping what is left.
+    std::chrono::milliseconds shutdown_timeout = 5s;
+};
+
+}  // namespace starling

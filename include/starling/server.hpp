@@ -1,0 +1,229 @@
+// The network side of an app: worker threads (one event loop each), the listening socket, the opening
+// handshake of every connection (read the request under size and time limits, route it, validate it,
+// answer 101 or an error), and graceful shutdown.
+#pragma once
+
+#include <asio/co_spawn.hpp>      // asio::co_spawn per connection
+#include <asio/detached.hpp>      // asio::detached
+#include <asio/io_context.hpp>    // asio::io_context per worker
+#include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
+#include <asio/post.hpp>          // asio::post cross-thread hand-offs
+#include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
+#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
+#include <asio/use_awaitable.hpp> // asio::use_awaitable
+#include <asio/write.hpp>         // asio::async_write responses
+#include <algorithm>              // std::max, std::min
+#include <atomic>                 // std::atomic counters and flags
+#include <chrono>                 // std::chrono deadlines
+#include <csignal>                // SIGINT, SIGTERM
+#include <cstddef>                // std::size_t
+#include <cstdint>                // std::uint16_t port
+#include <functional>             // std::less<> for heterogeneous route lookup
+#include <map>                    // std::map routes
+#include <memory>                 // std::shared_ptr, std::unique_ptr
+#include <mutex>                  // std::mutex guarding start/stop
+#include <string>                 // std::string responses
+#include <thread>                 // std::thread workers
+#include <vector>                 // std::vector workers
+
+#include "starling/detail/async_event.hpp"
+#include "starling/detail/endpoint_state.hpp"
+#include "starling/handshake.hpp"
+#include "starling/http/request_parser.hpp"
+#include "starling/options.hpp"
+#include "starling/websocket.hpp"
+
+namespace starling::detail {
+
+using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
+
+class server {
+public:
+    server(route_table routes, server_options options, std::shared_ptr<const logger> log)
+        : routes_(std::move(routes)), options_(options), log_(std::move(log)) {
+        const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
+        for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
+        acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
+        drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
+    }
+
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server() { stop(); }
+
+    /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
+    std::uint16_t listen() {
+        const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), options_.port);
+        acceptor_->open(where.protocol());
+        acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+        acceptor_->bind(where);
+        acceptor_->listen(asio::socket_base::max_listen_connections);
+        port_ = acceptor_->local_endpoint().port();
+        asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
+        return port_;
+    }
+
+    std::uint16_t port() const noexcept { return port_; }
+    std::size_t worker_count() const noexcept { return workers_.size(); }
+
+    /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
+    /// and SIGINT / SIGTERM stop it gracefully; otherwise every worker gets a thread of its own.
+    void run(bool block) {
+        for (std::size_t i = block ? 1 : 0; i < workers_.size(); ++i) {
+            worker& w = *workers_[i];
+            w.thread = std::thread([&w] { w.context.run(); });
+        }
+        if (!block) return;
+        asio::signal_set signals(workers_[0]->context, SIGINT, SIGTERM);
+        signals.async_wait([this](std::error_code ec, int) {
+            if (!ec) request_stop();
+        });
+        workers_[0]->context.run();
+        join();
+    }
+
+    /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
+    /// connection with 1001, wait up to shutdown_timeout for them to finish, then stop the loops.
+    void request_stop() {
+        if (stopping_.exchange(true)) return;
+        asio::co_spawn(workers_[0]->context, shutdown(), asio::detached);
+    }
+
+    /// request_stop(), then wait for the worker threads (unless called from one of them).
+    void stop() {
+        request_stop();
+        join();
+    }
+
+private:
+    struct worker {
+        asio::io_context context{1};  // one thread runs each loop
+        std::thread thread;
+    };
+
+    void join() {
+        for (auto& w : workers_)
+            if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
+    }
+
+    void log_line(log_level level, std::string_view line) const {
+        if (log_ && *log_) (*log_)(level, line);
+    }
+
+    task<> accept_loop() {
+        std::size_t next = 0;
+        while (!stopping_) {
+            // Round-robin: the new socket belongs to the next worker's loop, and so does its session.
+            worker& w = *workers_[next];
+            next = (next + 1) % workers_.size();
+            auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
+            if (ec) {
+                if (stopping_ || ec == asio::error::operation_aborted) co_return;
+                log_line(log_level::warning, "accept failed: " + ec.message());
+                continue;  // e.g. out of file descriptors: keep serving the connections we have
+            }
+            asio::co_spawn(w.context, serve(std::move(socket), w.context), asio::detached);
+        }
+    }
+
+    /// Counts a connection from accept to its end; the last one out during shutdown wakes shutdown().
+    struct connection_count_guard {
+        explicit connection_count_guard(server& s) : s_(s) { s_.active_.fetch_add(1); }
+        ~connection_count_guard() {
+            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_)
+                asio::post(s_.workers_[0]->context, [&s = s_] { s.drained_->notify(); });
+        }
+        server& s_;
+    };
+
+    static task<> respond_and_close(asio::ip::tcp::socket& socket, std::string response) {
+        co_await asio::async_write(socket, asio::buffer(response), detail::as_tuple_awaitable);
+        std::error_code ec;
+        socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        socket.close(ec);
+    }
+
+    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context) {
+        connection_count_guard counted(*this);
+        if (active_.load() > options_.max_connections) {
+            co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
+            co_return;
+        }
+        std::error_code ignored;
+        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+
+        // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
+        asio::steady_timer deadline(context);
+        deadline.expires_after(options_.handshake_timeout);
+        deadline.async_wait([&socket](std::error_code ec) {
+            if (!ec) {
+                std::error_code ignore;
+                socket.cancel(ignore);
+            }
+        });
+
+        http::request_parser parser(options_.max_header_bytes);
+        std::string buffer(std::min<std::size_t>(options_.max_header_bytes, 4096), '\0');
+        std::string_view after_head;
+        for (;;) {
+            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
+            if (ec) co_return;  // dropped or too slow: nothing to answer
+            const std::string_view chunk(buffer.data(), n);
+            const auto result = parser.put(chunk);
+            if (result.status == http::parse_status::failed) {
+                co_await respond_and_close(socket, make_error_response(parser.error()));
+                co_return;
+            }
+            if (result.status == http::parse_status::complete) {
+                after_head = chunk.substr(result.consumed);
+                break;
+            }
+        }
+        deadline.cancel();
+
+        const http::request& request = parser.get();
+        const auto route = routes_.find(request.path());
+        if (route == routes_.end()) {
+            co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
+            co_return;
+        }
+        if (const auto ec = validate_upgrade_request(request); ec) {
+            co_await respond_and_close(socket, make_error_response(ec));
+            co_return;
+        }
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
+        auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
+        if (write_ec || stopping_) co_return;
+
+        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(), after_head);
+        co_await ws->run();
+    }
+
+    task<> shutdown() {
+        std::error_code ignored;
+        acceptor_->close(ignored);
+        for (const auto& [path, endpoint] : routes_) {
+            for (const auto& ws : endpoint->registry.snapshot()) {
+                asio::co_spawn(ws->context(), [ws]() -> task<> {
+                    co_await ws->close(close_code::going_away, "server shutting down");
+                }, asio::detached);
+            }
+        }
+        const auto give_up = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        while (active_.load() > 0)
+            if (!co_await drained_->wait(give_up)) break;
+        for (auto& w : workers_) w->context.stop();
+    }
+
+    route_table routes_;
+    server_options options_;
+    std::shared_ptr<const logger> log_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+    std::unique_ptr<async_event> drained_;
+    std::atomic<std::size_t> active_{0};
+    std::atomic<bool> stopping_{false};
+    std::uint16_t port_ = 0;
+};
+
+}  // namespace starling::detail

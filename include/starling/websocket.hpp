@@ -1,0 +1,504 @@
+// The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
+// coroutines. Internally a connection runs three coroutines on its worker's event loop: a reader (the
+// only one that reads the socket; it answers pings and feeds an inbox), a writer (the only one that
+// writes; it drains the outbound queue, gathering many frames into one write), and the user's
+// handler. The lifecycle rules of SPEC.md section 1 live in run().
+#pragma once
+
+#include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
+#include <asio/detached.hpp>        // asio::detached
+#include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread
+#include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
+#include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
+#include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <asio/write.hpp>           // asio::async_write gathered writes
+#include <algorithm>                // std::copy when compacting the read buffer
+#include <array>                    // std::array close payload
+#include <chrono>                   // std::chrono deadlines
+#include <cstdint>                  // std::uint16_t close codes
+#include <deque>                    // std::deque inbox
+#include <exception>                // std::exception_ptr
+#include <memory>                   // std::shared_ptr, std::enable_shared_from_this
+#include <optional>                 // std::optional receive-with-deadline results
+#include <string>                   // std::string payloads
+#include <string_view>              // std::string_view views
+#include <utility>                  // std::move
+#include <vector>                   // std::vector gathered buffers, read buffer
+
+#include "starling/broadcast.hpp"
+#include "starling/close.hpp"
+#include "starling/close_code.hpp"
+#include "starling/detail/async_event.hpp"
+#include "starling/detail/endpoint_state.hpp"
+#include "starling/detail/uuid.hpp"
+#include "starling/detail/write_queue.hpp"
+#include "starling/http/headers.hpp"
+#include "starling/http/request.hpp"
+#include "starling/json.hpp"
+#include "starling/message.hpp"
+#include "starling/message_reader.hpp"
+#include "starling/query.hpp"
+#include "starling/task.hpp"
+#include "starling/websocket_disconnect.hpp"
+
+namespace starling {
+
+/// The peer's address.
+struct client_address {
+    std::string ip;
+    std::uint16_t port = 0;
+};
+
+class websocket : public std::enable_shared_from_this<websocket> {
+public:
+    /// Made by the server after a successful handshake. `already_read` holds bytes the client sent
+    /// right behind its request (its first frames), which the reader parses before reading more.
+    websocket(asio::ip::tcp::socket socket, asio::io_context& context,
+              std::shared_ptr<detail::endpoint_state> endpoint, http::request request,
+              std::string_view already_read)
+        : socket_(std::move(socket)),
+          context_(context),
+          endpoint_(std::move(endpoint)),
+          id_(detail::make_uuid_v4()),
+          path_(request.path()),
+          query_(query_params::parse(request.query_string())),
+          headers_(std::move(request.fields)),
+          reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
+          inbox_ready_(context.get_executor()),
+          inbox_space_(context.get_executor()),
+          writer_wake_(context.get_executor()),
+          writer_finished_(context.get_executor()),
+          on_close_finished_(context.get_executor()),
+          deadline_(context.get_executor()) {
+        std::error_code ec;
+        const auto remote = socket_.remote_endpoint(ec);
+        if (!ec) client_ = {remote.address().to_string(), remote.port()};
+        read_buffer_.assign(already_read.begin(), already_read.end());
+        read_end_ = read_buffer_.size();
+    }
+
+    websocket(const websocket&) = delete;
+    websocket& operator=(const websocket&) = delete;
+
+    // ---- Identity -------------------------------------------------------------------------------
+
+    /// A random UUID v4, unique to this connection.
+    const std::string& id() const noexcept { return id_; }
+    /// The query string's parameters, percent-decoded.
+    const starling::query_params& query_params() const noexcept { return query_; }
+    /// The upgrade request's headers; names are case-insensitive.
+    const http::headers& headers() const noexcept { return headers_; }
+    /// The peer's IP address and port.
+    const client_address& client() const noexcept { return client_; }
+    /// The request path, without the query string.
+    std::string_view path() const noexcept { return path_; }
+    /// True until the connection starts closing (either side).
+    bool is_open() const noexcept { return phase_ == phase::open; }
+
+    // ---- Receiving --------------------------------------------------------------------------------
+    // One receive at a time per connection. Messages the client sent before it closed are still
+    // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
+
+    /// The next message, text or binary.
+    task<message> receive() {
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            co_await inbox_ready_.wait();
+        }
+    }
+
+    /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
+    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            if (!co_await inbox_ready_.wait(deadline)) {
+                if (auto m = pop_inbox()) co_return std::move(*m);
+                co_return std::nullopt;
+            }
+        }
+    }
+
+    /// The next text message. A binary message here is a protocol mismatch: the connection closes with
+    /// 1003 (unsupported data) and this throws websocket_disconnect.
+    task<std::string> receive_text() { co_return co_await expect_text(co_await receive()); }
+
+    /// receive_text() with a deadline: nothing if `timeout` passes first.
+    task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
+        auto m = co_await receive_for(timeout);
+        if (!m) co_return std::nullopt;
+        co_return co_await expect_text(std::move(*m));
+    }
+
+    /// The next message's bytes, binary or text.
+    task<std::string> receive_bytes() { co_return (co_await receive()).data; }
+
+    /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
+    /// across later receives. Throws invalid_json for a message that is not JSON.
+    task<json_document> receive_json() {
+        const std::string text = co_await receive_text();
+        co_return json_document::parse(json_parser_, text);
+    }
+
+    // ---- Sending ----------------------------------------------------------------------------------
+    // Every send goes through this connection's one writer, so frames never interleave. A send
+    // completes once the frame is queued; while the queue is above the high-water mark it waits for it
+    // to drain. After the close frame has gone out, sends throw websocket_disconnect.
+
+    task<> send_text(std::string text) { co_await send_frame(opcode::text, std::move(text)); }
+    task<> send_bytes(std::string bytes) { co_await send_frame(opcode::binary, std::move(bytes)); }
+
+    /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
+    /// maps, raw_json, json_object, received json_documents.
+    template <class T>
+    task<> send_json(const T& value) {
+        co_await send_frame(opcode::text, to_json(value));
+    }
+    task<> send_json(json_object object) { co_await send_frame(opcode::text, std::move(object.text)); }
+
+    /// Sends a text message to every open connection of this endpoint (this one included, unless
+    /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
+    task<> broadcast(std::string_view text, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::text, text), who);
+        co_return;
+    }
+    task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::binary, bytes), who);
+        co_return;
+    }
+
+    /// Sends a text message to the connection of this endpoint with that id. False if there is none.
+    task<bool> send_to(std::string_view connection_id, std::string_view text) {
+        auto target = endpoint_->registry.find(connection_id);
+        if (!target) co_return false;
+        target->deliver(detail::make_shared_frame(opcode::text, text));
+        co_return true;
+    }
+
+    /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
+    /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
+    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) {
+        if (phase_ != phase::open) co_return;
+        begin_closing(code, reason);
+        co_await run_on_close(/*server_closing=*/true);
+        queue_close_frame(code, reason);
+        arm_deadline(endpoint_->options.close_timeout);
+    }
+    task<> close(close_code code, std::string_view reason = {}) {
+        co_await close(static_cast<std::uint16_t>(code), reason);
+    }
+
+    // ---- Used by the server -----------------------------------------------------------------------
+
+    /// Runs the connection from just after the handshake to its end, and returns when it is over:
+    /// the socket closed, on_close run, the connection out of the registry.
+    task<> run() {
+        auto self = shared_from_this();
+        asio::co_spawn(context_, write_loop(self), asio::detached);
+        asio::co_spawn(context_, handler_loop(self), asio::detached);
+        co_await read_loop();
+        if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+        inbox_ready_.notify();
+        co_await run_on_close(/*server_closing=*/false);
+        // Let the writer send what is queued (our close frame among it), within the close timeout.
+        stop_writer_ = true;
+        writer_wake_.notify();
+        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        while (!writer_done_)
+            if (!co_await writer_finished_.wait(give_up)) break;
+        co_await linger_and_close();
+        endpoint_->registry.remove(id_);
+    }
+
+    /// Queues a shared frame from any thread: hops to this connection's thread first.
+    void deliver(detail::shared_frame frame) {
+        asio::dispatch(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
+            self->enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+        });
+    }
+
+    /// The event loop this connection lives on; its coroutines must run there.
+    asio::io_context& context() const noexcept { return context_; }
+
+    /// How many bytes wait in the outbound queue.
+    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+
+private:
+    enum class phase { open, closing };
+    enum class callback_state { not_run, running, done };
+
+    // ---- inbox ----
+
+    std::optional<message> pop_inbox() {
+        if (!inbox_.empty()) {
+            message m = std::move(inbox_.front());
+            inbox_.pop_front();
+            inbox_space_.notify();
+            return m;
+        }
+        if (phase_ != phase::open) throw websocket_disconnect(close_code_, close_reason_);
+        return std::nullopt;
+    }
+
+    task<std::string> expect_text(message m) {
+        if (m.is_text()) co_return std::move(m.data);
+        co_await close(close_code::unsupported_data, "expected a text message");
+        throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    // ---- closing ----
+
+    /// Marks the connection closing and wakes a waiting receive. Messages already received stay
+    /// deliverable when the peer ended the connection; when the server closes, they are dropped.
+    void begin_closing(std::uint16_t code, std::string_view reason, bool server_closing = true) {
+        phase_ = phase::closing;
+        close_code_ = code;
+        close_reason_ = std::string(reason);
+        if (server_closing) inbox_.clear();
+        inbox_ready_.notify();
+        inbox_space_.notify();
+    }
+
+    void queue_close_frame(std::uint16_t code, std::string_view reason) {
+        if (close_sent_) return;
+        std::array<char, max_control_payload> payload{};
+        const std::size_t n = write_close_payload(code, reason, payload);
+        enqueue(detail::outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
+        close_sent_ = true;
+    }
+
+    /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
+    /// the first. Its text is sent only when the server is the closing side and has not sent its
+    /// close frame yet.
+    task<> run_on_close(bool server_closing) {
+        if (on_close_state_ == callback_state::done) co_return;
+        if (on_close_state_ == callback_state::running) {
+            while (on_close_state_ != callback_state::done) co_await on_close_finished_.wait();
+            co_return;
+        }
+        on_close_state_ = callback_state::running;
+        if (endpoint_->on_close) {
+            try {
+                auto text = co_await endpoint_->on_close(*this);
+                if (text && server_closing && !close_sent_) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*text)));
+            } catch (const std::exception& e) {
+                endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+            }
+        }
+        on_close_state_ = callback_state::done;
+        on_close_finished_.notify();
+    }
+
+    /// After a deadline, cancel the socket's operations: the reader stops waiting for a peer that
+    /// does not answer.
+    void arm_deadline(std::chrono::milliseconds timeout) {
+        deadline_.expires_after(timeout);
+        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (!ec) {
+                std::error_code ignored;
+                self->socket_.cancel(ignored);
+            }
+        });
+    }
+
+    /// Closes TCP politely: stop sending, read (and discard) until the peer closes or the close
+    /// timeout passes, then close. Closing with unread input would reset the connection and could
+    /// destroy our close frame before the peer reads it.
+    task<> linger_and_close() {
+        std::error_code ec;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        if (!ec) {
+            arm_deadline(endpoint_->options.close_timeout);
+            char sink[512];
+            for (;;) {
+                auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(sink), detail::as_tuple_awaitable);
+                if (read_ec) break;
+            }
+        }
+        deadline_.cancel();
+        socket_.close(ec);
+    }
+
+    // ---- reading ----
+
+    task<> read_loop() {
+        for (;;) {
+            while (read_begin_ < read_end_) {
+                const auto r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+                read_begin_ += r.consumed;
+                switch (r.status) {
+                case read_status::need_more: break;
+                case read_status::message:
+                    if (phase_ != phase::open) break;  // closing: data is no longer delivered
+                    {
+                        message m;
+                        m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+                        reader_.take_payload(m.data);
+                        inbox_.push_back(std::move(m));
+                        inbox_ready_.notify();
+                    }
+                    while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
+                        co_await inbox_space_.wait();
+                    break;
+                case read_status::ping:
+                    if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
+                    break;
+                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
+                case read_status::close: {
+                    const close_reason& peer = reader_.close_frame();
+                    if (phase_ == phase::open) {
+                        // The peer closes: echo its code and end.
+                        begin_closing(peer.code, peer.reason, false);
+                        queue_close_frame(peer.code == static_cast<std::uint16_t>(close_code::no_status)
+                                              ? static_cast<std::uint16_t>(close_code::normal)
+                                              : peer.code,
+                                          {});
+                    }
+                    co_return;
+                }
+                case read_status::failed: {
+                    // Fail the connection (RFC 6455 7.1.7): close frame with the matching code, no
+                    // waiting for the peer's answer.
+                    const auto ec = reader_.error();
+                    const auto code = close_code_for(static_cast<error>(ec.value()));
+                    co_await close(static_cast<std::uint16_t>(code), ec.message());
+                    co_return;
+                }
+                }
+                if (r.status == read_status::need_more) break;
+            }
+            if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+            if (read_buffer_.size() - read_end_ < min_read_space) {
+                // Move the unparsed tail to the front, growing the buffer only if that is not enough.
+                std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
+                          read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
+                read_end_ -= read_begin_;
+                read_begin_ = 0;
+                if (read_buffer_.size() - read_end_ < min_read_space) read_buffer_.resize(read_end_ + read_buffer_size);
+            }
+            auto [ec, n] = co_await socket_.async_read_some(
+                asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+                detail::as_tuple_awaitable);
+            if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
+            read_end_ += n;
+        }
+    }
+
+    // ---- writing ----
+
+    task<> send_frame(opcode op, std::string payload) {
+        if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
+        co_return;
+    }
+
+    void enqueue(detail::outbound_frame frame) {
+        if (write_failed_ || (close_sent_ && !frame.is_close)) return;
+        queue_.push(std::move(frame));
+        writer_wake_.notify();
+    }
+
+    void fan_out(const detail::shared_frame& frame, recipients who) {
+        for (const auto& receiver : endpoint_->registry.snapshot()) {
+            if (who == recipients::others && receiver.get() == this) continue;
+            receiver->deliver(frame);
+        }
+    }
+
+    task<> write_loop(std::shared_ptr<websocket>) {
+        for (;;) {
+            if (queue_.empty()) {
+                if (stop_writer_) break;
+                co_await writer_wake_.wait();
+                continue;
+            }
+            gathered_.clear();
+            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
+            const bool closing = queue_.contains_close(frames);
+            auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            if (ec) {
+                write_failed_ = true;
+                queue_.clear();
+                break;
+            }
+            queue_.pop(frames);
+            if (closing) break;  // nothing may follow a close frame
+        }
+        writer_done_ = true;
+        writer_finished_.notify();
+    }
+
+    // ---- the user's code ----
+
+    task<> handler_loop(std::shared_ptr<websocket> self) {
+        std::uint16_t failure_code = 0;
+        std::string failure_reason;
+        try {
+            if (endpoint_->on_connect) {
+                auto greeting = co_await endpoint_->on_connect(*this);
+                if (greeting && phase_ == phase::open) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*greeting)));
+            }
+            // Join the registry only now: no broadcast can reach the client before its greeting.
+            if (phase_ == phase::open) endpoint_->registry.add(id_, self);
+            if (phase_ == phase::open) co_await endpoint_->handler(*this);
+        } catch (const websocket_disconnect&) {
+            // The connection is over; run() finishes it.
+        } catch (const invalid_json& e) {
+            failure_code = static_cast<std::uint16_t>(close_code::invalid_payload);
+            failure_reason = e.what();
+        } catch (const std::exception& e) {
+            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw: " + e.what());
+            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
+            failure_reason = "internal error";
+        } catch (...) {
+            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw a non-exception");
+            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
+            failure_reason = "internal error";
+        }
+        // A handler that returns closes with 1000; one that threw, with the code chosen above.
+        co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
+    }
+
+    static constexpr std::size_t read_buffer_size = 16 * 1024;
+    static constexpr std::size_t min_read_space = 4 * 1024;
+    static constexpr std::size_t max_frames_per_write = 64;
+
+    asio::ip::tcp::socket socket_;
+    asio::io_context& context_;
+    std::shared_ptr<detail::endpoint_state> endpoint_;
+
+    std::string id_;
+    std::string path_;
+    starling::query_params query_;
+    http::headers headers_;
+    client_address client_;
+
+    phase phase_ = phase::open;
+    bool close_sent_ = false;
+    std::uint16_t close_code_ = static_cast<std::uint16_t>(close_code::abnormal);
+    std::string close_reason_;
+    callback_state on_close_state_ = callback_state::not_run;
+
+    std::vector<char> read_buffer_;
+    std::size_t read_begin_ = 0;
+    std::size_t read_end_ = 0;
+    message_reader reader_;
+    std::deque<message> inbox_;
+    simdjson::dom::parser json_parser_;
+
+    detail::write_queue queue_;
+    std::vector<asio::const_buffer> gathered_;
+    bool stop_writer_ = false;
+    bool writer_done_ = false;
+    bool write_failed_ = false;
+
+    detail::async_event inbox_ready_;
+    detail::async_event inbox_space_;
+    detail::async_event writer_wake_;
+    detail::async_event writer_finished_;
+    detail::async_event on_close_finished_;
+    asio::steady_timer deadline_;
+};
+
+}  // namespace starling
