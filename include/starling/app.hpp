@@ -46,7 +46,15 @@ public:
         start(options);
     }
     void start(const server_options& options) {
-        make_server(options).listen();
+        listen(options);
+        run();
+    }
+
+    /// start() in two steps: listen() binds (throwing if the address is taken) and returns the port,
+    /// so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
+    std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
+    void run() {
+        if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
         server_->run(/*block=*/true);
     }
 

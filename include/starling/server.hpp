@@ -3,8 +3,10 @@
 // answer 101 or an error), and graceful shutdown.
 #pragma once
 
+#include "starling/detail/asio_config.hpp"  // before any Asio header
 #include <asio/co_spawn.hpp>      // asio::co_spawn per connection
 #include <asio/detached.hpp>      // asio::detached
+#include <asio/executor_work_guard.hpp>  // keeps idle worker loops running
 #include <asio/io_context.hpp>    // asio::io_context per worker
 #include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
 #include <asio/post.hpp>          // asio::post cross-thread hand-offs
@@ -98,6 +100,8 @@ public:
 private:
     struct worker {
         asio::io_context context{1};  // one thread runs each loop
+        // An idle loop would return from run() at once; this keeps it waiting for connections.
+        asio::executor_work_guard<asio::io_context::executor_type> keep_running = asio::make_work_guard(context);
         std::thread thread;
     };
 

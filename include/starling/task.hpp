@@ -1,6 +1,7 @@
 // The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
 #pragma once
 
+#include "starling/detail/asio_config.hpp"  // first: makes Asio see clang's coroutines
 #include <asio/awaitable.hpp>               // asio::awaitable, the coroutine type Asio's I/O composes with
 #include <asio/experimental/as_tuple.hpp>  // as_tuple: an operation's error code as a value
 #include <asio/use_awaitable.hpp>           // asio::use_awaitable

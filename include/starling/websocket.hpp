@@ -5,6 +5,7 @@
 // handler. The lifecycle rules of SPEC.md section 1 live in run().
 #pragma once
 
+#include "starling/detail/asio_config.hpp"  // before any Asio header
 #include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread

@@ -2,6 +2,7 @@
 // nothing beyond Asio's recycled operation memory.
 #pragma once
 
+#include "starling/detail/asio_config.hpp"  // before any Asio header
 #include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
 #include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable

@@ -17,12 +17,15 @@ namespace starling::detail {
 template <class T>
 inline constexpr bool dependent_false = false;
 
-/// A callback's result as optional text: nothing for void or an empty optional.
+/// A callback's result as optional text: nothing for void, an empty optional or empty text (as in
+/// Robyn, where returning "" from on_connect sends nothing).
 template <class R>
 std::optional<std::string> to_optional_text(R&& result) {
     using T = std::remove_cvref_t<R>;
     if constexpr (std::convertible_to<T, std::string_view>) {
-        return std::string(std::string_view(result));
+        const std::string_view text(result);
+        if (text.empty()) return std::nullopt;
+        return std::string(text);
     } else if constexpr (requires { result.has_value(); *result; }) {
         if (!result.has_value()) return std::nullopt;
         return to_optional_text(*std::forward<R>(result));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>          // std::array inline frame header
+#include "starling/detail/asio_config.hpp"  // before any Asio header
 #include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint8_t

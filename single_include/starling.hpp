@@ -1,0 +1,3329 @@
+// Starling: header-only C++20 coroutine WebSocket framework.
+//
+// GENERATED FILE, DO NOT EDIT. Made by tools/amalgamate.py from include/; edit those headers and run
+// the script again. A test fails when this file is stale.
+//
+// Needs: standalone Asio (headers), simdjson (link -lsimdjson), threads (-pthread), C++20.
+#pragma once
+
+// ---- begin starling.hpp ----
+// Starling: a header-only C++20 coroutine WebSocket framework. Include this one header.
+
+// The protocol core (sans-I/O).
+
+// ---- begin starling/close.hpp ----
+// Close frame payloads (RFC 6455 5.5.1): an optional 2-byte status code followed by a UTF-8 reason.
+
+#include <algorithm>     // std::min, std::copy_n
+#include <cstddef>       // std::size_t
+#include <cstdint>       // std::uint16_t
+#include <span>          // std::span for the caller's 125-byte buffer
+#include <string>        // std::string for the received reason
+#include <string_view>   // std::string_view
+#include <system_error>  // std::error_code
+
+
+// ---- begin starling/utf8.hpp ----
+// UTF-8 validation for text messages and close reasons (RFC 6455 8.1), including messages that arrive
+// in fragments cut at arbitrary byte positions.
+
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint8_t, std::uint64_t
+#include <cstring>      // std::memcpy for unaligned word loads
+#include <string_view>  // std::string_view
+
+#include <simdjson.h>  // simdjson::validate_utf8, the SIMD validator for the bulk of each piece
+
+namespace starling {
+
+namespace detail {
+
+// Below this size simdjson's dispatch costs more than it saves, and short pieces are mostly ASCII.
+inline constexpr std::size_t utf8_short_piece = 64;
+
+constexpr bool is_utf8_continuation(unsigned char byte) noexcept { return (byte & 0xC0) == 0x80; }
+
+// Length of the sequence a byte starts, or 0 when no valid sequence starts with it: continuation bytes,
+// C0 and C1 (only overlong forms), F5..FF (only values above U+10FFFF).
+constexpr std::size_t utf8_sequence_length(unsigned char lead) noexcept {
+    if (lead < 0x80) return 1;
+    if (lead < 0xC2) return 0;
+    if (lead < 0xE0) return 2;
+    if (lead < 0xF0) return 3;
+    if (lead < 0xF5) return 4;
+    return 0;
+}
+
+inline bool utf8_all_ascii(const char* data, std::size_t size) noexcept {
+    std::uint64_t seen = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, data + i, 8);
+        seen |= word;
+    }
+    for (; i < size; ++i) seen |= static_cast<unsigned char>(data[i]);
+    return (seen & 0x8080808080808080u) == 0;
+}
+
+// For text that starts on a code point boundary and must end on one.
+inline bool validate_utf8_run(const char* data, std::size_t size) noexcept {
+    if (size < utf8_short_piece && utf8_all_ascii(data, size)) return true;
+    return simdjson::validate_utf8(data, size);
+}
+
+// Where the code point that the end of text cuts in two begins (at most 3 bytes back), or text.size()
+// if the text ends on a boundary. A malformed tail also yields text.size(), so that the run validation
+// rejects it.
+constexpr std::size_t utf8_cut_point(std::string_view text) noexcept {
+    for (std::size_t back = 1; back <= 3 && back <= text.size(); ++back) {
+        const auto byte = static_cast<unsigned char>(text[text.size() - back]);
+        if (!is_utf8_continuation(byte)) {
+            return utf8_sequence_length(byte) > back ? text.size() - back : text.size();
+        }
+    }
+    return text.size();
+}
+
+}  // namespace detail
+
+/// Incremental UTF-8 validator for one text message (or close reason) delivered in pieces. It fails
+/// fast: write() returns false on the piece holding the first byte that no valid text could continue
+/// from, so a connection can be failed before the rest of a bad message arrives.
+class utf8_validator {
+public:
+    /// Feeds the next piece. False once the bytes seen so far cannot begin valid UTF-8; stays false
+    /// until reset().
+    bool write(std::string_view piece) noexcept {
+        if (failed_) return false;
+        std::size_t i = 0;
+        for (; pending_ > 0 && i < piece.size(); ++i) {
+            if (!accept_continuation(static_cast<unsigned char>(piece[i]))) return fail();
+        }
+        std::string_view rest = piece;
+        rest.remove_prefix(i);
+        const std::size_t cut = detail::utf8_cut_point(rest);
+        if (!detail::validate_utf8_run(rest.data(), cut)) return fail();
+        if (cut == rest.size()) return true;
+        // Check the cut sequence's bytes now, not when it completes: "\xE0\x80" is already hopeless.
+        begin_sequence(static_cast<unsigned char>(rest[cut]));
+        for (i = cut + 1; i < rest.size(); ++i) {
+            if (!accept_continuation(static_cast<unsigned char>(rest[i]))) return fail();
+        }
+        return true;
+    }
+
+    /// True if everything written is valid and no multi-byte sequence is left incomplete.
+    bool finish() const noexcept { return !failed_ && pending_ == 0; }
+
+    void reset() noexcept { *this = utf8_validator{}; }
+
+private:
+    bool accept_continuation(unsigned char byte) noexcept {
+        if (byte < low_ || byte > high_) return false;
+        low_ = 0x80;
+        high_ = 0xBF;
+        --pending_;
+        return true;
+    }
+
+    // lead is a valid lead byte of a multi-byte sequence (utf8_cut_point only reports those).
+    void begin_sequence(unsigned char lead) noexcept {
+        pending_ = static_cast<std::uint8_t>(detail::utf8_sequence_length(lead) - 1);
+        // Only the second byte can rule out overlong forms, surrogates and values above U+10FFFF.
+        switch (lead) {
+        case 0xE0: low_ = 0xA0; break;
+        case 0xED: high_ = 0x9F; break;
+        case 0xF0: low_ = 0x90; break;
+        case 0xF4: high_ = 0x8F; break;
+        default: break;
+        }
+    }
+
+    bool fail() noexcept {
+        failed_ = true;
+        return false;
+    }
+
+    bool failed_ = false;
+    std::uint8_t pending_ = 0;  // continuation bytes still owed by a sequence an earlier piece cut
+    unsigned char low_ = 0x80;  // range the next continuation byte must fall in
+    unsigned char high_ = 0xBF;
+};
+
+/// Whole-buffer check.
+inline bool is_valid_utf8(std::string_view text) noexcept {
+    return detail::validate_utf8_run(text.data(), text.size());
+}
+
+}  // namespace starling
+// ---- end starling/utf8.hpp ----
+
+// ---- begin starling/error.hpp ----
+// Every failure Starling reports, as std::error_code values of one "starling" category, with the close
+// code (for protocol failures) or HTTP status (for handshake failures) that answers each.
+
+#include <cstdint>       // std::uint16_t
+#include <string>        // std::string for error_category::message
+#include <system_error>  // std::error_code, std::error_category
+
+
+// ---- begin starling/close_code.hpp ----
+// Close status codes of RFC 6455 section 7.4, and which of them may travel on the wire.
+
+#include <cstdint>  // std::uint16_t
+
+namespace starling {
+
+/// The close codes Starling sends or names. Any other value in 3000-4999 is valid on the wire too
+/// (registered or private use), so the enum is open: `close_code{4001}` is fine.
+enum class close_code : std::uint16_t {
+    normal = 1000,
+    going_away = 1001,
+    protocol_error = 1002,
+    unsupported_data = 1003,
+    no_status = 1005,      // never on the wire: "the peer sent a close frame without a code"
+    abnormal = 1006,       // never on the wire: "the connection ended without a close frame"
+    invalid_payload = 1007,
+    policy_violation = 1008,
+    message_too_big = 1009,
+    mandatory_extension = 1010,
+    internal_error = 1011,
+};
+
+/// True for the codes an endpoint may put in a close frame (RFC 6455 7.4.1 and the IANA registry as
+/// the Autobahn testsuite reads them): 1000-1003, 1007-1011, 3000-4999.
+constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+}  // namespace starling
+// ---- end starling/close_code.hpp ----
+
+namespace starling {
+
+/// One enumerator per failure. Grouped by what answers it: a close code (frames and messages) or an
+/// HTTP status (the opening handshake).
+enum class error {
+    // Framing: answered with close 1002.
+    reserved_bits_set = 1,
+    reserved_opcode,
+    unmasked_client_frame,
+    masked_server_frame,
+    control_frame_too_large,
+    fragmented_control_frame,
+    non_minimal_length,
+    length_top_bit_set,
+    continuation_without_start,
+    data_frame_in_open_message,
+    bad_close_payload_length,
+    invalid_close_code,
+    // Payload: answered with close 1007.
+    invalid_utf8,
+    invalid_utf8_in_close_reason,
+    // Size: answered with close 1009.
+    message_too_big,
+    frame_too_big,
+    // Opening handshake: answered with an HTTP status.
+    header_too_large,          // 431
+    bad_request_line,          // 400
+    bad_header_line,           // 400
+    bad_http_version,          // 400
+    bad_method,                // 400
+    missing_host,              // 400
+    missing_upgrade,           // 400
+    missing_connection_upgrade,// 400
+    missing_key,               // 400
+    bad_key,                   // 400
+    unsupported_version,       // 426 with Sec-WebSocket-Version: 13
+    not_found,                 // 404
+};
+
+/// Broad classes of failure, for callers who only care which kind happened.
+enum class condition {
+    protocol_violation = 1,  // the peer broke RFC 6455 framing rules
+    invalid_payload,         // a text message or close reason that is not UTF-8
+    too_big,                 // a message or frame over the configured limit
+    handshake_failed,        // the HTTP upgrade request was refused
+};
+
+}  // namespace starling
+
+template <>
+struct std::is_error_code_enum<starling::error> : std::true_type {};
+
+template <>
+struct std::is_error_condition_enum<starling::condition> : std::true_type {};
+
+namespace starling {
+
+namespace detail {
+
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "starling"; }
+
+    std::string message(int value) const override {
+        switch (static_cast<error>(value)) {
+        case error::reserved_bits_set: return "reserved bits set without a negotiated extension";
+        case error::reserved_opcode: return "reserved opcode";
+        case error::unmasked_client_frame: return "client frame is not masked";
+        case error::masked_server_frame: return "server frame is masked";
+        case error::control_frame_too_large: return "control frame payload over 125 bytes";
+        case error::fragmented_control_frame: return "fragmented control frame";
+        case error::non_minimal_length: return "payload length not in its shortest encoding";
+        case error::length_top_bit_set: return "64-bit payload length with the top bit set";
+        case error::continuation_without_start: return "continuation frame without a message to continue";
+        case error::data_frame_in_open_message: return "new data frame while a fragmented message is open";
+        case error::bad_close_payload_length: return "close frame payload of 1 byte";
+        case error::invalid_close_code: return "invalid close code";
+        case error::invalid_utf8: return "text message is not valid UTF-8";
+        case error::invalid_utf8_in_close_reason: return "close reason is not valid UTF-8";
+        case error::message_too_big: return "message over the maximum message size";
+        case error::frame_too_big: return "frame over the maximum frame size";
+        case error::header_too_large: return "request header fields too large";
+        case error::bad_request_line: return "malformed request line";
+        case error::bad_header_line: return "malformed header line";
+        case error::bad_http_version: return "HTTP/1.1 required";
+        case error::bad_method: return "WebSocket upgrade requires GET";
+        case error::missing_host: return "missing Host header";
+        case error::missing_upgrade: return "missing or invalid Upgrade: websocket header";
+        case error::missing_connection_upgrade: return "missing Connection: upgrade header";
+        case error::missing_key: return "missing Sec-WebSocket-Key header";
+        case error::bad_key: return "Sec-WebSocket-Key is not 16 base64-encoded bytes";
+        case error::unsupported_version: return "unsupported Sec-WebSocket-Version (13 required)";
+        case error::not_found: return "no endpoint at this path";
+        }
+        return "unknown starling error";
+    }
+
+    std::error_condition default_error_condition(int value) const noexcept override;
+
+    bool equivalent(int value, const std::error_condition& cond) const noexcept override {
+        return default_error_condition(value) == cond;
+    }
+};
+
+class condition_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "starling.condition"; }
+
+    std::string message(int value) const override {
+        switch (static_cast<condition>(value)) {
+        case condition::protocol_violation: return "WebSocket protocol violation";
+        case condition::invalid_payload: return "invalid UTF-8 payload";
+        case condition::too_big: return "message too big";
+        case condition::handshake_failed: return "WebSocket handshake failed";
+        }
+        return "unknown starling condition";
+    }
+};
+
+}  // namespace detail
+
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl category;
+    return category;
+}
+
+inline const std::error_category& condition_category() noexcept {
+    static const detail::condition_category_impl category;
+    return category;
+}
+
+inline std::error_code make_error_code(error e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+inline std::error_condition make_error_condition(condition c) noexcept {
+    return {static_cast<int>(c), condition_category()};
+}
+
+/// The condition an error belongs to.
+constexpr condition condition_of(error e) noexcept {
+    if (e <= error::invalid_close_code) return condition::protocol_violation;
+    if (e <= error::invalid_utf8_in_close_reason) return condition::invalid_payload;
+    if (e <= error::frame_too_big) return condition::too_big;
+    return condition::handshake_failed;
+}
+
+inline std::error_condition detail::error_category_impl::default_error_condition(int value) const noexcept {
+    return make_error_condition(condition_of(static_cast<error>(value)));
+}
+
+/// The close code that answers a frame or message error (1002, 1007 or 1009); 1011 for anything else.
+constexpr close_code close_code_for(error e) noexcept {
+    switch (condition_of(e)) {
+    case condition::protocol_violation: return close_code::protocol_error;
+    case condition::invalid_payload: return close_code::invalid_payload;
+    case condition::too_big: return close_code::message_too_big;
+    case condition::handshake_failed: break;
+    }
+    return close_code::internal_error;
+}
+
+/// The HTTP status that answers a handshake error (400, 404, 426 or 431); 400 for anything else.
+constexpr int http_status_for(error e) noexcept {
+    switch (e) {
+    case error::header_too_large: return 431;
+    case error::unsupported_version: return 426;
+    case error::not_found: return 404;
+    default: return 400;
+    }
+}
+
+}  // namespace starling
+// ---- end starling/error.hpp ----
+
+namespace starling {
+
+/// What the peer's close frame said.
+struct close_reason {
+    std::uint16_t code = static_cast<std::uint16_t>(close_code::no_status);  // 1005 when the frame had no code
+    std::string reason;
+};
+
+namespace detail {
+
+// A control frame payload is at most 125 bytes, and the code takes 2 of them.
+inline constexpr std::size_t max_close_payload = 125;
+inline constexpr std::size_t max_close_reason = max_close_payload - 2;
+
+}  // namespace detail
+
+/// Parses a received close frame payload (already unmasked, at most 125 bytes). On error `out` is left
+/// as it was.
+inline std::error_code parse_close_payload(std::string_view payload, close_reason& out) {
+    if (payload.empty()) {
+        out.code = static_cast<std::uint16_t>(close_code::no_status);
+        out.reason.clear();
+        return {};
+    }
+    if (payload.size() == 1) return error::bad_close_payload_length;
+    const auto code = static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
+                                                 static_cast<unsigned char>(payload[1]));
+    if (!is_valid_close_code(code)) return error::invalid_close_code;
+    const std::string_view reason = payload.substr(2);
+    if (!is_valid_utf8(reason)) return error::invalid_utf8_in_close_reason;
+    out.code = code;
+    out.reason.assign(reason);
+    return {};
+}
+
+/// Builds a close frame payload: the big-endian code, then as much of the reason as fits in 125 bytes
+/// without splitting a code point. no_status (1005) means "no code", and a reason cannot go without
+/// one, so it yields an empty payload. Returns the bytes used in `out`.
+inline std::size_t write_close_payload(std::uint16_t code, std::string_view reason,
+                                       std::span<char, 125> out) noexcept {
+    if (code == static_cast<std::uint16_t>(close_code::no_status)) return 0;
+    out[0] = static_cast<char>(code >> 8);
+    out[1] = static_cast<char>(code & 0xFF);
+    std::size_t size = std::min(reason.size(), detail::max_close_reason);
+    if (size < reason.size()) {
+        // The peer fails the connection on a reason that is not UTF-8, so drop the cut code point whole.
+        while (size > 0 && detail::is_utf8_continuation(static_cast<unsigned char>(reason[size]))) --size;
+    }
+    std::copy_n(reason.data(), size, out.data() + 2);
+    return 2 + size;
+}
+
+}  // namespace starling
+// ---- end starling/close.hpp ----
+
+// ---- begin starling/framer.hpp ----
+// RFC 6455 section 5: the frame header, its incremental parser and serialiser, and payload masking.
+// Pure: bytes in, bytes out, no sockets. The message layer on top is message_reader.hpp.
+
+#include <array>    // std::array masking key and header buffer
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint8_t, std::uint64_t
+#include <cstring>  // std::memcpy for unaligned word access
+#include <span>     // std::span input and output views
+#include <string>   // std::string encode_frame result
+#include <string_view>  // std::string_view payloads
+#include <system_error> // std::error_code
+
+
+namespace starling {
+
+enum class opcode : std::uint8_t {
+    continuation = 0x0,
+    text = 0x1,
+    binary = 0x2,
+    close = 0x8,
+    ping = 0x9,
+    pong = 0xA,
+};
+
+constexpr bool is_control(opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+
+/// Opcodes 0x3-0x7 and 0xB-0xF have no meaning without an extension.
+constexpr bool is_reserved_opcode(std::uint8_t raw) noexcept {
+    return (raw >= 0x3 && raw <= 0x7) || raw >= 0xB;
+}
+
+/// Which end of the connection we are: a server requires masked frames, a client requires unmasked ones.
+enum class role { server, client };
+
+/// Largest control frame payload (RFC 6455 5.5).
+inline constexpr std::size_t max_control_payload = 125;
+/// Largest frame header: 2 fixed bytes, 8 bytes of extended length, 4 bytes of masking key.
+inline constexpr std::size_t max_frame_header_size = 14;
+
+using masking_key = std::array<std::uint8_t, 4>;
+
+struct frame_header {
+    bool fin = true;
+    bool rsv1 = false;
+    bool rsv2 = false;
+    bool rsv3 = false;
+    opcode op = opcode::text;
+    bool masked = false;
+    masking_key key{};
+    std::uint64_t payload_length = 0;
+};
+
+/// XORs `data` with the masking key, as if `data` started `offset` bytes into the frame's payload (so a
+/// payload can be unmasked in pieces). Works eight bytes at a time; the compiler vectorises the loop.
+inline void apply_mask(std::span<char> data, const masking_key& key, std::uint64_t offset = 0) noexcept {
+    std::array<std::uint8_t, 8> rotated{};
+    for (std::size_t i = 0; i < 8; ++i) rotated[i] = key[(offset + i) % 4];
+    std::uint64_t word_key = 0;
+    std::memcpy(&word_key, rotated.data(), sizeof word_key);
+
+    char* p = data.data();
+    std::size_t n = data.size();
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, p + i, 8);
+        word ^= word_key;
+        std::memcpy(p + i, &word, 8);
+    }
+    for (; i < n; ++i) p[i] = static_cast<char>(static_cast<std::uint8_t>(p[i]) ^ rotated[i % 8]);
+}
+
+/// Serialises `h` into `out` in its shortest length encoding; returns the header's size (2 to 14).
+inline std::size_t write_frame_header(const frame_header& h,
+                                      std::span<std::uint8_t, max_frame_header_size> out) noexcept {
+    out[0] = static_cast<std::uint8_t>((h.fin ? 0x80 : 0) | (h.rsv1 ? 0x40 : 0) | (h.rsv2 ? 0x20 : 0) |
+                                       (h.rsv3 ? 0x10 : 0) | static_cast<std::uint8_t>(h.op));
+    const std::uint8_t mask_bit = h.masked ? 0x80 : 0;
+    std::size_t size = 2;
+    if (h.payload_length < 126) {
+        out[1] = static_cast<std::uint8_t>(mask_bit | h.payload_length);
+    } else if (h.payload_length <= 0xFFFF) {
+        out[1] = mask_bit | 126;
+        out[2] = static_cast<std::uint8_t>(h.payload_length >> 8);
+        out[3] = static_cast<std::uint8_t>(h.payload_length);
+        size = 4;
+    } else {
+        out[1] = mask_bit | 127;
+        for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<std::uint8_t>(h.payload_length >> (56 - 8 * i));
+        size = 10;
+    }
+    if (h.masked) {
+        std::memcpy(out.data() + size, h.key.data(), 4);
+        size += 4;
+    }
+    return size;
+}
+
+/// A whole frame as bytes: header then payload, masked when `key` is given (clients mask, servers don't).
+inline std::string encode_frame(opcode op, std::string_view payload, bool fin = true,
+                                const masking_key* key = nullptr) {
+    frame_header h;
+    h.fin = fin;
+    h.op = op;
+    h.payload_length = payload.size();
+    if (key != nullptr) {
+        h.masked = true;
+        h.key = *key;
+    }
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    const std::size_t header_size = write_frame_header(h, header);
+    std::string frame;
+    frame.resize(header_size + payload.size());
+    std::memcpy(frame.data(), header.data(), header_size);
+    if (!payload.empty()) std::memcpy(frame.data() + header_size, payload.data(), payload.size());
+    if (key != nullptr) apply_mask(std::span<char>(frame).subspan(header_size), *key);
+    return frame;
+}
+
+enum class header_status { need_more, complete, failed };
+
+/// What the header parser checks a header against.
+struct header_limits {
+    role local_role = role::server;
+    /// Largest data frame payload accepted, inclusive.
+    std::uint64_t max_frame_size = UINT64_MAX;
+};
+
+/// Incremental frame-header parser. Feed it bytes in any chunking; it stops at the end of a header and
+/// checks everything the header alone can tell (reserved bits and opcodes, masking for the role,
+/// control frame rules, length encoding, the frame size limit), so an oversized frame is refused before
+/// a byte of its payload is buffered.
+class frame_header_parser {
+public:
+    explicit frame_header_parser(header_limits lim = {}) noexcept : limits_(lim) {}
+
+    /// Consumes header bytes from the front of `in` and adds their number to `consumed`.
+    header_status put(std::span<const std::uint8_t> in, std::size_t& consumed) noexcept {
+        // Fast path: the whole header is in `in` and nothing is buffered.
+        if (buffered_ == 0 && in.size() >= 2) {
+            const std::size_t need = header_size(in[1]);
+            if (in.size() >= need) {
+                consumed += need;
+                return decode(in.first(need));
+            }
+        }
+        std::size_t need = buffered_ >= 2 ? header_size(buffer_[1]) : 2;
+        std::size_t i = 0;
+        while (buffered_ < need && i < in.size()) {
+            buffer_[buffered_++] = in[i++];
+            if (buffered_ == 2) need = header_size(buffer_[1]);
+        }
+        consumed += i;
+        if (buffered_ < need) return header_status::need_more;
+        const std::size_t size = buffered_;
+        buffered_ = 0;
+        return decode(std::span<const std::uint8_t>(buffer_.data(), size));
+    }
+
+    const frame_header& header() const noexcept { return header_; }
+    std::error_code error() const noexcept { return error_; }
+    void reset() noexcept { buffered_ = 0; error_ = {}; }
+
+private:
+    /// The header's full size, known from its second byte.
+    static std::size_t header_size(std::uint8_t b1) noexcept {
+        const std::uint8_t len7 = b1 & 0x7F;
+        return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((b1 & 0x80) ? 4 : 0);
+    }
+
+    header_status fail(starling::error e) noexcept {
+        error_ = make_error_code(e);
+        return header_status::failed;
+    }
+
+    header_status decode(std::span<const std::uint8_t> bytes) noexcept {
+        frame_header& h = header_;
+        const std::uint8_t b0 = bytes[0];
+        const std::uint8_t b1 = bytes[1];
+        h.fin = (b0 & 0x80) != 0;
+        h.rsv1 = (b0 & 0x40) != 0;
+        h.rsv2 = (b0 & 0x20) != 0;
+        h.rsv3 = (b0 & 0x10) != 0;
+        const std::uint8_t raw_op = b0 & 0x0F;
+        h.masked = (b1 & 0x80) != 0;
+        const std::uint8_t len7 = b1 & 0x7F;
+
+        if (h.rsv1 || h.rsv2 || h.rsv3) return fail(starling::error::reserved_bits_set);
+        if (is_reserved_opcode(raw_op)) return fail(starling::error::reserved_opcode);
+        h.op = static_cast<opcode>(raw_op);
+        if (limits_.local_role == role::server && !h.masked) return fail(starling::error::unmasked_client_frame);
+        if (limits_.local_role == role::client && h.masked) return fail(starling::error::masked_server_frame);
+
+        std::size_t pos = 2;
+        if (len7 < 126) {
+            h.payload_length = len7;
+        } else if (len7 == 126) {
+            h.payload_length = (std::uint64_t{bytes[2]} << 8) | bytes[3];
+            pos = 4;
+            if (h.payload_length < 126) return fail(starling::error::non_minimal_length);
+        } else {
+            std::uint64_t len = 0;
+            for (int i = 0; i < 8; ++i) len = (len << 8) | bytes[2 + i];
+            pos = 10;
+            if (len >> 63) return fail(starling::error::length_top_bit_set);
+            if (len <= 0xFFFF) return fail(starling::error::non_minimal_length);
+            h.payload_length = len;
+        }
+        if (is_control(h.op)) {
+            if (!h.fin) return fail(starling::error::fragmented_control_frame);
+            if (h.payload_length > max_control_payload) return fail(starling::error::control_frame_too_large);
+        }
+        if (h.masked) std::memcpy(h.key.data(), bytes.data() + pos, 4);
+        // Control frames are bounded by the 125-byte rule above; the size limit is for data frames.
+        if (!is_control(h.op) && h.payload_length > limits_.max_frame_size) return fail(starling::error::frame_too_big);
+        return header_status::complete;
+    }
+
+    header_limits limits_;
+    frame_header header_{};
+    std::array<std::uint8_t, max_frame_header_size> buffer_{};
+    std::size_t buffered_ = 0;
+    std::error_code error_{};
+};
+
+}  // namespace starling
+// ---- end starling/framer.hpp ----
+
+// ---- begin starling/handshake.hpp ----
+// The server side of the RFC 6455 opening handshake (section 4.2), sans I/O: judge a parsed request,
+// and build the 101 that accepts it or the HTTP error that refuses it.
+
+#include <array>        // std::array decoded key
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint8_t
+#include <string>       // std::string responses and accept key
+#include <string_view>  // std::string_view inputs and reason phrases
+#include <system_error> // std::error_code
+#include <vector>       // std::vector repeated field values
+
+
+// ---- begin starling/detail/base64.hpp ----
+// Base64 with the standard alphabet and padding (RFC 4648 section 4), for Sec-WebSocket-Key and
+// Sec-WebSocket-Accept. The decoder is strict on purpose: a key is valid only if it is the canonical
+// encoding of exactly 16 bytes, so anything a lenient decoder would forgive must be refused here.
+
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint8_t, std::uint32_t
+#include <optional>     // std::optional decoded size
+#include <span>         // std::span input and output bytes
+#include <string>       // std::string encode result
+#include <string_view>  // std::string_view encoded text
+
+namespace starling::detail {
+
+inline constexpr std::string_view base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The 6-bit value of an alphabet character, or -1 for anything else ('=' included).
+constexpr int base64_value(char c) noexcept {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/// Padded base64 of `bytes`.
+inline std::string base64_encode(std::span<const std::uint8_t> bytes) {
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= bytes.size(); i += 3) {
+        const std::uint32_t group = (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8) |
+                                    std::uint32_t{bytes[i + 2]};
+        out += base64_alphabet[(group >> 18) & 0x3F];
+        out += base64_alphabet[(group >> 12) & 0x3F];
+        out += base64_alphabet[(group >> 6) & 0x3F];
+        out += base64_alphabet[group & 0x3F];
+    }
+    const std::size_t rest = bytes.size() - i;
+    if (rest == 1) {
+        const std::uint32_t group = std::uint32_t{bytes[i]} << 16;
+        out += base64_alphabet[(group >> 18) & 0x3F];
+        out += base64_alphabet[(group >> 12) & 0x3F];
+        out += "==";
+    } else if (rest == 2) {
+        const std::uint32_t group = (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8);
+        out += base64_alphabet[(group >> 18) & 0x3F];
+        out += base64_alphabet[(group >> 12) & 0x3F];
+        out += base64_alphabet[(group >> 6) & 0x3F];
+        out += '=';
+    }
+    return out;
+}
+
+/// How many bytes `text` decodes to if it is valid, judged from its length and trailing '=' alone;
+/// std::nullopt when those already rule it out (length not a multiple of 4, more than two '=').
+/// Characters are not checked here: base64_decode does that.
+constexpr std::optional<std::size_t> base64_decoded_size(std::string_view text) noexcept {
+    if (text.size() % 4 != 0) return std::nullopt;
+    std::size_t padding = 0;
+    while (padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+    if (padding > 2) return std::nullopt;
+    return text.size() / 4 * 3 - padding;
+}
+
+/// Strict decoder: the standard alphabet only, no whitespace, length a multiple of 4, '=' only as
+/// the last one or two characters, and the bits that padding leaves over must be zero (RFC 4648
+/// section 3.5), so every byte string has exactly one accepted encoding. On success `written` is the
+/// decoded size; on failure it is 0, `out` may hold partial output, and an `out` too small for the
+/// result is a failure too.
+constexpr bool base64_decode(std::string_view in, std::span<std::uint8_t> out, std::size_t& written) noexcept {
+    written = 0;
+    const std::optional<std::size_t> size = base64_decoded_size(in);
+    if (!size || *size > out.size()) return false;
+
+    const std::size_t padding = in.size() / 4 * 3 - *size;
+    std::size_t o = 0;
+    for (std::size_t i = 0; i < in.size(); i += 4) {
+        const bool last = i + 4 == in.size();
+        const std::size_t digits = last ? 4 - padding : 4;
+        std::uint32_t group = 0;
+        for (std::size_t j = 0; j < 4; ++j) {
+            int value = 0;
+            if (j < digits) {
+                value = base64_value(in[i + j]);
+                if (value < 0) return false;
+            }
+            group = (group << 6) | static_cast<std::uint32_t>(value);
+        }
+        // Padding stands for zero bits; a non-zero leftover would make a second encoding of the
+        // same bytes.
+        if (digits == 2 && (group & 0xFFFF) != 0) return false;
+        if (digits == 3 && (group & 0xFF) != 0) return false;
+        out[o++] = static_cast<std::uint8_t>(group >> 16);
+        if (digits >= 3) out[o++] = static_cast<std::uint8_t>(group >> 8);
+        if (digits == 4) out[o++] = static_cast<std::uint8_t>(group);
+    }
+    written = o;
+    return true;
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/base64.hpp ----
+
+// ---- begin starling/detail/sha1.hpp ----
+// SHA-1 (FIPS 180-4), needed only to compute Sec-WebSocket-Accept in the opening handshake. SHA-1 is
+// broken for collision resistance, which RFC 6455 does not rely on; never use this for security.
+
+#include <array>        // std::array digest, state and block
+#include <bit>          // std::rotl
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint8_t, std::uint32_t, std::uint64_t
+#include <string_view>  // std::string_view input
+
+namespace starling::detail {
+
+inline constexpr std::size_t sha1_block_size = 64;
+inline constexpr std::size_t sha1_digest_size = 20;
+
+using sha1_digest = std::array<std::uint8_t, sha1_digest_size>;
+
+/// One round of the compression function over a 512-bit block (FIPS 180-4 section 6.1.2).
+constexpr void sha1_compress(std::array<std::uint32_t, 5>& state,
+                             const std::array<std::uint8_t, sha1_block_size>& block) noexcept {
+    std::array<std::uint32_t, 80> w{};
+    for (std::size_t t = 0; t < 16; ++t) {
+        w[t] = (std::uint32_t{block[4 * t]} << 24) | (std::uint32_t{block[4 * t + 1]} << 16) |
+               (std::uint32_t{block[4 * t + 2]} << 8) | std::uint32_t{block[4 * t + 3]};
+    }
+    for (std::size_t t = 16; t < 80; ++t) {
+        w[t] = std::rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    }
+
+    std::uint32_t a = state[0], b = state[1], c = state[2], d = state[3], e = state[4];
+    for (std::size_t t = 0; t < 80; ++t) {
+        std::uint32_t f = 0, k = 0;
+        if (t < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999;
+        } else if (t < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1;
+        } else if (t < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDC;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6;
+        }
+        const std::uint32_t temp = std::rotl(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = std::rotl(b, 30);
+        b = a;
+        a = temp;
+    }
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+}
+
+/// The SHA-1 digest of `data`. constexpr so digests of constants can be checked at compile time.
+constexpr sha1_digest sha1(std::string_view data) noexcept {
+    std::array<std::uint32_t, 5> state{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    std::array<std::uint8_t, sha1_block_size> block{};
+
+    // Whole blocks straight from the input; only the tail is copied into a padded block.
+    const std::size_t whole = data.size() - data.size() % sha1_block_size;
+    for (std::size_t offset = 0; offset < whole; offset += sha1_block_size) {
+        for (std::size_t i = 0; i < sha1_block_size; ++i) {
+            block[i] = static_cast<std::uint8_t>(data[offset + i]);
+        }
+        sha1_compress(state, block);
+    }
+
+    const std::size_t rest = data.size() - whole;
+    block = {};
+    for (std::size_t i = 0; i < rest; ++i) block[i] = static_cast<std::uint8_t>(data[whole + i]);
+    block[rest] = 0x80;
+    // The 64-bit length needs the last 8 bytes of a block; when the tail leaves no room for it, the
+    // padding spills into one more block.
+    if (rest >= sha1_block_size - 8) {
+        sha1_compress(state, block);
+        block = {};
+    }
+    const std::uint64_t bit_length = static_cast<std::uint64_t>(data.size()) * 8;
+    for (std::size_t i = 0; i < 8; ++i) {
+        block[sha1_block_size - 1 - i] = static_cast<std::uint8_t>(bit_length >> (8 * i));
+    }
+    sha1_compress(state, block);
+
+    sha1_digest digest{};
+    for (std::size_t i = 0; i < 5; ++i) {
+        digest[4 * i] = static_cast<std::uint8_t>(state[i] >> 24);
+        digest[4 * i + 1] = static_cast<std::uint8_t>(state[i] >> 16);
+        digest[4 * i + 2] = static_cast<std::uint8_t>(state[i] >> 8);
+        digest[4 * i + 3] = static_cast<std::uint8_t>(state[i]);
+    }
+    return digest;
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/sha1.hpp ----
+
+// ---- begin starling/http/headers.hpp ----
+// HTTP header fields as received: an ordered list of (name, value) pairs, looked up by name
+// case-insensitively (RFC 9110 section 5.1), plus the ASCII helpers that field names and token lists
+// need.
+
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional lookup result
+#include <string>       // std::string owned names and values
+#include <string_view>  // std::string_view lookups
+#include <utility>      // std::pair, std::move
+#include <vector>       // std::vector field list
+
+namespace starling::http {
+
+namespace detail {
+
+// Hand-rolled rather than <cctype>: those depend on the C locale and take int, and HTTP's case rules
+// are plain ASCII.
+constexpr char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+}
+
+/// tchar of RFC 9110 section 5.6.2: what methods, field names and list tokens are made of.
+constexpr bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
+}
+
+constexpr bool is_token(std::string_view text) noexcept {
+    if (text.empty()) return false;
+    for (char c : text) {
+        if (!is_tchar(c)) return false;
+    }
+    return true;
+}
+
+/// Optional whitespace (OWS): space and horizontal tab only.
+constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+constexpr std::string_view trim_ows(std::string_view text) noexcept {
+    while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
+    while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
+    return text;
+}
+
+}  // namespace detail
+
+/// Header fields in arrival order. Repeated names are kept as separate entries, because combining
+/// them is only correct for list-valued fields and the caller knows which fields those are.
+class headers {
+public:
+    using field = std::pair<std::string, std::string>;
+    using const_iterator = std::vector<field>::const_iterator;
+
+    void add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
+
+    /// The value of the first field called `name`, case-insensitively.
+    std::optional<std::string_view> get(std::string_view name) const {
+        for (const field& f : fields_) {
+            if (detail::iequals(f.first, name)) return std::string_view{f.second};
+        }
+        return std::nullopt;
+    }
+
+    /// The values of every field called `name`, in arrival order.
+    std::vector<std::string_view> get_all(std::string_view name) const {
+        std::vector<std::string_view> values;
+        for (const field& f : fields_) {
+            if (detail::iequals(f.first, name)) values.emplace_back(f.second);
+        }
+        return values;
+    }
+
+    bool contains(std::string_view name) const { return get(name).has_value(); }
+
+    /// True if any field called `name`, read as a comma-separated token list (RFC 9110 section 5.6.1:
+    /// optional whitespace around elements, empty elements allowed), has an element equal to `token`
+    /// ignoring ASCII case. This is how Connection and Upgrade must be read: browsers send
+    /// `Connection: keep-alive, Upgrade`.
+    bool has_token(std::string_view name, std::string_view token) const {
+        if (token.empty()) return false;  // empty list elements are not tokens
+        for (const field& f : fields_) {
+            if (!detail::iequals(f.first, name)) continue;
+            std::string_view rest = f.second;
+            while (true) {
+                const std::size_t comma = rest.find(',');
+                if (detail::iequals(detail::trim_ows(rest.substr(0, comma)), token)) return true;
+                if (comma == std::string_view::npos) break;
+                rest.remove_prefix(comma + 1);
+            }
+        }
+        return false;
+    }
+
+    std::size_t size() const noexcept { return fields_.size(); }
+    bool empty() const noexcept { return fields_.empty(); }
+    const_iterator begin() const noexcept { return fields_.begin(); }
+    const_iterator end() const noexcept { return fields_.end(); }
+    void clear() noexcept { fields_.clear(); }
+
+private:
+    std::vector<field> fields_;
+};
+
+}  // namespace starling::http
+// ---- end starling/http/headers.hpp ----
+
+// ---- begin starling/http/request.hpp ----
+// An HTTP/1.1 request head as the request parser produces it: request line and header fields. There
+// is no body, because a WebSocket upgrade request has none.
+
+#include <cstddef>      // std::size_t
+#include <string>       // std::string request-line parts
+#include <string_view>  // std::string_view path and query views
+
+
+namespace starling::http {
+
+struct request {
+    std::string method;   // e.g. "GET"
+    std::string target;   // origin form: "/chat?room=1"
+    std::string version;  // "HTTP/1.1"
+    headers fields;
+
+    /// The target up to its '?' or '#', still percent-encoded: "/chat" for "/chat?room=1".
+    std::string_view path() const noexcept {
+        const std::string_view t = target;
+        return t.substr(0, t.find_first_of("?#"));
+    }
+
+    /// What follows the first '?' of the target, up to any '#', still percent-encoded: "room=1" for
+    /// "/chat?room=1". Empty when there is no query.
+    std::string_view query_string() const noexcept {
+        std::string_view t = target;
+        t = t.substr(0, t.find('#'));  // a '?' inside a fragment does not start a query
+        const std::size_t question = t.find('?');
+        if (question == std::string_view::npos) return {};
+        return t.substr(question + 1);
+    }
+};
+
+}  // namespace starling::http
+// ---- end starling/http/request.hpp ----
+
+namespace starling {
+
+/// Appended to the client's key before hashing (RFC 6455 section 1.3).
+inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + GUID)). Surrounding whitespace
+/// of the key is ignored, as section 4.2.2 says, so a value read from any header source works.
+inline std::string compute_accept_key(std::string_view client_key) {
+    std::string input{http::detail::trim_ows(client_key)};
+    input += websocket_guid;
+    const detail::sha1_digest digest = detail::sha1(input);
+    return detail::base64_encode(digest);
+}
+
+/// True if the request asks for a WebSocket upgrade at all, whether or not it is a valid one: this
+/// tells an upgrade to refuse with 400/426 from a plain GET to serve as HTTP.
+inline bool is_websocket_upgrade(const http::request& req) {
+    return req.fields.has_token("Upgrade", "websocket");
+}
+
+/// Checks a request against RFC 6455 section 4.2.1, in this order: GET (bad_method), HTTP/1.1
+/// (bad_http_version), exactly one Host (missing_host), Upgrade lists "websocket" (missing_upgrade),
+/// Connection lists "upgrade" (missing_connection_upgrade), exactly one Sec-WebSocket-Key
+/// (missing_key when absent) that is the base64 of exactly 16 bytes (bad_key), exactly one
+/// Sec-WebSocket-Version of "13" (unsupported_version, also when absent). Empty when acceptable.
+inline std::error_code validate_upgrade_request(const http::request& req) {
+    if (req.method != "GET") return error::bad_method;
+    if (req.version != "HTTP/1.1") return error::bad_http_version;
+    // RFC 9112 section 3.2 answers two Host fields with 400, like a missing one.
+    if (req.fields.get_all("Host").size() != 1) return error::missing_host;
+    if (!req.fields.has_token("Upgrade", "websocket")) return error::missing_upgrade;
+    if (!req.fields.has_token("Connection", "upgrade")) return error::missing_connection_upgrade;
+
+    const std::vector<std::string_view> keys = req.fields.get_all("Sec-WebSocket-Key");
+    if (keys.empty()) return error::missing_key;
+    if (keys.size() != 1) return error::bad_key;  // section 11.3.1: at most once in a request
+    std::array<std::uint8_t, 16> nonce{};
+    std::size_t written = 0;
+    // A 16-byte value encodes to exactly 24 characters, so a longer key cannot fit `nonce` and fails.
+    if (!detail::base64_decode(http::detail::trim_ows(keys.front()), nonce, written) || written != nonce.size()) {
+        return error::bad_key;
+    }
+
+    const std::vector<std::string_view> versions = req.fields.get_all("Sec-WebSocket-Version");
+    if (versions.size() != 1 || http::detail::trim_ows(versions.front()) != "13") {
+        return error::unsupported_version;
+    }
+    return {};
+}
+
+/// The standard reason phrase of `status`, or "" for one this library never sends (an empty reason
+/// phrase is valid HTTP).
+constexpr std::string_view reason_phrase(int status) noexcept {
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+/// The 101 response accepting a handshake whose key is `client_key`.
+inline std::string make_accept_response(std::string_view client_key) {
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
+    out += compute_accept_key(client_key);
+    out += "\r\n\r\n";
+    return out;
+}
+
+/// A complete HTTP/1.1 response: status line, Content-Type (left out when `content_type` is empty),
+/// Content-Length, Connection: close, then `extra_headers`, then the body. `extra_headers` is zero or
+/// more whole header lines ("Name: value\r\n"); a missing final CRLF is added. Connection: close
+/// because after a refused or plain-HTTP exchange the server closes rather than reading a second
+/// request.
+inline std::string make_response(int status, std::string_view content_type, std::string_view body,
+                                 std::string_view extra_headers = {}) {
+    std::string out = "HTTP/1.1 ";
+    out += std::to_string(status);
+    out += ' ';
+    out += reason_phrase(status);
+    out += "\r\n";
+    if (!content_type.empty()) {
+        out += "Content-Type: ";
+        out += content_type;
+        out += "\r\n";
+    }
+    out += "Content-Length: ";
+    out += std::to_string(body.size());
+    out += "\r\nConnection: close\r\n";
+    out += extra_headers;
+    if (!extra_headers.empty() && !extra_headers.ends_with("\r\n")) out += "\r\n";
+    out += "\r\n";
+    out += body;
+    return out;
+}
+
+/// The response refusing a handshake with `ec`: its http_status_for status (500 for an error_code
+/// from another category), a text/plain body of ec.message(), and on 426 the Sec-WebSocket-Version
+/// that section 4.4 requires, naming the version this server speaks.
+inline std::string make_error_response(std::error_code ec) {
+    const int status = ec.category() == error_category() ? http_status_for(static_cast<error>(ec.value())) : 500;
+    const std::string_view extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "";
+    return make_response(status, "text/plain; charset=utf-8", ec.message(), extra);
+}
+
+}  // namespace starling
+// ---- end starling/handshake.hpp ----
+
+// ---- begin starling/http/request_parser.hpp ----
+// Incremental, strict parser for an HTTP/1.1 request head (RFC 9112 sections 2-5), sans I/O: the
+// caller feeds whatever bytes arrived and learns whether the head is complete. Strict because the
+// only requests it has to understand are WebSocket upgrades, and every leniency is a way for a
+// front proxy and this server to disagree about where a request ends.
+
+#include <algorithm>    // std::min
+#include <cstddef>      // std::size_t
+#include <string>       // std::string line buffer
+#include <string_view>  // std::string_view input
+#include <system_error> // std::error_code
+#include <utility>      // std::move
+
+
+namespace starling::http {
+
+enum class parse_status { need_more, complete, failed };
+
+struct parse_result {
+    parse_status status;
+    std::size_t consumed;  // bytes of this call's input that belong to the head
+};
+
+class request_parser {
+public:
+    static constexpr std::size_t default_max_header_bytes = 8 * 1024;
+    /// More fields than this is header_too_large: a cap on work and memory per request that does not
+    /// depend on how short each field is.
+    static constexpr std::size_t max_fields = 100;
+
+    /// `max_header_bytes` bounds the whole head: request line, fields, every CRLF and the blank line.
+    explicit request_parser(std::size_t max_header_bytes = default_max_header_bytes) noexcept
+        : max_bytes_(max_header_bytes) {}
+
+    /// Feeds the next bytes, in any chunking. Stops right after the blank line that ends the head, so
+    /// bytes past it (a client may send its first frame without waiting for the 101) are not consumed
+    /// and stay with the caller. Once complete or failed, further calls consume nothing. On failure,
+    /// `consumed` counts up to and including the byte that revealed the error; every error is found
+    /// at the same byte whatever the chunking.
+    parse_result put(std::string_view data);
+
+    parse_status status() const noexcept { return status_; }
+    /// The request parsed so far: whole once status() is complete.
+    const request& get() const noexcept { return request_; }
+    /// Moves the request out; get() is then empty until the next reset() and parse.
+    request release() { return std::move(request_); }
+    /// Why parsing failed; empty unless status() is failed.
+    std::error_code error() const noexcept { return error_; }
+    /// Forgets everything parsed so far, keeping the limit, to parse another head.
+    void reset();
+
+private:
+    enum class stage { request_line, header_line };
+
+    parse_result fail(std::error_code ec, std::size_t consumed) {
+        status_ = parse_status::failed;
+        error_ = ec;
+        return {status_, consumed};
+    }
+
+    /// The error for a malformed byte in the line being read.
+    starling::error line_error() const noexcept {
+        return stage_ == stage::request_line ? starling::error::bad_request_line : starling::error::bad_header_line;
+    }
+
+    /// Bytes that may appear inside the current line. Checked as each byte arrives, so that a peer
+    /// speaking something else (TLS, binary) is refused at once instead of when the limit is reached.
+    bool allowed_in_line(char ch) const noexcept {
+        const auto c = static_cast<unsigned char>(ch);
+        if (stage_ == stage::request_line) return c == ' ' || (c > 0x20 && c < 0x7F);  // ASCII only
+        return c == '\t' || (c >= 0x20 && c != 0x7F);  // field values may carry obs-text (0x80-0xFF)
+    }
+
+    std::error_code finish_line();
+    std::error_code parse_request_line(std::string_view line);
+    std::error_code parse_header_line(std::string_view line);
+
+    request request_;
+    std::string line_;  // the line being read, without its CRLF
+    std::size_t max_bytes_;
+    std::size_t head_bytes_ = 0;  // bytes of the head seen so far, CRLFs included
+    parse_status status_ = parse_status::need_more;
+    stage stage_ = stage::request_line;
+    bool after_cr_ = false;  // the last byte was the CR of a line ending
+    std::error_code error_;
+};
+
+inline parse_result request_parser::put(std::string_view data) {
+    if (status_ != parse_status::need_more) return {status_, 0};
+
+    std::size_t i = 0;
+    while (i < data.size()) {
+        // Refuse the first byte past the limit rather than anything later, so at most the limit is
+        // ever buffered and a head of exactly the limit still completes.
+        if (head_bytes_ == max_bytes_) return fail(starling::error::header_too_large, i + 1);
+
+        if (after_cr_) {
+            ++head_bytes_;
+            if (data[i] != '\n') return fail(line_error(), i + 1);  // bare CR
+            ++i;
+            after_cr_ = false;
+            if (const std::error_code ec = finish_line()) return fail(ec, i);
+            if (status_ == parse_status::complete) return {status_, i};
+            continue;
+        }
+
+        // Take the longest run of line bytes at once: feeding one large chunk costs one append, and
+        // feeding one byte per call costs O(1) per byte, never a rescan of what is buffered.
+        const std::size_t end = i + std::min(data.size() - i, max_bytes_ - head_bytes_);  // safe for a SIZE_MAX limit
+        std::size_t j = i;
+        for (; j < end; ++j) {
+            const char c = data[j];
+            if (c == '\r' || c == '\n') break;
+            if (!allowed_in_line(c)) return fail(line_error(), j + 1);
+        }
+        line_.append(data.substr(i, j - i));
+        head_bytes_ += j - i;
+        i = j;
+        if (i == data.size() || head_bytes_ == max_bytes_) continue;
+
+        ++head_bytes_;
+        if (data[i] == '\n') return fail(line_error(), i + 1);  // bare LF
+        ++i;
+        after_cr_ = true;
+    }
+    return {parse_status::need_more, data.size()};
+}
+
+inline void request_parser::reset() {
+    request_ = request{};
+    line_.clear();
+    head_bytes_ = 0;
+    status_ = parse_status::need_more;
+    stage_ = stage::request_line;
+    after_cr_ = false;
+    error_.clear();
+}
+
+inline std::error_code request_parser::finish_line() {
+    std::error_code ec;
+    if (stage_ == stage::request_line) {
+        ec = parse_request_line(line_);
+        stage_ = stage::header_line;
+    } else if (line_.empty()) {
+        status_ = parse_status::complete;
+    } else {
+        ec = parse_header_line(line_);
+    }
+    line_.clear();
+    return ec;
+}
+
+inline std::error_code request_parser::parse_request_line(std::string_view line) {
+    // Exactly two single spaces: RFC 9112 allows servers to accept other whitespace, and this one
+    // does not, so that no two parsers can split the line differently.
+    const std::size_t first = line.find(' ');
+    if (first == std::string_view::npos) return starling::error::bad_request_line;
+    const std::size_t second = line.find(' ', first + 1);
+    if (second == std::string_view::npos) return starling::error::bad_request_line;
+    if (line.find(' ', second + 1) != std::string_view::npos) return starling::error::bad_request_line;
+
+    const std::string_view method = line.substr(0, first);
+    const std::string_view target = line.substr(first + 1, second - first - 1);
+    const std::string_view version = line.substr(second + 1);
+    if (!detail::is_token(method)) return starling::error::bad_request_line;
+    // Origin form only: absolute form is for proxies and asterisk form for OPTIONS, neither of which
+    // can be a WebSocket upgrade. allowed_in_line already kept out controls, spaces and non-ASCII.
+    if (target.empty() || target.front() != '/') return starling::error::bad_request_line;
+    if (version.empty()) return starling::error::bad_request_line;
+    if (version != "HTTP/1.1") return starling::error::bad_http_version;
+
+    request_.method = method;
+    request_.target = target;
+    request_.version = version;
+    return {};
+}
+
+inline std::error_code request_parser::parse_header_line(std::string_view line) {
+    // A line starting with whitespace is obsolete line folding (RFC 9112 section 5.2), or whitespace
+    // between the request line and the first field; both are rejected, never unfolded.
+    if (detail::is_ows(line.front())) return starling::error::bad_header_line;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return starling::error::bad_header_line;
+    // A token has no whitespace, so "Host : x" fails here as RFC 9112 section 5.1 requires.
+    const std::string_view name = line.substr(0, colon);
+    if (!detail::is_token(name)) return starling::error::bad_header_line;
+    if (request_.fields.size() == max_fields) return starling::error::header_too_large;
+    request_.fields.add(std::string{name}, std::string{detail::trim_ows(line.substr(colon + 1))});
+    return {};
+}
+
+}  // namespace starling::http
+// ---- end starling/http/request_parser.hpp ----
+
+// ---- begin starling/message_reader.hpp ----
+// RFC 6455 section 5.4: turns a stream of frames into messages and control frames. Reassembles
+// fragments (with control frames interleaved), validates text as UTF-8 as it arrives, enforces the
+// message size limit from each frame header before buffering, and parses close frames. Pure: the
+// caller feeds bytes it read from wherever it likes.
+
+#include <algorithm>     // std::min
+#include <array>         // std::array control-frame payload
+#include <cstddef>       // std::size_t
+#include <cstdint>       // std::uint64_t
+#include <span>          // std::span input
+#include <string>        // std::string reassembly buffer
+#include <string_view>   // std::string_view payload views
+#include <system_error>  // std::error_code
+
+
+namespace starling {
+
+/// Default maximum message size: 1 MiB, inclusive.
+inline constexpr std::uint64_t default_max_message_size = 1024 * 1024;
+
+struct reader_options {
+    role local_role = role::server;
+    /// Largest message (the sum of its fragments) accepted, inclusive; larger ones fail with 1009.
+    std::uint64_t max_message_size = default_max_message_size;
+    /// Largest single frame accepted, inclusive; 0 means "the message limit".
+    std::uint64_t max_frame_size = 0;
+};
+
+enum class read_status {
+    need_more,  // every byte given was consumed; feed more
+    message,    // a complete text or binary message: message_type() and payload()
+    ping,       // payload() holds the ping's payload, to be echoed in a pong
+    pong,       // payload() holds the pong's payload
+    close,      // close_frame() holds the peer's parsed code and reason
+    failed,     // error() says why; close_code_for(error) is the code to close with
+};
+
+struct read_result {
+    read_status status;
+    std::size_t consumed;  // bytes of the input used up to and including this event
+};
+
+class message_reader {
+public:
+    explicit message_reader(reader_options options = {}) noexcept
+        : options_(options),
+          headers_({options.local_role,
+                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size}) {}
+
+    /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
+    /// input is mutable. An unfragmented message lying wholly inside `data` is returned as a view into
+    /// `data` (no copy); anything else is reassembled in an internal buffer. Call again with the bytes
+    /// after `consumed` until `need_more`. After `failed`, every call fails again and consumes nothing.
+    read_result read(std::span<char> data) {
+        if (failed_) return {read_status::failed, 0};
+        if (message_delivered_) {
+            message_delivered_ = false;
+            assembled_.clear();
+        }
+        std::size_t used = 0;
+        for (;;) {
+            if (!in_payload_) {
+                const auto bytes = std::span<const std::uint8_t>(
+                    reinterpret_cast<const std::uint8_t*>(data.data()) + used, data.size() - used);
+                const header_status hs = headers_.put(bytes, used);
+                if (hs == header_status::need_more) return {read_status::need_more, used};
+                if (hs == header_status::failed) return fail(headers_.error(), used);
+                if (const auto ec = begin_frame(); ec) return fail(ec, used);
+            }
+            // Zero-copy: a whole unfragmented data frame already in the buffer is handed out in place.
+            const frame_header& h = headers_.header();
+            const std::uint64_t available = data.size() - used;
+            if (!is_control(h.op) && h.fin && h.op != opcode::continuation && payload_seen_ == 0 &&
+                available >= h.payload_length) {
+                const auto payload = data.subspan(used, static_cast<std::size_t>(h.payload_length));
+                if (const auto ec = take_data(payload); ec) return fail(ec, used);
+                used += payload.size();
+                in_payload_ = false;
+                view_ = std::string_view(payload.data(), payload.size());
+                return finish_message(used);
+            }
+            const std::size_t chunk =
+                static_cast<std::size_t>(std::min<std::uint64_t>(available, h.payload_length - payload_seen_));
+            const auto payload = data.subspan(used, chunk);
+            if (const auto ec = is_control(h.op) ? take_control(payload) : take_data(payload); ec)
+                return fail(ec, used);
+            used += chunk;
+            if (payload_seen_ < h.payload_length) return {read_status::need_more, used};
+            in_payload_ = false;
+            if (is_control(h.op)) return finish_control(used);
+            if (h.fin) {
+                view_ = assembled_;
+                return finish_message(used);
+            }
+        }
+    }
+
+    /// The type of the last message: text or binary.
+    opcode message_type() const noexcept { return message_type_; }
+    /// The last message's or control frame's payload; valid until the next read() or until the bytes
+    /// given to read() change.
+    std::string_view payload() const noexcept { return view_; }
+    /// Moves the last message's payload into `out`. When it was reassembled, the buffers are swapped,
+    /// so `out`'s old capacity is reused for the next message: no allocation in steady state.
+    void take_payload(std::string& out) {
+        if (view_.data() == assembled_.data() && !assembled_.empty()) {
+            out.swap(assembled_);
+            assembled_.clear();
+        } else {
+            out.assign(view_);
+        }
+        view_ = out;
+    }
+    const close_reason& close_frame() const noexcept { return close_; }
+    std::error_code error() const noexcept { return error_; }
+    /// True between the first and the last fragment of a message.
+    bool in_message() const noexcept { return in_message_; }
+
+private:
+    std::error_code begin_frame() noexcept {
+        const frame_header& h = headers_.header();
+        in_payload_ = true;
+        payload_seen_ = 0;
+        if (is_control(h.op)) {
+            control_size_ = 0;
+            return {};
+        }
+        if (h.op == opcode::continuation) {
+            if (!in_message_) return make_error_code(error::continuation_without_start);
+        } else {
+            if (in_message_) return make_error_code(error::data_frame_in_open_message);
+            in_message_ = true;
+            message_type_ = h.op;
+            message_size_ = 0;
+            utf8_.reset();
+        }
+        // The limit is checked against the announced length, before any of the payload is buffered.
+        if (h.payload_length > options_.max_message_size - message_size_)
+            return make_error_code(error::message_too_big);
+        message_size_ += h.payload_length;
+        return {};
+    }
+
+    void unmask(std::span<char> payload) noexcept {
+        const frame_header& h = headers_.header();
+        if (h.masked) apply_mask(payload, h.key, payload_seen_);
+        payload_seen_ += payload.size();
+    }
+
+    std::error_code take_control(std::span<char> payload) noexcept {
+        unmask(payload);
+        std::copy(payload.begin(), payload.end(), control_.begin() + static_cast<std::ptrdiff_t>(control_size_));
+        control_size_ += payload.size();
+        return {};
+    }
+
+    std::error_code take_data(std::span<char> payload) {
+        unmask(payload);
+        const std::string_view bytes(payload.data(), payload.size());
+        if (message_type_ == opcode::text && !utf8_.write(bytes)) return make_error_code(error::invalid_utf8);
+        const frame_header& h = headers_.header();
+        // Only a message that cannot be handed out in place is copied.
+        const bool in_place = h.fin && h.op != opcode::continuation && payload_seen_ == h.payload_length &&
+                              bytes.size() == h.payload_length;
+        if (!in_place) assembled_.append(bytes);
+        return {};
+    }
+
+    read_result finish_message(std::size_t used) noexcept {
+        in_message_ = false;
+        if (message_type_ == opcode::text && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
+        message_delivered_ = true;
+        return {read_status::message, used};
+    }
+
+    read_result finish_control(std::size_t used) noexcept {
+        view_ = std::string_view(control_.data(), control_size_);
+        switch (headers_.header().op) {
+        case opcode::ping: return {read_status::ping, used};
+        case opcode::pong: return {read_status::pong, used};
+        default: break;
+        }
+        if (const auto ec = parse_close_payload(view_, close_); ec) return fail(ec, used);
+        return {read_status::close, used};
+    }
+
+    read_result fail(std::error_code ec, std::size_t used) noexcept {
+        failed_ = true;
+        error_ = ec;
+        return {read_status::failed, used};
+    }
+
+    reader_options options_;
+    frame_header_parser headers_;
+    bool in_payload_ = false;      // the current frame's header is parsed, its payload is not complete
+    std::uint64_t payload_seen_ = 0;
+    bool in_message_ = false;
+    bool message_delivered_ = false;
+    opcode message_type_ = opcode::text;
+    std::uint64_t message_size_ = 0;
+    std::string assembled_;
+    std::array<char, max_control_payload> control_{};
+    std::size_t control_size_ = 0;
+    std::string_view view_;
+    utf8_validator utf8_;
+    close_reason close_;
+    bool failed_ = false;
+    std::error_code error_{};
+};
+
+}  // namespace starling
+// ---- end starling/message_reader.hpp ----
+
+// ---- begin starling/query.hpp ----
+// Query strings of request targets ("room=1&user=ann"): percent-decoding and a multimap of
+// parameters, in the application/x-www-form-urlencoded style browsers use.
+
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional lookup result
+#include <string>       // std::string decoded keys and values
+#include <string_view>  // std::string_view inputs and lookups
+#include <utility>      // std::pair, std::move
+#include <vector>       // std::vector parameter list
+
+namespace starling {
+
+namespace detail {
+
+/// The value of a hex digit, or -1.
+constexpr int hex_digit_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace detail
+
+/// Decodes %XX escapes, and '+' to a space when `plus_is_space` (form encoding; pass false for
+/// paths, where '+' is literal). A '%' not followed by two hex digits is kept as it is, because
+/// refusing a whole request over one stray '%' helps nobody. The result is bytes: it is not checked
+/// to be UTF-8.
+inline std::string percent_decode(std::string_view text, bool plus_is_space = true) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '%' && text.size() - i >= 3) {
+            const int high = detail::hex_digit_value(text[i + 1]);
+            const int low = detail::hex_digit_value(text[i + 2]);
+            if (high >= 0 && low >= 0) {
+                out += static_cast<char>(high * 16 + low);
+                i += 2;
+                continue;
+            }
+        }
+        out += (plus_is_space && c == '+') ? ' ' : c;
+    }
+    return out;
+}
+
+/// Decoded query parameters in order of appearance. A multimap, because "tag=a&tag=b" is common and
+/// dropping either value would be a silent loss.
+class query_params {
+public:
+    using value_type = std::pair<std::string, std::string>;
+    using const_iterator = std::vector<value_type>::const_iterator;
+
+    /// Parses a query string without its '?'. Pieces are split on '&' and empty ones skipped; each
+    /// splits at its first '=' ("a==b" is a -> "=b"), a piece without '=' is a key with value "", and
+    /// keys and values are percent-decoded with '+' as space.
+    static query_params parse(std::string_view query_string) {
+        query_params params;
+        while (!query_string.empty()) {
+            const std::size_t amp = query_string.find('&');
+            const std::string_view piece = query_string.substr(0, amp);
+            query_string.remove_prefix(amp == std::string_view::npos ? query_string.size() : amp + 1);
+            if (piece.empty()) continue;
+            const std::size_t eq = piece.find('=');
+            if (eq == std::string_view::npos) {
+                params.add(percent_decode(piece), std::string{});
+            } else {
+                params.add(percent_decode(piece.substr(0, eq)), percent_decode(piece.substr(eq + 1)));
+            }
+        }
+        return params;
+    }
+
+    /// The last value of `key`: with repeats, the last one wins, as in most web frameworks.
+    std::optional<std::string_view> get(std::string_view key) const {
+        for (auto it = params_.rbegin(); it != params_.rend(); ++it) {
+            if (it->first == key) return std::string_view{it->second};
+        }
+        return std::nullopt;
+    }
+
+    std::string_view get(std::string_view key, std::string_view fallback) const {
+        return get(key).value_or(fallback);
+    }
+
+    std::optional<std::string_view> get_first(std::string_view key) const {
+        for (const value_type& p : params_) {
+            if (p.first == key) return std::string_view{p.second};
+        }
+        return std::nullopt;
+    }
+
+    /// Every value of `key`, in order of appearance.
+    std::vector<std::string_view> get_all(std::string_view key) const {
+        std::vector<std::string_view> values;
+        for (const value_type& p : params_) {
+            if (p.first == key) values.emplace_back(p.second);
+        }
+        return values;
+    }
+
+    bool contains(std::string_view key) const { return get_first(key).has_value(); }
+
+    void add(std::string key, std::string value) { params_.emplace_back(std::move(key), std::move(value)); }
+
+    std::size_t size() const noexcept { return params_.size(); }
+    bool empty() const noexcept { return params_.empty(); }
+    const_iterator begin() const noexcept { return params_.begin(); }
+    const_iterator end() const noexcept { return params_.end(); }
+
+private:
+    std::vector<value_type> params_;
+};
+
+}  // namespace starling
+// ---- end starling/query.hpp ----
+
+// The server and the coroutine API.
+
+// ---- begin starling/app.hpp ----
+// starling::app: register endpoints, then start the server.
+
+#include <cstdint>    // std::uint16_t port
+#include <memory>     // std::shared_ptr, std::unique_ptr
+#include <stdexcept>  // std::invalid_argument, std::logic_error for set-up mistakes
+#include <string>     // std::string paths
+#include <utility>    // std::move
+
+
+// ---- begin starling/detail/callbacks.hpp ----
+// Adapts what users register (lambdas, functions, coroutines) to the endpoint's calling convention:
+// a handler is task<>(websocket&); on_connect / on_close produce the text to send, if any.
+
+#include <concepts>     // std::convertible_to
+#include <optional>     // std::optional results
+#include <string>       // std::string text
+#include <string_view>  // std::string_view results
+#include <type_traits>  // std::invoke_result_t, std::is_invocable_v
+#include <utility>      // std::move
+
+
+// ---- begin starling/detail/endpoint_state.hpp ----
+// What an endpoint is made of at run time: its path, handler and callbacks (already adapted to one
+// calling convention), options, and the registry of its open connections.
+
+#include <functional>  // std::function for type-erased handlers
+#include <memory>      // std::shared_ptr<logger>
+#include <optional>    // std::optional<std::string> callback results
+#include <string>      // std::string path
+
+
+// ---- begin starling/connection_registry.hpp ----
+// The open connections of one endpoint, by id: what broadcast and send_to reach. Thread-safe, since
+// connections of every worker thread join and leave it.
+
+#include <cstddef>        // std::size_t
+#include <memory>         // std::shared_ptr entries
+#include <mutex>          // std::mutex guarding the map
+#include <string>         // std::string keys
+#include <string_view>    // std::string_view lookups
+#include <unordered_map>  // id -> connection
+#include <vector>         // snapshots
+
+namespace starling {
+
+class websocket;
+
+namespace detail {
+
+class connection_registry {
+public:
+    void add(const std::string& id, std::shared_ptr<websocket> connection) {
+        std::lock_guard lock(mutex_);
+        connections_.insert_or_assign(id, std::move(connection));
+    }
+
+    void remove(const std::string& id) {
+        std::lock_guard lock(mutex_);
+        connections_.erase(id);
+    }
+
+    std::shared_ptr<websocket> find(std::string_view id) const {
+        std::lock_guard lock(mutex_);
+        const auto it = connections_.find(std::string(id));
+        return it == connections_.end() ? nullptr : it->second;
+    }
+
+    /// A copy of the current members: sending happens outside the lock, so a slow receiver or a
+    /// connection leaving meanwhile never blocks or invalidates the others.
+    std::vector<std::shared_ptr<websocket>> snapshot() const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::shared_ptr<websocket>> out;
+        out.reserve(connections_.size());
+        for (const auto& [id, connection] : connections_) out.push_back(connection);
+        return out;
+    }
+
+    std::size_t size() const {
+        std::lock_guard lock(mutex_);
+        return connections_.size();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::shared_ptr<websocket>> connections_;
+};
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/connection_registry.hpp ----
+
+// ---- begin starling/logging.hpp ----
+// The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
+
+#include <cstdio>       // std::fwrite to stderr, without <iostream>'s static initialisation
+#include <functional>   // std::function holding the user's logger
+#include <string>       // std::string line buffer
+#include <string_view>  // std::string_view messages
+
+namespace starling {
+
+enum class log_level { debug, info, warning, error };
+
+constexpr std::string_view to_string(log_level level) noexcept {
+    switch (level) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warning: return "warning";
+    case log_level::error: return "error";
+    }
+    return "unknown";
+}
+
+/// Receives every line Starling logs. Called from worker threads: make it thread-safe.
+using logger = std::function<void(log_level, std::string_view)>;
+
+/// The default logger: one line per message on stderr, warnings and errors only.
+inline void log_to_stderr(log_level level, std::string_view message) {
+    if (level < log_level::warning) return;
+    std::string line = "starling ";
+    line += to_string(level);
+    line += ": ";
+    line += message;
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace starling
+// ---- end starling/logging.hpp ----
+
+// ---- begin starling/options.hpp ----
+// Limits and timeouts, with their defaults. Every limit is configurable per app (server_options,
+// websocket_options given to app.start / app.set_websocket_options) and per endpoint
+// (endpoint.options(...)).
+
+#include <chrono>   // std::chrono::milliseconds timeouts
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint16_t, std::uint64_t
+
+
+namespace starling {
+
+using namespace std::chrono_literals;
+
+/// What happens to a broadcast that meets a receiver whose outbound queue is over its high-water mark.
+enum class slow_consumer_policy {
+    close,  // close that receiver with 1008 (policy violation): it cannot keep up
+    drop,   // skip the message for that receiver only
+};
+
+/// Per-connection limits of a WebSocket endpoint.
+struct websocket_options {
+    /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
+    std::uint64_t max_message_size = default_max_message_size;
+    /// Largest single frame accepted, inclusive; 0 means the message limit.
+    std::uint64_t max_frame_size = 0;
+    /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
+    /// full the server stops reading from that client (TCP backpressure), nothing grows.
+    std::size_t inbox_messages = 64;
+    /// Outbound bytes queued for one connection above which `co_await send...` waits for the queue to
+    /// drain, and broadcasts apply `slow_consumer`.
+    std::size_t high_water_mark = 4 * 1024 * 1024;
+    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// How long to wait for the peer's answer to our close frame before dropping the connection.
+    std::chrono::milliseconds close_timeout = 5s;
+    /// Idle time after which the server pings; a peer that does not answer within another idle_timeout
+    /// is dropped (on_close runs, code 1006). Zero disables.
+    std::chrono::milliseconds idle_timeout = 60s;
+};
+
+/// Server-wide settings: app.start(server_options{...}).
+struct server_options {
+    /// TCP port; 0 picks a free one (read it back with app.port()).
+    std::uint16_t port = 8080;
+    /// Address to listen on.
+    const char* host = "0.0.0.0";
+    /// Worker threads, each with its own event loop; 0 means one per hardware thread.
+    unsigned workers = 0;
+    /// Largest request head (request line and headers) accepted: larger gets 431.
+    std::size_t max_header_bytes = 8 * 1024;
+    /// Time a client has to send its whole handshake request before it is dropped.
+    std::chrono::milliseconds handshake_timeout = 10s;
+    /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
+    std::size_t max_connections = 10000;
+    /// On shutdown, how long to wait for close handshakes before dropping what is left.
+    std::chrono::milliseconds shutdown_timeout = 5s;
+};
+
+}  // namespace starling
+// ---- end starling/options.hpp ----
+
+// ---- begin starling/task.hpp ----
+// The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
+
+
+// ---- begin starling/detail/asio_config.hpp ----
+// Included before any Asio header. Asio 1.22 (Debian 12) recognises C++20 coroutines in clang only
+// through the old `__cpp_coroutines` macro, which clang 14 no longer defines in C++20 mode; without
+// this, clang builds would have no asio::awaitable at all.
+
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && defined(__cpp_impl_coroutine)
+#if __cpp_impl_coroutine >= 201902L && __has_include(<coroutine>)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+#endif
+// ---- end starling/detail/asio_config.hpp ----
+#include <asio/awaitable.hpp>               // asio::awaitable, the coroutine type Asio's I/O composes with
+#include <asio/experimental/as_tuple.hpp>  // as_tuple: an operation's error code as a value
+#include <asio/use_awaitable.hpp>           // asio::use_awaitable
+#include <type_traits>         // std::false_type / std::true_type for is_task
+
+namespace starling {
+
+/// A coroutine returning T. It is Asio's awaitable, so a handler can co_await Starling's operations and
+/// any Asio operation (timers, other sockets) with `asio::use_awaitable`.
+template <class T = void>
+using task = asio::awaitable<T>;
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T, class Executor>
+struct is_task<asio::awaitable<T, Executor>> : std::true_type {};
+
+template <class T>
+inline constexpr bool is_task_v = is_task<T>::value;
+
+namespace detail {
+
+/// Completion token for `co_await op(..., as_tuple_awaitable)`: yields (error_code, result...) instead
+/// of throwing, because a dropped peer is routine for a server, not exceptional.
+inline constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/task.hpp ----
+
+namespace starling {
+
+class websocket;
+
+namespace detail {
+
+using handler_function = std::function<task<>(websocket&)>;
+/// on_connect / on_close after adaptation: the text to send, if any.
+using text_callback = std::function<task<std::optional<std::string>>(websocket&)>;
+
+struct endpoint_state {
+    std::string path;
+    handler_function handler;
+    text_callback on_connect;
+    text_callback on_close;
+    websocket_options options;
+    connection_registry registry;
+    std::shared_ptr<const logger> log;
+
+    void log_line(log_level level, std::string_view line) const {
+        if (log && *log) (*log)(level, line);
+    }
+};
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/detail/endpoint_state.hpp ----
+
+namespace starling::detail {
+
+template <class T>
+inline constexpr bool dependent_false = false;
+
+/// A callback's result as optional text: nothing for void, an empty optional or empty text (as in
+/// Robyn, where returning "" from on_connect sends nothing).
+template <class R>
+std::optional<std::string> to_optional_text(R&& result) {
+    using T = std::remove_cvref_t<R>;
+    if constexpr (std::convertible_to<T, std::string_view>) {
+        const std::string_view text(result);
+        if (text.empty()) return std::nullopt;
+        return std::string(text);
+    } else if constexpr (requires { result.has_value(); *result; }) {
+        if (!result.has_value()) return std::nullopt;
+        return to_optional_text(*std::forward<R>(result));
+    } else {
+        static_assert(dependent_false<T>,
+                      "starling: on_connect / on_close must return text (std::string, const char*, "
+                      "std::string_view), std::optional of text, or nothing");
+        return std::nullopt;
+    }
+}
+
+template <class F>
+handler_function adapt_handler(F handler) {
+    static_assert(std::is_invocable_v<F&, websocket&>,
+                  "starling: a websocket handler takes (starling::websocket&)");
+    static_assert(std::is_same_v<std::invoke_result_t<F&, websocket&>, task<>>,
+                  "starling: a websocket handler must be a coroutine returning starling::task<>");
+    return [handler = std::move(handler)](websocket& ws) mutable { return handler(ws); };
+}
+
+template <class F>
+text_callback adapt_text_callback(F callback) {
+    static_assert(std::is_invocable_v<F&, websocket&>,
+                  "starling: on_connect / on_close take (starling::websocket&)");
+    using R = std::invoke_result_t<F&, websocket&>;
+    return [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
+        if constexpr (is_task_v<R>) {
+            using T = typename R::value_type;
+            if constexpr (std::is_void_v<T>) {
+                co_await callback(ws);
+                co_return std::nullopt;
+            } else {
+                co_return to_optional_text(co_await callback(ws));
+            }
+        } else if constexpr (std::is_void_v<R>) {
+            callback(ws);
+            co_return std::nullopt;
+        } else {
+            co_return to_optional_text(callback(ws));
+        }
+    };
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/callbacks.hpp ----
+
+// ---- begin starling/endpoint.hpp ----
+// The handle app.websocket() returns: attach on_connect / on_close, set per-endpoint options.
+
+#include <cstddef>  // std::size_t
+#include <memory>   // std::shared_ptr endpoint state
+#include <string>   // std::string path
+#include <utility>  // std::move
+
+
+namespace starling {
+
+class endpoint {
+public:
+    explicit endpoint(std::shared_ptr<detail::endpoint_state> state) : state_(std::move(state)) {}
+
+    /// Runs when a client connects, before the handler; its returned text is the client's first
+    /// message. A plain function or a coroutine; may return text, an optional, or nothing.
+    template <class F>
+    endpoint& on_connect(F callback) {
+        state_->on_connect = detail::adapt_text_callback(std::move(callback));
+        return *this;
+    }
+
+    /// Runs exactly once when the connection ends, however it ends. Its returned text is sent as the
+    /// final message when the server is the side that closes.
+    template <class F>
+    endpoint& on_close(F callback) {
+        state_->on_close = detail::adapt_text_callback(std::move(callback));
+        return *this;
+    }
+
+    /// This endpoint's limits (message size, queues, timeouts).
+    endpoint& options(const websocket_options& options) {
+        state_->options = options;
+        return *this;
+    }
+    const websocket_options& options() const noexcept { return state_->options; }
+
+    const std::string& path() const noexcept { return state_->path; }
+
+    /// Open connections right now.
+    std::size_t connection_count() const { return state_->registry.size(); }
+
+private:
+    std::shared_ptr<detail::endpoint_state> state_;
+};
+
+}  // namespace starling
+// ---- end starling/endpoint.hpp ----
+
+// ---- begin starling/server.hpp ----
+// The network side of an app: worker threads (one event loop each), the listening socket, the opening
+// handshake of every connection (read the request under size and time limits, route it, validate it,
+// answer 101 or an error), and graceful shutdown.
+
+#include <asio/co_spawn.hpp>      // asio::co_spawn per connection
+#include <asio/detached.hpp>      // asio::detached
+#include <asio/executor_work_guard.hpp>  // keeps idle worker loops running
+#include <asio/io_context.hpp>    // asio::io_context per worker
+#include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
+#include <asio/post.hpp>          // asio::post cross-thread hand-offs
+#include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
+#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
+#include <asio/use_awaitable.hpp> // asio::use_awaitable
+#include <asio/write.hpp>         // asio::async_write responses
+#include <algorithm>              // std::max, std::min
+#include <atomic>                 // std::atomic counters and flags
+#include <chrono>                 // std::chrono deadlines
+#include <csignal>                // SIGINT, SIGTERM
+#include <cstddef>                // std::size_t
+#include <cstdint>                // std::uint16_t port
+#include <functional>             // std::less<> for heterogeneous route lookup
+#include <map>                    // std::map routes
+#include <memory>                 // std::shared_ptr, std::unique_ptr
+#include <mutex>                  // std::mutex guarding start/stop
+#include <string>                 // std::string responses
+#include <thread>                 // std::thread workers
+#include <vector>                 // std::vector workers
+
+
+// ---- begin starling/detail/async_event.hpp ----
+// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
+// nothing beyond Asio's recycled operation memory.
+
+#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
+#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <chrono>                   // std::chrono::steady_clock deadlines
+
+
+namespace starling::detail {
+
+/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
+/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
+/// everything touching one event runs on one executor: nothing runs between the check and the wait.
+class async_event {
+public:
+    template <class Executor>
+    explicit async_event(const Executor& executor) : timer_(executor) {}
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+        timer_.expires_at(deadline);
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
+    }
+
+    void notify() noexcept { timer_.cancel(); }
+
+private:
+    asio::steady_timer timer_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/async_event.hpp ----
+
+// ---- begin starling/websocket.hpp ----
+// The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
+// coroutines. Internally a connection runs three coroutines on its worker's event loop: a reader (the
+// only one that reads the socket; it answers pings and feeds an inbox), a writer (the only one that
+// writes; it drains the outbound queue, gathering many frames into one write), and the user's
+// handler. The lifecycle rules of SPEC.md section 1 live in run().
+
+#include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
+#include <asio/detached.hpp>        // asio::detached
+#include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread
+#include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
+#include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
+#include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <asio/write.hpp>           // asio::async_write gathered writes
+#include <algorithm>                // std::copy when compacting the read buffer
+#include <array>                    // std::array close payload
+#include <chrono>                   // std::chrono deadlines
+#include <cstdint>                  // std::uint16_t close codes
+#include <deque>                    // std::deque inbox
+#include <exception>                // std::exception_ptr
+#include <memory>                   // std::shared_ptr, std::enable_shared_from_this
+#include <optional>                 // std::optional receive-with-deadline results
+#include <string>                   // std::string payloads
+#include <string_view>              // std::string_view views
+#include <utility>                  // std::move
+#include <vector>                   // std::vector gathered buffers, read buffer
+
+
+// ---- begin starling/broadcast.hpp ----
+// Who a broadcast reaches. The fan-out itself (one shared frame, delivered to each receiver on its
+// own thread, in order) is websocket::broadcast; the frame sharing is detail/write_queue.hpp.
+
+namespace starling {
+
+/// Recipients of websocket::broadcast: every open connection of the endpoint, or all but the sender.
+enum class recipients { everyone, others };
+
+}  // namespace starling
+// ---- end starling/broadcast.hpp ----
+
+// ---- begin starling/detail/uuid.hpp ----
+// Connection ids: random (version 4) UUID strings.
+
+#include <array>    // std::array hex digits
+#include <cstdint>  // std::uint64_t random words
+#include <random>   // std::random_device seed, std::mt19937_64 generator
+#include <string>   // std::string result
+
+namespace starling::detail {
+
+/// A random UUID v4 in its 36-character text form. Each thread has its own generator, seeded from the
+/// OS, so ids are unpredictable across runs and no lock is taken.
+inline std::string make_uuid_v4() {
+    thread_local std::mt19937_64 generator{[] {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(), device()};
+        return std::mt19937_64(seed);
+    }()};
+    std::array<std::uint8_t, 16> bytes{};
+    const std::uint64_t high = generator();
+    const std::uint64_t low = generator();
+    for (int i = 0; i < 8; ++i) {
+        bytes[i] = static_cast<std::uint8_t>(high >> (8 * i));
+        bytes[8 + i] = static_cast<std::uint8_t>(low >> (8 * i));
+    }
+    bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x40);  // version 4
+    bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+    constexpr char hex[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
+        text.push_back(hex[bytes[i] >> 4]);
+        text.push_back(hex[bytes[i] & 0x0F]);
+    }
+    return text;
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/uuid.hpp ----
+
+// ---- begin starling/detail/write_queue.hpp ----
+// A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
+// once for every receiver; unicast frames keep their header inline and own their payload, so a send
+// copies nothing it does not have to, and the writer hands header and payload to one gathered write.
+
+#include <array>          // std::array inline frame header
+#include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
+#include <cstddef>        // std::size_t
+#include <cstdint>        // std::uint8_t
+#include <deque>          // std::deque frame queue
+#include <memory>         // std::shared_ptr shared broadcast frames
+#include <string>         // std::string payloads
+#include <utility>        // std::move
+#include <vector>         // std::vector buffer list
+
+
+namespace starling::detail {
+
+/// A whole encoded frame, shared by every connection that sends it.
+using shared_frame = std::shared_ptr<const std::string>;
+
+inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
+    return std::make_shared<const std::string>(encode_frame(op, payload));
+}
+
+struct outbound_frame {
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    std::uint8_t header_size = 0;
+    std::string payload;   // owned payload of a unicast frame
+    shared_frame shared;   // or: a whole frame shared with other connections
+    bool is_close = false;
+
+    static outbound_frame unicast(opcode op, std::string payload) {
+        outbound_frame f;
+        frame_header h;
+        h.op = op;
+        h.payload_length = payload.size();
+        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
+        f.payload = std::move(payload);
+        f.is_close = op == opcode::close;
+        return f;
+    }
+
+    static outbound_frame broadcast(shared_frame frame) {
+        outbound_frame f;
+        f.shared = std::move(frame);
+        return f;
+    }
+
+    std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+};
+
+class write_queue {
+public:
+    void push(outbound_frame frame) {
+        bytes_ += frame.size();
+        frames_.push_back(std::move(frame));
+    }
+
+    bool empty() const noexcept { return frames_.empty(); }
+    /// Bytes queued and not yet written: what backpressure limits.
+    std::size_t bytes() const noexcept { return bytes_; }
+
+    /// Appends the buffers of up to `max_frames` queued frames to `out` (one gathered write sends many
+    /// frames in one system call). Returns how many frames that covers; a close frame ends a batch.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames) const {
+        std::size_t n = 0;
+        for (const outbound_frame& f : frames_) {
+            if (n == max_frames) break;
+            if (f.shared) {
+                out.emplace_back(f.shared->data(), f.shared->size());
+            } else {
+                out.emplace_back(f.header.data(), f.header_size);
+                if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
+            }
+            ++n;
+            if (f.is_close) break;
+        }
+        return n;
+    }
+
+    /// True if the first `n` frames include a close frame.
+    bool contains_close(std::size_t n) const noexcept {
+        for (std::size_t i = 0; i < n && i < frames_.size(); ++i)
+            if (frames_[i].is_close) return true;
+        return false;
+    }
+
+    void pop(std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            bytes_ -= frames_.front().size();
+            frames_.pop_front();
+        }
+    }
+
+    void clear() {
+        frames_.clear();
+        bytes_ = 0;
+    }
+
+private:
+    std::deque<outbound_frame> frames_;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/write_queue.hpp ----
+
+// ---- begin starling/json.hpp ----
+// JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
+// what simdjson parses, so a received value outlives the connection's next receive.
+
+#include <charconv>      // std::to_chars for numbers
+#include <concepts>      // std::integral, std::floating_point
+#include <cstddef>       // std::nullptr_t
+#include <cstdio>        // std::snprintf for control-character escapes
+#include <initializer_list>  // json_object's field list
+#include <map>           // std::map detection
+#include <optional>      // std::optional values
+#include <ranges>        // std::ranges::range for arrays
+#include <simdjson.h>    // simdjson::dom parser, document and element
+#include <stdexcept>     // std::runtime_error for invalid_json
+#include <string>        // std::string output
+#include <string_view>   // std::string_view keys and strings
+#include <utility>       // std::move
+
+namespace starling {
+
+/// Already-serialised JSON, written as it is.
+struct raw_json {
+    using serialized_json = void;  // written verbatim by write_json
+    std::string text;
+};
+
+/// Thrown by receive_json() for a message that is not JSON. Left uncaught in a handler, it closes the
+/// connection with 1007 (invalid payload) rather than 1011.
+class invalid_json : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+inline void write_json_string(std::string& out, std::string_view s) {
+    out.push_back('"');
+    for (const char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                out += buf;
+            } else {
+                out.push_back(c);
+            }
+        }
+    }
+    out.push_back('"');
+}
+
+template <class T>
+concept string_like = std::convertible_to<const T&, std::string_view>;
+
+template <class T>
+concept map_like = requires(const T& m) {
+    typename T::key_type;
+    typename T::mapped_type;
+    requires string_like<typename T::key_type>;
+    m.begin()->second;
+};
+
+}  // namespace detail
+
+class json_document;
+
+/// Appends `value` as JSON to `out`: strings, numbers, bools, null (nullptr, empty optional), ranges
+/// (arrays), maps with string keys (objects), raw_json, and received json_documents or their parts.
+template <class T>
+void write_json(std::string& out, const T& value);
+
+inline void write_json(std::string& out, const simdjson::dom::element& value) { out += simdjson::to_string(value); }
+
+template <class T>
+void write_json(std::string& out, const T& value) {
+    if constexpr (std::same_as<T, std::nullptr_t>) {
+        out += "null";
+    } else if constexpr (std::same_as<T, bool>) {
+        out += value ? "true" : "false";
+    } else if constexpr (requires { typename T::serialized_json; }) {
+        out += value.text;  // raw_json, json_object
+    } else if constexpr (detail::string_like<T>) {
+        detail::write_json_string(out, std::string_view(value));
+    } else if constexpr (std::integral<T> || std::floating_point<T>) {
+        char buf[64];
+        const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        (void)ec;  // 64 bytes hold any integer or shortest-round-trip double
+        out.append(buf, end);
+    } else if constexpr (requires { value.has_value(); *value; }) {
+        if (value.has_value()) write_json(out, *value); else out += "null";
+    } else if constexpr (requires { value.root(); }) {
+        write_json(out, value.root());
+    } else if constexpr (detail::map_like<T>) {
+        out.push_back('{');
+        bool first = true;
+        for (const auto& [key, item] : value) {
+            if (!first) out.push_back(',');
+            first = false;
+            detail::write_json_string(out, std::string_view(key));
+            out.push_back(':');
+            write_json(out, item);
+        }
+        out.push_back('}');
+    } else if constexpr (std::ranges::range<T>) {
+        out.push_back('[');
+        bool first = true;
+        for (const auto& item : value) {
+            if (!first) out.push_back(',');
+            first = false;
+            write_json(out, item);
+        }
+        out.push_back(']');
+    } else {
+        static_assert(sizeof(T) == 0,
+                      "starling::write_json: unsupported type; use strings, numbers, bools, nullptr, "
+                      "optionals, ranges, maps with string keys, or starling::raw_json");
+    }
+}
+
+template <class T>
+std::string to_json(const T& value) {
+    std::string out;
+    write_json(out, value);
+    return out;
+}
+
+/// One "key": value pair of a json_object, serialised when made, so the values may differ in type.
+struct json_field {
+    template <class T>
+    json_field(std::string_view key, const T& value) {
+        detail::write_json_string(text, key);
+        text.push_back(':');
+        write_json(text, value);
+    }
+    std::string text;
+};
+
+/// A heterogeneous JSON object: `json_object{{"id", ws.id()}, {"echo", data}, {"timestamp", 1.5}}`.
+struct json_object {
+    using serialized_json = void;
+    json_object(std::initializer_list<json_field> fields) {
+        text.push_back('{');
+        bool first = true;
+        for (const json_field& f : fields) {
+            if (!first) text.push_back(',');
+            first = false;
+            text += f.text;
+        }
+        text.push_back('}');
+    }
+    std::string text;
+};
+
+/// A parsed JSON message that owns its storage: valid for as long as you keep it, across any number of
+/// later receives. `doc["type"]`, `doc.root()` give simdjson elements.
+class json_document {
+public:
+    json_document() = default;
+
+    /// Parses `text`; throws invalid_json if it is not JSON. `parser` is reused scratch space only.
+    static json_document parse(simdjson::dom::parser& parser, std::string_view text) {
+        json_document d;
+        // simdjson reads up to SIMDJSON_PADDING bytes past the end, so parse from a padded copy.
+        const simdjson::padded_string padded(text);
+        const auto result = parser.parse_into_document(d.document_, padded);
+        if (result.error()) throw invalid_json(std::string("invalid JSON: ") + simdjson::error_message(result.error()));
+        return d;
+    }
+
+    // Elements point at the document object itself, so they are made on demand, never stored: that
+    // keeps a moved json_document valid.
+    simdjson::dom::element root() const noexcept { return document_.root(); }
+    simdjson::simdjson_result<simdjson::dom::element> operator[](std::string_view key) const noexcept { return root()[key]; }
+    std::string dump() const { return simdjson::to_string(root()); }
+
+private:
+    simdjson::dom::document document_;
+};
+
+}  // namespace starling
+// ---- end starling/json.hpp ----
+
+// ---- begin starling/message.hpp ----
+// A received WebSocket message with its type.
+
+#include <string>       // std::string payload
+#include <string_view>  // std::string_view accessors
+
+namespace starling {
+
+enum class message_type { text, binary };
+
+struct message {
+    message_type type = message_type::text;
+    std::string data;
+
+    bool is_text() const noexcept { return type == message_type::text; }
+    bool is_binary() const noexcept { return type == message_type::binary; }
+    std::string_view view() const noexcept { return data; }
+};
+
+}  // namespace starling
+// ---- end starling/message.hpp ----
+
+// ---- begin starling/websocket_disconnect.hpp ----
+// The exception a receive (or send) throws once the connection has ended.
+
+#include <cstdint>    // std::uint16_t close code
+#include <stdexcept>  // std::runtime_error base
+#include <string>     // std::string reason
+
+namespace starling {
+
+/// Thrown by a pending or later receive_*() (and by sends) when the connection is over. Carries the
+/// close code and reason that ended it: the peer's when the peer closed, ours when the server closed,
+/// 1006 when the connection dropped without a close frame.
+class websocket_disconnect : public std::runtime_error {
+public:
+    websocket_disconnect(std::uint16_t code, std::string reason)
+        : std::runtime_error("websocket disconnected with code " + std::to_string(code) +
+                             (reason.empty() ? std::string() : ": " + reason)),
+          code_(code),
+          reason_(std::move(reason)) {}
+
+    std::uint16_t code() const noexcept { return code_; }
+    const std::string& reason() const noexcept { return reason_; }
+
+private:
+    std::uint16_t code_;
+    std::string reason_;
+};
+
+}  // namespace starling
+// ---- end starling/websocket_disconnect.hpp ----
+
+namespace starling {
+
+/// The peer's address.
+struct client_address {
+    std::string ip;
+    std::uint16_t port = 0;
+};
+
+class websocket : public std::enable_shared_from_this<websocket> {
+public:
+    /// Made by the server after a successful handshake. `already_read` holds bytes the client sent
+    /// right behind its request (its first frames), which the reader parses before reading more.
+    websocket(asio::ip::tcp::socket socket, asio::io_context& context,
+              std::shared_ptr<detail::endpoint_state> endpoint, http::request request,
+              std::string_view already_read)
+        : socket_(std::move(socket)),
+          context_(context),
+          endpoint_(std::move(endpoint)),
+          id_(detail::make_uuid_v4()),
+          path_(request.path()),
+          query_(query_params::parse(request.query_string())),
+          headers_(std::move(request.fields)),
+          reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
+          inbox_ready_(context.get_executor()),
+          inbox_space_(context.get_executor()),
+          writer_wake_(context.get_executor()),
+          writer_finished_(context.get_executor()),
+          on_close_finished_(context.get_executor()),
+          deadline_(context.get_executor()) {
+        std::error_code ec;
+        const auto remote = socket_.remote_endpoint(ec);
+        if (!ec) client_ = {remote.address().to_string(), remote.port()};
+        read_buffer_.assign(already_read.begin(), already_read.end());
+        read_end_ = read_buffer_.size();
+    }
+
+    websocket(const websocket&) = delete;
+    websocket& operator=(const websocket&) = delete;
+
+    // ---- Identity -------------------------------------------------------------------------------
+
+    /// A random UUID v4, unique to this connection.
+    const std::string& id() const noexcept { return id_; }
+    /// The query string's parameters, percent-decoded.
+    const starling::query_params& query_params() const noexcept { return query_; }
+    /// The upgrade request's headers; names are case-insensitive.
+    const http::headers& headers() const noexcept { return headers_; }
+    /// The peer's IP address and port.
+    const client_address& client() const noexcept { return client_; }
+    /// The request path, without the query string.
+    std::string_view path() const noexcept { return path_; }
+    /// True until the connection starts closing (either side).
+    bool is_open() const noexcept { return phase_ == phase::open; }
+
+    // ---- Receiving --------------------------------------------------------------------------------
+    // One receive at a time per connection. Messages the client sent before it closed are still
+    // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
+
+    /// The next message, text or binary.
+    task<message> receive() {
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            co_await inbox_ready_.wait();
+        }
+    }
+
+    /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
+    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            if (!co_await inbox_ready_.wait(deadline)) {
+                if (auto m = pop_inbox()) co_return std::move(*m);
+                co_return std::nullopt;
+            }
+        }
+    }
+
+    /// The next text message. A binary message here is a protocol mismatch: the connection closes with
+    /// 1003 (unsupported data) and this throws websocket_disconnect.
+    task<std::string> receive_text() { co_return co_await expect_text(co_await receive()); }
+
+    /// receive_text() with a deadline: nothing if `timeout` passes first.
+    task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
+        auto m = co_await receive_for(timeout);
+        if (!m) co_return std::nullopt;
+        co_return co_await expect_text(std::move(*m));
+    }
+
+    /// The next message's bytes, binary or text.
+    task<std::string> receive_bytes() { co_return (co_await receive()).data; }
+
+    /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
+    /// across later receives. Throws invalid_json for a message that is not JSON.
+    task<json_document> receive_json() {
+        const std::string text = co_await receive_text();
+        co_return json_document::parse(json_parser_, text);
+    }
+
+    // ---- Sending ----------------------------------------------------------------------------------
+    // Every send goes through this connection's one writer, so frames never interleave. A send
+    // completes once the frame is queued; while the queue is above the high-water mark it waits for it
+    // to drain. After the close frame has gone out, sends throw websocket_disconnect.
+
+    task<> send_text(std::string text) { co_await send_frame(opcode::text, std::move(text)); }
+    task<> send_bytes(std::string bytes) { co_await send_frame(opcode::binary, std::move(bytes)); }
+
+    /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
+    /// maps, raw_json, json_object, received json_documents.
+    template <class T>
+    task<> send_json(const T& value) {
+        co_await send_frame(opcode::text, to_json(value));
+    }
+    task<> send_json(json_object object) { co_await send_frame(opcode::text, std::move(object.text)); }
+
+    /// Sends a text message to every open connection of this endpoint (this one included, unless
+    /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
+    task<> broadcast(std::string_view text, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::text, text), who);
+        co_return;
+    }
+    task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::binary, bytes), who);
+        co_return;
+    }
+
+    /// Sends a text message to the connection of this endpoint with that id. False if there is none.
+    task<bool> send_to(std::string_view connection_id, std::string_view text) {
+        auto target = endpoint_->registry.find(connection_id);
+        if (!target) co_return false;
+        target->deliver(detail::make_shared_frame(opcode::text, text));
+        co_return true;
+    }
+
+    /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
+    /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
+    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) {
+        if (phase_ != phase::open) co_return;
+        begin_closing(code, reason);
+        co_await run_on_close(/*server_closing=*/true);
+        queue_close_frame(code, reason);
+        arm_deadline(endpoint_->options.close_timeout);
+    }
+    task<> close(close_code code, std::string_view reason = {}) {
+        co_await close(static_cast<std::uint16_t>(code), reason);
+    }
+
+    // ---- Used by the server -----------------------------------------------------------------------
+
+    /// Runs the connection from just after the handshake to its end, and returns when it is over:
+    /// the socket closed, on_close run, the connection out of the registry.
+    task<> run() {
+        auto self = shared_from_this();
+        asio::co_spawn(context_, write_loop(self), asio::detached);
+        asio::co_spawn(context_, handler_loop(self), asio::detached);
+        co_await read_loop();
+        if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+        inbox_ready_.notify();
+        co_await run_on_close(/*server_closing=*/false);
+        // Let the writer send what is queued (our close frame among it), within the close timeout.
+        stop_writer_ = true;
+        writer_wake_.notify();
+        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        while (!writer_done_)
+            if (!co_await writer_finished_.wait(give_up)) break;
+        co_await linger_and_close();
+        endpoint_->registry.remove(id_);
+    }
+
+    /// Queues a shared frame from any thread: hops to this connection's thread first.
+    void deliver(detail::shared_frame frame) {
+        asio::dispatch(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
+            self->enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+        });
+    }
+
+    /// The event loop this connection lives on; its coroutines must run there.
+    asio::io_context& context() const noexcept { return context_; }
+
+    /// How many bytes wait in the outbound queue.
+    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+
+private:
+    enum class phase { open, closing };
+    enum class callback_state { not_run, running, done };
+
+    // ---- inbox ----
+
+    std::optional<message> pop_inbox() {
+        if (!inbox_.empty()) {
+            message m = std::move(inbox_.front());
+            inbox_.pop_front();
+            inbox_space_.notify();
+            return m;
+        }
+        if (phase_ != phase::open) throw websocket_disconnect(close_code_, close_reason_);
+        return std::nullopt;
+    }
+
+    task<std::string> expect_text(message m) {
+        if (m.is_text()) co_return std::move(m.data);
+        co_await close(close_code::unsupported_data, "expected a text message");
+        throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    // ---- closing ----
+
+    /// Marks the connection closing and wakes a waiting receive. Messages already received stay
+    /// deliverable when the peer ended the connection; when the server closes, they are dropped.
+    void begin_closing(std::uint16_t code, std::string_view reason, bool server_closing = true) {
+        phase_ = phase::closing;
+        close_code_ = code;
+        close_reason_ = std::string(reason);
+        if (server_closing) inbox_.clear();
+        inbox_ready_.notify();
+        inbox_space_.notify();
+    }
+
+    void queue_close_frame(std::uint16_t code, std::string_view reason) {
+        if (close_sent_) return;
+        std::array<char, max_control_payload> payload{};
+        const std::size_t n = write_close_payload(code, reason, payload);
+        enqueue(detail::outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
+        close_sent_ = true;
+    }
+
+    /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
+    /// the first. Its text is sent only when the server is the closing side and has not sent its
+    /// close frame yet.
+    task<> run_on_close(bool server_closing) {
+        if (on_close_state_ == callback_state::done) co_return;
+        if (on_close_state_ == callback_state::running) {
+            while (on_close_state_ != callback_state::done) co_await on_close_finished_.wait();
+            co_return;
+        }
+        on_close_state_ = callback_state::running;
+        if (endpoint_->on_close) {
+            try {
+                auto text = co_await endpoint_->on_close(*this);
+                if (text && server_closing && !close_sent_) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*text)));
+            } catch (const std::exception& e) {
+                endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+            }
+        }
+        on_close_state_ = callback_state::done;
+        on_close_finished_.notify();
+    }
+
+    /// After a deadline, cancel the socket's operations: the reader stops waiting for a peer that
+    /// does not answer.
+    void arm_deadline(std::chrono::milliseconds timeout) {
+        deadline_.expires_after(timeout);
+        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (!ec) {
+                std::error_code ignored;
+                self->socket_.cancel(ignored);
+            }
+        });
+    }
+
+    /// Closes TCP politely: stop sending, read (and discard) until the peer closes or the close
+    /// timeout passes, then close. Closing with unread input would reset the connection and could
+    /// destroy our close frame before the peer reads it.
+    task<> linger_and_close() {
+        std::error_code ec;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        if (!ec) {
+            arm_deadline(endpoint_->options.close_timeout);
+            char sink[512];
+            for (;;) {
+                auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(sink), detail::as_tuple_awaitable);
+                if (read_ec) break;
+            }
+        }
+        deadline_.cancel();
+        socket_.close(ec);
+    }
+
+    // ---- reading ----
+
+    task<> read_loop() {
+        for (;;) {
+            while (read_begin_ < read_end_) {
+                const auto r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+                read_begin_ += r.consumed;
+                switch (r.status) {
+                case read_status::need_more: break;
+                case read_status::message:
+                    if (phase_ != phase::open) break;  // closing: data is no longer delivered
+                    {
+                        message m;
+                        m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+                        reader_.take_payload(m.data);
+                        inbox_.push_back(std::move(m));
+                        inbox_ready_.notify();
+                    }
+                    while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
+                        co_await inbox_space_.wait();
+                    break;
+                case read_status::ping:
+                    if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
+                    break;
+                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
+                case read_status::close: {
+                    const close_reason& peer = reader_.close_frame();
+                    if (phase_ == phase::open) {
+                        // The peer closes: echo its code and end.
+                        begin_closing(peer.code, peer.reason, false);
+                        queue_close_frame(peer.code == static_cast<std::uint16_t>(close_code::no_status)
+                                              ? static_cast<std::uint16_t>(close_code::normal)
+                                              : peer.code,
+                                          {});
+                    }
+                    co_return;
+                }
+                case read_status::failed: {
+                    // Fail the connection (RFC 6455 7.1.7): close frame with the matching code, no
+                    // waiting for the peer's answer.
+                    const auto ec = reader_.error();
+                    const auto code = close_code_for(static_cast<error>(ec.value()));
+                    co_await close(static_cast<std::uint16_t>(code), ec.message());
+                    co_return;
+                }
+                }
+                if (r.status == read_status::need_more) break;
+            }
+            if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+            if (read_buffer_.size() - read_end_ < min_read_space) {
+                // Move the unparsed tail to the front, growing the buffer only if that is not enough.
+                std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
+                          read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
+                read_end_ -= read_begin_;
+                read_begin_ = 0;
+                if (read_buffer_.size() - read_end_ < min_read_space) read_buffer_.resize(read_end_ + read_buffer_size);
+            }
+            auto [ec, n] = co_await socket_.async_read_some(
+                asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+                detail::as_tuple_awaitable);
+            if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
+            read_end_ += n;
+        }
+    }
+
+    // ---- writing ----
+
+    task<> send_frame(opcode op, std::string payload) {
+        if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
+        co_return;
+    }
+
+    void enqueue(detail::outbound_frame frame) {
+        if (write_failed_ || (close_sent_ && !frame.is_close)) return;
+        queue_.push(std::move(frame));
+        writer_wake_.notify();
+    }
+
+    void fan_out(const detail::shared_frame& frame, recipients who) {
+        for (const auto& receiver : endpoint_->registry.snapshot()) {
+            if (who == recipients::others && receiver.get() == this) continue;
+            receiver->deliver(frame);
+        }
+    }
+
+    task<> write_loop(std::shared_ptr<websocket>) {
+        for (;;) {
+            if (queue_.empty()) {
+                if (stop_writer_) break;
+                co_await writer_wake_.wait();
+                continue;
+            }
+            gathered_.clear();
+            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
+            const bool closing = queue_.contains_close(frames);
+            auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            if (ec) {
+                write_failed_ = true;
+                queue_.clear();
+                break;
+            }
+            queue_.pop(frames);
+            if (closing) break;  // nothing may follow a close frame
+        }
+        writer_done_ = true;
+        writer_finished_.notify();
+    }
+
+    // ---- the user's code ----
+
+    task<> handler_loop(std::shared_ptr<websocket> self) {
+        std::uint16_t failure_code = 0;
+        std::string failure_reason;
+        try {
+            if (endpoint_->on_connect) {
+                auto greeting = co_await endpoint_->on_connect(*this);
+                if (greeting && phase_ == phase::open) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*greeting)));
+            }
+            // Join the registry only now: no broadcast can reach the client before its greeting.
+            if (phase_ == phase::open) endpoint_->registry.add(id_, self);
+            if (phase_ == phase::open) co_await endpoint_->handler(*this);
+        } catch (const websocket_disconnect&) {
+            // The connection is over; run() finishes it.
+        } catch (const invalid_json& e) {
+            failure_code = static_cast<std::uint16_t>(close_code::invalid_payload);
+            failure_reason = e.what();
+        } catch (const std::exception& e) {
+            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw: " + e.what());
+            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
+            failure_reason = "internal error";
+        } catch (...) {
+            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw a non-exception");
+            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
+            failure_reason = "internal error";
+        }
+        // A handler that returns closes with 1000; one that threw, with the code chosen above.
+        co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
+    }
+
+    static constexpr std::size_t read_buffer_size = 16 * 1024;
+    static constexpr std::size_t min_read_space = 4 * 1024;
+    static constexpr std::size_t max_frames_per_write = 64;
+
+    asio::ip::tcp::socket socket_;
+    asio::io_context& context_;
+    std::shared_ptr<detail::endpoint_state> endpoint_;
+
+    std::string id_;
+    std::string path_;
+    starling::query_params query_;
+    http::headers headers_;
+    client_address client_;
+
+    phase phase_ = phase::open;
+    bool close_sent_ = false;
+    std::uint16_t close_code_ = static_cast<std::uint16_t>(close_code::abnormal);
+    std::string close_reason_;
+    callback_state on_close_state_ = callback_state::not_run;
+
+    std::vector<char> read_buffer_;
+    std::size_t read_begin_ = 0;
+    std::size_t read_end_ = 0;
+    message_reader reader_;
+    std::deque<message> inbox_;
+    simdjson::dom::parser json_parser_;
+
+    detail::write_queue queue_;
+    std::vector<asio::const_buffer> gathered_;
+    bool stop_writer_ = false;
+    bool writer_done_ = false;
+    bool write_failed_ = false;
+
+    detail::async_event inbox_ready_;
+    detail::async_event inbox_space_;
+    detail::async_event writer_wake_;
+    detail::async_event writer_finished_;
+    detail::async_event on_close_finished_;
+    asio::steady_timer deadline_;
+};
+
+}  // namespace starling
+// ---- end starling/websocket.hpp ----
+
+namespace starling::detail {
+
+using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
+
+class server {
+public:
+    server(route_table routes, server_options options, std::shared_ptr<const logger> log)
+        : routes_(std::move(routes)), options_(options), log_(std::move(log)) {
+        const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
+        for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
+        acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
+        drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
+    }
+
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server() { stop(); }
+
+    /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
+    std::uint16_t listen() {
+        const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), options_.port);
+        acceptor_->open(where.protocol());
+        acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+        acceptor_->bind(where);
+        acceptor_->listen(asio::socket_base::max_listen_connections);
+        port_ = acceptor_->local_endpoint().port();
+        asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
+        return port_;
+    }
+
+    std::uint16_t port() const noexcept { return port_; }
+    std::size_t worker_count() const noexcept { return workers_.size(); }
+
+    /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
+    /// and SIGINT / SIGTERM stop it gracefully; otherwise every worker gets a thread of its own.
+    void run(bool block) {
+        for (std::size_t i = block ? 1 : 0; i < workers_.size(); ++i) {
+            worker& w = *workers_[i];
+            w.thread = std::thread([&w] { w.context.run(); });
+        }
+        if (!block) return;
+        asio::signal_set signals(workers_[0]->context, SIGINT, SIGTERM);
+        signals.async_wait([this](std::error_code ec, int) {
+            if (!ec) request_stop();
+        });
+        workers_[0]->context.run();
+        join();
+    }
+
+    /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
+    /// connection with 1001, wait up to shutdown_timeout for them to finish, then stop the loops.
+    void request_stop() {
+        if (stopping_.exchange(true)) return;
+        asio::co_spawn(workers_[0]->context, shutdown(), asio::detached);
+    }
+
+    /// request_stop(), then wait for the worker threads (unless called from one of them).
+    void stop() {
+        request_stop();
+        join();
+    }
+
+private:
+    struct worker {
+        asio::io_context context{1};  // one thread runs each loop
+        // An idle loop would return from run() at once; this keeps it waiting for connections.
+        asio::executor_work_guard<asio::io_context::executor_type> keep_running = asio::make_work_guard(context);
+        std::thread thread;
+    };
+
+    void join() {
+        for (auto& w : workers_)
+            if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
+    }
+
+    void log_line(log_level level, std::string_view line) const {
+        if (log_ && *log_) (*log_)(level, line);
+    }
+
+    task<> accept_loop() {
+        std::size_t next = 0;
+        while (!stopping_) {
+            // Round-robin: the new socket belongs to the next worker's loop, and so does its session.
+            worker& w = *workers_[next];
+            next = (next + 1) % workers_.size();
+            auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
+            if (ec) {
+                if (stopping_ || ec == asio::error::operation_aborted) co_return;
+                log_line(log_level::warning, "accept failed: " + ec.message());
+                continue;  // e.g. out of file descriptors: keep serving the connections we have
+            }
+            asio::co_spawn(w.context, serve(std::move(socket), w.context), asio::detached);
+        }
+    }
+
+    /// Counts a connection from accept to its end; the last one out during shutdown wakes shutdown().
+    struct connection_count_guard {
+        explicit connection_count_guard(server& s) : s_(s) { s_.active_.fetch_add(1); }
+        ~connection_count_guard() {
+            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_)
+                asio::post(s_.workers_[0]->context, [&s = s_] { s.drained_->notify(); });
+        }
+        server& s_;
+    };
+
+    static task<> respond_and_close(asio::ip::tcp::socket& socket, std::string response) {
+        co_await asio::async_write(socket, asio::buffer(response), detail::as_tuple_awaitable);
+        std::error_code ec;
+        socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        socket.close(ec);
+    }
+
+    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context) {
+        connection_count_guard counted(*this);
+        if (active_.load() > options_.max_connections) {
+            co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
+            co_return;
+        }
+        std::error_code ignored;
+        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+
+        // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
+        asio::steady_timer deadline(context);
+        deadline.expires_after(options_.handshake_timeout);
+        deadline.async_wait([&socket](std::error_code ec) {
+            if (!ec) {
+                std::error_code ignore;
+                socket.cancel(ignore);
+            }
+        });
+
+        http::request_parser parser(options_.max_header_bytes);
+        std::string buffer(std::min<std::size_t>(options_.max_header_bytes, 4096), '\0');
+        std::string_view after_head;
+        for (;;) {
+            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
+            if (ec) co_return;  // dropped or too slow: nothing to answer
+            const std::string_view chunk(buffer.data(), n);
+            const auto result = parser.put(chunk);
+            if (result.status == http::parse_status::failed) {
+                co_await respond_and_close(socket, make_error_response(parser.error()));
+                co_return;
+            }
+            if (result.status == http::parse_status::complete) {
+                after_head = chunk.substr(result.consumed);
+                break;
+            }
+        }
+        deadline.cancel();
+
+        const http::request& request = parser.get();
+        const auto route = routes_.find(request.path());
+        if (route == routes_.end()) {
+            co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
+            co_return;
+        }
+        if (const auto ec = validate_upgrade_request(request); ec) {
+            co_await respond_and_close(socket, make_error_response(ec));
+            co_return;
+        }
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
+        auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
+        if (write_ec || stopping_) co_return;
+
+        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(), after_head);
+        co_await ws->run();
+    }
+
+    task<> shutdown() {
+        std::error_code ignored;
+        acceptor_->close(ignored);
+        for (const auto& [path, endpoint] : routes_) {
+            for (const auto& ws : endpoint->registry.snapshot()) {
+                asio::co_spawn(ws->context(), [ws]() -> task<> {
+                    co_await ws->close(close_code::going_away, "server shutting down");
+                }, asio::detached);
+            }
+        }
+        const auto give_up = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        while (active_.load() > 0)
+            if (!co_await drained_->wait(give_up)) break;
+        for (auto& w : workers_) w->context.stop();
+    }
+
+    route_table routes_;
+    server_options options_;
+    std::shared_ptr<const logger> log_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+    std::unique_ptr<async_event> drained_;
+    std::atomic<std::size_t> active_{0};
+    std::atomic<bool> stopping_{false};
+    std::uint16_t port_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/server.hpp ----
+
+namespace starling {
+
+class app {
+public:
+    app() = default;
+    app(const app&) = delete;
+    app& operator=(const app&) = delete;
+    ~app() { stop(); }
+
+    /// Registers a coroutine endpoint: `handler` is a coroutine taking `starling::websocket&`. Returns
+    /// the endpoint, for on_connect / on_close / options. Throws std::invalid_argument if the path is
+    /// not absolute or already taken.
+    template <class Handler>
+    endpoint websocket(std::string path, Handler handler) {
+        auto state = add_endpoint(std::move(path));
+        state->handler = detail::adapt_handler(std::move(handler));
+        return endpoint(state);
+    }
+
+    /// Replaces the logger (stderr by default). Call before start().
+    void set_logger(logger log) { log_ = std::make_shared<const logger>(std::move(log)); }
+
+    /// Default limits for endpoints registered after this call.
+    void set_websocket_options(const websocket_options& options) { default_options_ = options; }
+
+    /// Serves on `port` until SIGINT, SIGTERM or stop(): blocks.
+    void start(std::uint16_t port) {
+        server_options options;
+        options.port = port;
+        start(options);
+    }
+    void start(const server_options& options) {
+        listen(options);
+        run();
+    }
+
+    /// start() in two steps: listen() binds (throwing if the address is taken) and returns the port,
+    /// so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
+    std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
+    void run() {
+        if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
+        server_->run(/*block=*/true);
+    }
+
+    /// Serves in background threads and returns the bound port at once (port 0 picks a free one).
+    std::uint16_t start_in_background(const server_options& options) {
+        const std::uint16_t bound = make_server(options).listen();
+        server_->run(/*block=*/false);
+        return bound;
+    }
+    std::uint16_t start_in_background(std::uint16_t port = 0) {
+        server_options options;
+        options.port = port;
+        return start_in_background(options);
+    }
+
+    /// Graceful shutdown: closes every connection with 1001, waits for the close handshakes (up to
+    /// server_options::shutdown_timeout), runs every on_close, and makes start() return.
+    void stop() {
+        if (server_) server_->stop();
+    }
+
+    /// The port the server listens on (useful after starting on port 0).
+    std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
+
+private:
+    std::shared_ptr<detail::endpoint_state> add_endpoint(std::string path) {
+        if (server_) throw std::logic_error("starling: cannot add endpoint " + path + " after the app started");
+        if (path.empty() || path.front() != '/')
+            throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
+        if (routes_.contains(path))
+            throw std::invalid_argument("starling: an endpoint is already registered at " + path);
+        auto state = std::make_shared<detail::endpoint_state>();
+        state->path = path;
+        state->options = default_options_;
+        state->log = log_;
+        routes_.emplace(std::move(path), state);
+        return state;
+    }
+
+    detail::server& make_server(const server_options& options) {
+        if (server_) throw std::logic_error("starling: the app is already started");
+        for (auto& [path, state] : routes_) state->log = log_;
+        server_ = std::make_unique<detail::server>(routes_, options, log_);
+        return *server_;
+    }
+
+    detail::route_table routes_;
+    websocket_options default_options_;
+    std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
+    std::unique_ptr<detail::server> server_;
+};
+
+}  // namespace starling
+// ---- end starling/app.hpp ----
+// ---- end starling.hpp ----

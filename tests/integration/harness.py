@@ -1,0 +1,95 @@
+"""Shared helpers for the integration tests: start a server binary on an ephemeral port, wait for its
+`listening on N` line, connect Python websockets clients to it, stop it. No fixed ports, no sleeps:
+every wait has a timeout."""
+import asyncio
+import os
+import pathlib
+import select
+import signal
+import socket
+import subprocess
+import time
+
+BUILD_ROOT = pathlib.Path(os.environ.get("STARLING_BUILD_ROOT", pathlib.Path(__file__).resolve().parents[2] / "build"))
+TIMEOUT = 10.0
+
+
+def binary(relative):
+    """Path of a built program, relative to the build root (e.g. 'examples/echo')."""
+    path = BUILD_ROOT / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not built")
+    return str(path)
+
+
+class Server:
+    """A server process: `with Server('examples/echo') as s: s.url('/echo')`."""
+
+    def __init__(self, relative, *args):
+        self.process = subprocess.Popen([binary(relative), "--port", "0", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.port = self._read_port()
+
+    def _read_port(self):
+        deadline = time.monotonic() + TIMEOUT
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.process.stdout], [], [], remaining)[0]:
+                self.process.kill()
+                raise TimeoutError("server did not print 'listening on N'")
+            chunk = os.read(self.process.stdout.fileno(), 1)
+            if not chunk:
+                raise RuntimeError(f"server exited: {self.process.stderr.read().decode(errors='replace')}")
+            line += chunk
+        words = line.decode().split()
+        assert words[:2] == ["listening", "on"], line
+        return int(words[2])
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops the server; returns its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError("server did not stop within the timeout")
+        return self.process.returncode
+
+    def stderr(self):
+        return self.process.stderr.read().decode(errors="replace") if self.process.poll() is not None else ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def raw_connect(port, path="/echo", extra_headers="", key="dGhlIHNhbXBsZSBub25jZQ=="):
+    """A plain TCP socket that performed the opening handshake; returns (socket, response bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"{extra_headers}\r\n")
+    s.sendall(request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        response += chunk
+    return s, response
+
+
+def run(coroutine):
+    """Runs a test coroutine with an overall timeout."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=60))

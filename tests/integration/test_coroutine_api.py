@@ -1,0 +1,264 @@
+"""The coroutine API (SPEC.md section 1, seeds 002 and 004) over the wire, with Python's websockets
+client: lifecycle, echo, JSON, broadcast, send_to, close codes, disconnects, query and headers."""
+import asyncio
+import json
+import socket
+import struct
+import sys
+import unittest
+
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import harness  # noqa: E402
+
+
+class CoroutineApi(unittest.IsolatedAsyncioTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server("tests/coroutine_api_server")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def url(self, path):
+        return self.server.url(path)
+
+    async def stats(self, path):
+        async with websockets.connect(self.url("/stats")) as ws:
+            await ws.send(path)
+            return json.loads(await ws.recv())
+
+    async def eventually(self, path, predicate):
+        """Asks /stats until predicate(stats) holds; each question is a round trip, bounded in count."""
+        for _ in range(500):
+            s = await self.stats(path)
+            if predicate(s):
+                return s
+        self.fail(f"condition never held for {path}: {s}")
+
+    async def test_greeting_first_then_echo_and_farewell_last(self):
+        async with websockets.connect(self.url("/greet")) as ws:
+            greeting = await ws.recv()
+            self.assertTrue(greeting.startswith("welcome "))
+            await ws.send("hello")
+            self.assertEqual(await ws.recv(), "hello")
+            await ws.send("close")  # the handler returns: the server closes with 1000
+            self.assertEqual(await ws.recv(), "goodbye")  # on_close text, the final message
+            with self.assertRaises(ConnectionClosed) as closed:
+                await ws.recv()
+            self.assertEqual(closed.exception.rcvd.code, 1000)
+
+    async def test_ids_are_uuid_v4_and_distinct(self):
+        ids = []
+        for _ in range(3):
+            async with websockets.connect(self.url("/greet")) as ws:
+                ids.append((await ws.recv()).split()[1])
+        self.assertEqual(len(set(ids)), 3)
+        for i in ids:
+            parts = i.split("-")
+            self.assertEqual([len(p) for p in parts], [8, 4, 4, 4, 12])
+            self.assertEqual(parts[2][0], "4")
+            self.assertIn(parts[3][0], "89ab")
+
+    async def test_empty_on_connect_text_sends_nothing(self):
+        async with websockets.connect(self.url("/echo")) as ws:
+            await ws.send("first")
+            self.assertEqual(await ws.recv(), "first")
+
+    async def test_json_round_trip(self):
+        async with websockets.connect(self.url("/json")) as ws:
+            await ws.send(json.dumps({"n": [1, 2.5, None, True], "s": "é\"\\\n"}))
+            reply = json.loads(await ws.recv())
+            self.assertEqual(reply["resp"], "Whooo??")
+            self.assertEqual(reply["msg"], {"n": [1, 2.5, None, True], "s": "é\"\\\n"})
+            self.assertEqual(len(reply["ws_id"]), 36)
+
+    async def test_invalid_json_closes_with_1007(self):
+        async with websockets.connect(self.url("/json")) as ws:
+            await ws.send("{not json")
+            with self.assertRaises(ConnectionClosed) as closed:
+                await ws.recv()
+            self.assertEqual(closed.exception.rcvd.code, 1007)
+
+    async def test_handler_return_closes_with_1000(self):
+        async with websockets.connect(self.url("/once")) as ws:
+            await ws.send("x")
+            self.assertEqual(await ws.recv(), "got x")
+            with self.assertRaises(ConnectionClosed) as closed:
+                await ws.recv()
+            self.assertEqual(closed.exception.rcvd.code, 1000)
+
+    async def test_handler_exception_closes_with_1011_and_others_are_served(self):
+        async with websockets.connect(self.url("/echo")) as bystander:
+            async with websockets.connect(self.url("/throw")) as ws:
+                await ws.send("boom")
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await ws.recv()
+                self.assertEqual(closed.exception.rcvd.code, 1011)
+            await bystander.send("still here")
+            self.assertEqual(await bystander.recv(), "still here")
+
+    async def test_client_close_reaches_handler_with_its_code_and_on_close_runs_once(self):
+        before = (await self.stats("/echo"))["on_close_calls"]
+        async with websockets.connect(self.url("/echo")) as ws:
+            await ws.send("x")
+            await ws.recv()
+            await ws.close(4002, "done here")
+        self.assertEqual(ws.close_code, 4002)
+        s = await self.eventually("/echo", lambda s: s["last_disconnect"] == "4002 done here" and s["connections"] == 0)
+        self.assertEqual(s["on_close_calls"], before + 1)
+
+    async def test_abrupt_drop_runs_on_close_once_and_leaves_the_registry(self):
+        before = (await self.stats("/room"))["on_close_calls"]
+        raw, response = harness.raw_connect(self.server.port, "/room")
+        self.assertIn(b"101 Switching Protocols", response)
+        await self.eventually("/room", lambda s: s["connections"] == 1)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()  # RST, no close frame
+        s = await self.eventually("/room", lambda s: s["connections"] == 0)
+        self.assertEqual(s["on_close_calls"], before + 1)
+        # A broadcast afterwards reaches the living and does not fail on the dead.
+        async with websockets.connect(self.url("/room")) as ws:
+            await ws.send("all:after the drop")
+            self.assertEqual(await ws.recv(), "after the drop")
+
+    async def test_broadcast_reaches_every_client_in_order(self):
+        clients = [await websockets.connect(self.url("/room")) for _ in range(3)]
+        try:
+            await self.eventually("/room", lambda s: s["connections"] == 3)
+            for i in range(20):
+                await clients[i % 3].send(f"all:m{i}")
+            for c in clients:
+                self.assertEqual([await c.recv() for _ in range(20)], [f"m{i}" for i in range(20)])
+            await clients[0].send("bytes:raw")
+            for c in clients:
+                self.assertEqual(await c.recv(), b"raw")
+        finally:
+            for c in clients:
+                await c.close()
+
+    async def test_broadcast_to_others_excludes_the_sender(self):
+        a = await websockets.connect(self.url("/room"))
+        b = await websockets.connect(self.url("/room"))
+        try:
+            await self.eventually("/room", lambda s: s["connections"] == 2)
+            await a.send("others:not for a")
+            self.assertEqual(await b.recv(), "not for a")
+            await a.send("all:for both")
+            self.assertEqual(await a.recv(), "for both")  # a's first message: it never got "not for a"
+        finally:
+            await a.close()
+            await b.close()
+
+    async def test_send_to_reaches_exactly_one(self):
+        a, b, c = [await websockets.connect(self.url("/room")) for _ in range(3)]
+        try:
+            await b.send("id")
+            b_id = await b.recv()
+            await a.send(f"to:{b_id}:psst")
+            self.assertEqual(await a.recv(), "sent")
+            self.assertEqual(await b.recv(), "psst")
+            await a.send("to:00000000-0000-4000-8000-000000000000:lost")
+            self.assertEqual(await a.recv(), "unknown")
+            await c.send("id")  # c's first message is the answer to its own question: it got nothing else
+            self.assertEqual(len(await c.recv()), 36)
+        finally:
+            for ws in (a, b, c):
+                await ws.close()
+
+    async def test_query_params_headers_client_and_path(self):
+        url = self.url("/inspect?room=first&name=J%C3%BCrgen+M&room=last&flag&sp=a%20b")
+        async with websockets.connect(url, extra_headers={"X-API-Key": "k123"}, user_agent_header="tester/1") as ws:
+            info = json.loads(await ws.recv())
+        self.assertEqual(info["query"]["room"], ["first", "last"])
+        self.assertEqual(info["query"]["name"], ["Jürgen M"])
+        self.assertEqual(info["query"]["sp"], ["a b"])
+        self.assertEqual(info["query"]["flag"], [""])
+        self.assertEqual(info["room_last"], "last")
+        self.assertEqual(info["room_first"], "first")
+        self.assertEqual(info["headers"]["X-Api-Key"], "k123")
+        self.assertEqual(info["headers"]["user-agent"], "tester/1")
+        self.assertEqual(info["ip"], "127.0.0.1")
+        self.assertGreater(info["port"], 0)
+        self.assertEqual(info["path"], "/inspect")
+
+    async def test_receive_with_deadline(self):
+        async with websockets.connect(self.url("/deadline")) as ws:
+            self.assertEqual(await ws.recv(), "timeout")
+            await ws.send("hi")
+            reply = await ws.recv()
+            while reply == "timeout":  # a deadline may have passed just before "hi" arrived
+                reply = await ws.recv()
+            self.assertEqual(reply, "got hi")
+
+    async def test_server_close_with_code_and_reason(self):
+        async with websockets.connect(self.url("/quit")) as ws:
+            await ws.send("a")
+            self.assertEqual(await ws.recv(), "Got: a")
+            await ws.send("quit")
+            with self.assertRaises(ConnectionClosed) as closed:
+                await ws.recv()
+            self.assertEqual(closed.exception.rcvd.code, 4001)
+            self.assertEqual(closed.exception.rcvd.reason, "bye now")
+
+    async def test_ping_is_answered(self):
+        async with websockets.connect(self.url("/echo")) as ws:
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, timeout=harness.TIMEOUT)
+
+    async def test_unknown_path_is_404(self):
+        with self.assertRaises(websockets.exceptions.InvalidStatusCode) as failed:
+            await websockets.connect(self.url("/nowhere"))
+        self.assertEqual(failed.exception.status_code, 404)
+
+
+class EchoExample(unittest.IsolatedAsyncioTestCase):
+    """build/examples/echo, as Robyn's acceptance tests use an echo endpoint."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server("examples/echo")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    async def test_text_and_binary_byte_exact_at_length_boundaries(self):
+        async with websockets.connect(self.server.url("/echo"), max_size=None) as ws:
+            for size in (0, 1, 125, 126, 127, 65535, 65536, 131072):
+                text = ("é" * size)[: size // 2] + "a" * (size - 2 * (size // 2))  # multi-byte text
+                await ws.send(text)
+                self.assertEqual(await ws.recv(), text)
+                data = bytes((i * 7 + 3) % 256 for i in range(size))
+                await ws.send(data)
+                echoed = await ws.recv()
+                self.assertIsInstance(echoed, bytes)
+                self.assertEqual(echoed, data)
+
+    async def test_non_utf8_binary_comes_back_as_binary(self):
+        async with websockets.connect(self.server.url("/echo")) as ws:
+            await ws.send(b"\xff\xfe\x00\xc0")
+            self.assertEqual(await ws.recv(), b"\xff\xfe\x00\xc0")
+
+    async def test_fragmented_message_is_reassembled(self):
+        async with websockets.connect(self.server.url("/echo")) as ws:
+            await ws.send(["frag", "men", "ted"])
+            self.assertEqual(await ws.recv(), "fragmented")
+
+    async def test_200_concurrent_clients(self):
+        async def one(i):
+            async with websockets.connect(self.server.url("/echo")) as ws:
+                for j in range(5):
+                    await ws.send(f"client {i} message {j}")
+                    self.assertEqual(await ws.recv(), f"client {i} message {j}")
+        await asyncio.gather(*(one(i) for i in range(200)))
+
+    async def test_port_zero_printed_the_real_port(self):
+        self.assertGreater(self.server.port, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

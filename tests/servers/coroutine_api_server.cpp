@@ -1,0 +1,171 @@
+// A server exercising every part of the coroutine API, driven by tests/integration/test_coroutine_api.py.
+// Each endpoint isolates one behaviour; /stats reports what the callbacks observed.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "../../examples/cli.hpp"
+
+namespace {
+
+// What on_close and the handlers observed, for the tests to ask about through /stats.
+struct observations {
+    std::atomic<int> on_close_calls{0};
+    std::mutex mutex;
+    std::map<std::string, std::string> last_disconnect;  // path -> "code reason"
+};
+observations seen;
+
+void record_disconnect(const starling::websocket& ws, const starling::websocket_disconnect& d) {
+    std::lock_guard lock(seen.mutex);
+    seen.last_disconnect[std::string(ws.path())] = std::to_string(d.code()) + " " + d.reason();
+}
+
+starling::task<> echo_until_disconnect(starling::websocket& ws) {
+    try {
+        for (;;) {
+            auto m = co_await ws.receive();
+            if (m.is_text()) co_await ws.send_text(std::move(m.data)); else co_await ws.send_bytes(std::move(m.data));
+        }
+    } catch (const starling::websocket_disconnect& d) {
+        record_disconnect(ws, d);
+        throw;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    starling::app app;
+    app.set_logger([](starling::log_level level, std::string_view line) {
+        if (level >= starling::log_level::warning) std::fprintf(stderr, "log: %.*s\n", static_cast<int>(line.size()), line.data());
+    });
+
+    // Greeting first, echo, farewell last when the server closes ("close" makes the server close).
+    std::map<std::string, starling::endpoint> endpoints;
+    endpoints.emplace("/greet", app.websocket("/greet", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            auto text = co_await ws.receive_text();
+            if (text == "close") co_return;
+            co_await ws.send_text(std::move(text));
+        }
+    }));
+    endpoints.at("/greet")
+        .on_connect([](starling::websocket& ws) { return "welcome " + ws.id(); })
+        .on_close([](starling::websocket&) {
+            ++seen.on_close_calls;
+            return "goodbye";
+        });
+
+    // Empty on_connect text: nothing is sent. Echo records the disconnect it sees.
+    endpoints.emplace("/echo", app.websocket("/echo", echo_until_disconnect));
+    endpoints.at("/echo")
+        .on_connect([](starling::websocket&) { return ""; })
+        .on_close([](starling::websocket&) -> starling::task<std::string> {
+            ++seen.on_close_calls;
+            co_return "";
+        });
+
+    // Robyn's JSON acceptance test: {"ws_id", "resp", "msg"}.
+    app.websocket("/json", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            auto doc = co_await ws.receive_json();
+            starling::json_object reply{{"ws_id", ws.id()}, {"resp", "Whooo??"}, {"msg", doc}};
+            co_await ws.send_json(std::move(reply));
+        }
+    });
+
+    // A handler that returns after one message: the server closes with 1000.
+    app.websocket("/once", [](starling::websocket& ws) -> starling::task<> {
+        co_await ws.send_text("got " + co_await ws.receive_text());
+    });
+
+    // A handler that throws: logged, closed with 1011.
+    app.websocket("/throw", [](starling::websocket& ws) -> starling::task<> {
+        co_await ws.receive_text();
+        throw std::runtime_error("deliberate failure");
+    });
+
+    // Broadcast: "all:x" to everyone, "others:x" to all but the sender; "id" answers with the own id;
+    // "to:<id>:x" sends x to one connection and answers "sent" or "unknown".
+    endpoints.emplace("/room", app.websocket("/room", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            const std::string text = co_await ws.receive_text();
+            if (text.starts_with("all:")) {
+                co_await ws.broadcast(text.substr(4));
+            } else if (text.starts_with("others:")) {
+                co_await ws.broadcast(text.substr(7), starling::recipients::others);
+            } else if (text.starts_with("bytes:")) {
+                co_await ws.broadcast_bytes(text.substr(6));
+            } else if (text == "id") {
+                co_await ws.send_text(ws.id());
+            } else if (text.starts_with("to:")) {
+                const auto colon = text.find(':', 3);
+                const bool sent = co_await ws.send_to(text.substr(3, colon - 3), text.substr(colon + 1));
+                co_await ws.send_text(sent ? "sent" : "unknown");
+            }
+        }
+    }));
+    endpoints.at("/room").on_close([](starling::websocket&) { ++seen.on_close_calls; });
+
+    // Query parameters, headers, client address and path, as JSON.
+    app.websocket("/inspect", [](starling::websocket& ws) -> starling::task<> {
+        std::map<std::string, std::vector<std::string>> query;
+        for (const auto& [key, value] : ws.query_params()) query[key].push_back(value);
+        std::map<std::string, std::string> picked;
+        for (const char* name : {"user-agent", "X-Api-Key", "host"})
+            if (auto v = ws.headers().get(name)) picked[name] = std::string(*v);
+        starling::json_object info{{"query", query},
+                                   {"headers", picked},
+                                   {"ip", ws.client().ip},
+                                   {"port", ws.client().port},
+                                   {"path", ws.path()},
+                                   {"room_last", ws.query_params().get("room")},
+                                   {"room_first", ws.query_params().get_first("room")}};
+        co_await ws.send_json(std::move(info));
+        co_await ws.receive_text();
+    });
+
+    // Receiving with a deadline: "timeout" after 200 ms of silence, else the message back.
+    app.websocket("/deadline", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            auto text = co_await ws.receive_text_for(std::chrono::milliseconds(200));
+            std::string reply = text ? "got " + *text : std::string("timeout");
+            co_await ws.send_text(std::move(reply));
+        }
+    });
+
+    // Server-side close with a code and reason on "quit".
+    app.websocket("/quit", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            auto text = co_await ws.receive_text();
+            if (text == "quit") {
+                co_await ws.close(4001, "bye now");
+                co_return;
+            }
+            co_await ws.send_text("Got: " + text);
+        }
+    });
+
+    // What the callbacks saw, and how many connections each endpoint holds right now.
+    app.websocket("/stats", [&endpoints](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            const std::string path = co_await ws.receive_text();
+            std::string disconnect;
+            {
+                std::lock_guard lock(seen.mutex);
+                disconnect = seen.last_disconnect[path];
+            }
+            const auto it = endpoints.find(path);
+            starling::json_object stats{
+                {"on_close_calls", seen.on_close_calls.load()},
+                {"connections", it == endpoints.end() ? -1 : static_cast<long>(it->second.connection_count())},
+                {"last_disconnect", disconnect}};
+            co_await ws.send_json(std::move(stats));
+        }
+    });
+
+    return example::serve(app, argc, argv);
+}
