@@ -17,3 +17,13 @@
 #include "starling/endpoint.hpp"
 #include "starling/json.hpp"
 #include "starling/websocket.hpp"
+
+// Typed query parameters, dependency injection, routers.
+#include "starling/dependencies.hpp"
+#include "starling/params.hpp"
+#include "starling/query_coercion.hpp"
+#include "starling/router.hpp"
+
+// The event API.
+#include "starling/connector.hpp"
+#include "starling/event_websocket.hpp"

@@ -1697,24 +1697,192 @@ private:
 // The server and the coroutine API.
 
 // ---- begin starling/app.hpp ----
-// starling::app: register endpoints, then start the server.
+// starling::app: register endpoints and routers, inject dependencies, then start the server.
 
-#include <cstdint>    // std::uint16_t port
-#include <memory>     // std::shared_ptr, std::unique_ptr
-#include <stdexcept>  // std::invalid_argument, std::logic_error for set-up mistakes
-#include <string>     // std::string paths
-#include <utility>    // std::move
+#include <cstdint>      // std::uint16_t port
+#include <memory>       // std::shared_ptr, std::unique_ptr
+#include <stdexcept>    // std::invalid_argument, std::logic_error for set-up mistakes
+#include <string>       // std::string paths
+#include <string_view>  // std::string_view prefixes
+#include <utility>      // std::move
 
+
+// ---- begin starling/dependencies.hpp ----
+// Dependency injection (seed 002): containers of shared services, looked up by type or by name.
+//
+//     app.inject_global(logger{...});                 // by type: deps.get<logger>()
+//     app.inject_global("audit", logger{...});        // by name: deps.get<logger>("audit")
+//     app.inject(std::make_shared<cache>());          // a shared_ptr is stored as the object it owns
+//
+// Handlers receive `starling::global_dependencies&` (the app's), `starling::router_dependencies&`
+// (those of the router that registered the endpoint), or a typed parameter `cache&` resolved by type
+// (router first, then global). Containers are read-only once the server runs; the objects in them are
+// shared by every connection on every worker thread, so they must be safe to use concurrently (or
+// guard themselves with a mutex).
+
+#include <memory>         // std::shared_ptr storage
+#include <stdexcept>      // std::out_of_range, std::logic_error
+#include <string>         // std::string names
+#include <string_view>    // std::string_view lookups
+#include <type_traits>    // std::decay_t
+#include <typeindex>      // std::type_index keys
+#include <unordered_map>  // lookup tables
+#include <utility>        // std::move
+
+
+// ---- begin starling/detail/type_name.hpp ----
+// Readable type names at compile time, for error messages ("needs dependency 'Database'").
+
+#include <string_view>  // std::string_view results
+
+namespace starling::detail {
+
+/// The name of T as the compiler spells it, from __PRETTY_FUNCTION__ (g++ and clang both put it after
+/// "T = " in the signature text).
+template <class T>
+constexpr std::string_view type_name() noexcept {
+    const std::string_view signature = __PRETTY_FUNCTION__;
+    const auto start = signature.find("T = ");
+    if (start == std::string_view::npos) return signature;
+    const auto rest = signature.substr(start + 4);
+    const auto end = rest.find_first_of(";]");
+    return rest.substr(0, end);
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/type_name.hpp ----
+
+namespace starling {
+
+/// Thrown by a lookup that finds nothing (or an object of another type under that name).
+class missing_dependency : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+namespace detail {
+
+template <class T>
+struct shared_target {
+    using type = T;
+};
+template <class T>
+struct shared_target<std::shared_ptr<T>> {
+    using type = T;
+};
+
+}  // namespace detail
+
+class dependency_container {
+public:
+    /// Adds `value` to be found by its type. A std::shared_ptr<T> is stored as the T it points to.
+    template <class T>
+    dependency_container& add(T&& value) {
+        auto [type, object] = store(std::forward<T>(value));
+        check_writable();
+        by_type_.insert_or_assign(type, std::move(object));
+        return *this;
+    }
+
+    /// Adds `value` under `name` (found by name and type) and by its type, unless that type is taken.
+    template <class T>
+    dependency_container& add(std::string name, T&& value) {
+        auto [type, object] = store(std::forward<T>(value));
+        check_writable();
+        by_type_.try_emplace(type, object);
+        by_name_.insert_or_assign(std::move(name), entry{type, std::move(object)});
+        return *this;
+    }
+
+    /// The object of type T; throws missing_dependency if there is none.
+    template <class T>
+    T& get() const {
+        if (T* found = find<T>()) return *found;
+        throw missing_dependency("starling: no dependency of type '" + std::string(detail::type_name<T>()) +
+                                 "' was injected");
+    }
+
+    /// The object named `name`, which must be a T; throws missing_dependency otherwise.
+    template <class T>
+    T& get(std::string_view name) const {
+        const auto it = by_name_.find(std::string(name));
+        if (it == by_name_.end())
+            throw missing_dependency("starling: no dependency named '" + std::string(name) + "' was injected");
+        if (it->second.type != std::type_index(typeid(T)))
+            throw missing_dependency("starling: dependency '" + std::string(name) + "' is not a '" +
+                                     std::string(detail::type_name<T>()) + "'");
+        return *static_cast<T*>(it->second.object.get());
+    }
+
+    /// The object of type T, or nullptr.
+    template <class T>
+    T* find() const noexcept {
+        const auto it = by_type_.find(std::type_index(typeid(T)));
+        return it == by_type_.end() ? nullptr : static_cast<T*>(it->second.get());
+    }
+
+    /// The shared_ptr holding the object of type T (empty if none), for callers that keep it.
+    template <class T>
+    std::shared_ptr<T> find_shared() const noexcept {
+        const auto it = by_type_.find(std::type_index(typeid(T)));
+        return it == by_type_.end() ? nullptr : std::static_pointer_cast<T>(it->second);
+    }
+
+    bool contains(std::type_index type) const noexcept { return by_type_.contains(type); }
+    template <class T>
+    bool contains() const noexcept { return contains(std::type_index(typeid(T))); }
+    bool contains(std::string_view name) const { return by_name_.contains(std::string(name)); }
+
+    /// After this, add() throws: containers are read-only while the server runs, so handlers on every
+    /// thread can read them without locks.
+    void freeze() noexcept { frozen_ = true; }
+
+private:
+    struct entry {
+        std::type_index type;
+        std::shared_ptr<void> object;
+    };
+
+    template <class T>
+    static std::pair<std::type_index, std::shared_ptr<void>> store(T&& value) {
+        using D = std::decay_t<T>;
+        using target = typename detail::shared_target<D>::type;
+        if constexpr (std::is_same_v<D, std::shared_ptr<target>>) {
+            return {std::type_index(typeid(target)), std::shared_ptr<void>(std::forward<T>(value))};
+        } else {
+            return {std::type_index(typeid(D)), std::make_shared<D>(std::forward<T>(value))};
+        }
+    }
+
+    void check_writable() const {
+        if (frozen_) throw std::logic_error("starling: dependencies are read-only once the server runs");
+    }
+
+    std::unordered_map<std::type_index, std::shared_ptr<void>> by_type_;
+    std::unordered_map<std::string, entry> by_name_;
+    bool frozen_ = false;
+};
+
+/// The app-wide container: app.inject_global(...).
+class global_dependencies : public dependency_container {};
+
+/// A router's own container: app.inject(...) for the app's top level, router.inject(...) for a router.
+class router_dependencies : public dependency_container {};
+
+}  // namespace starling
+// ---- end starling/dependencies.hpp ----
 
 // ---- begin starling/detail/callbacks.hpp ----
-// Adapts what users register (lambdas, functions, coroutines) to the endpoint's calling convention:
-// a handler is task<>(websocket&); on_connect / on_close produce the text to send, if any.
+// Adapts what users register for the coroutine API (lambdas, functions, coroutines with any of the
+// parameters signature.hpp understands) to the endpoint's calling convention: a handler becomes
+// task<>(websocket&); on_connect / on_close become "the text to send, if any". Misuse is caught at
+// compile time with one readable message.
 
 #include <concepts>     // std::convertible_to
 #include <optional>     // std::optional results
 #include <string>       // std::string text
 #include <string_view>  // std::string_view results
-#include <type_traits>  // std::invoke_result_t, std::is_invocable_v
+#include <type_traits>  // std::is_same_v, std::remove_cvref_t
 #include <utility>      // std::move
 
 
@@ -1788,6 +1956,546 @@ private:
 }  // namespace starling
 // ---- end starling/connection_registry.hpp ----
 
+// ---- begin starling/detail/signature.hpp ----
+// Reads a handler's or callback's signature at compile time and says where each argument comes from:
+// the connection, a typed query parameter, a dependency container, or a dependency by type. This is
+// what lets handlers declare what they need, in any order.
+
+#include <memory>       // std::shared_ptr dependency parameters
+#include <cstddef>      // std::byte message bytes
+#include <optional>     // std::optional check results
+#include <span>         // std::span<const std::byte> message bytes
+#include <string>       // std::string error messages
+#include <string_view>  // std::string_view type names
+#include <tuple>        // std::tuple argument lists
+#include <type_traits>  // std::remove_cvref_t and friends
+#include <typeindex>    // std::type_index requirements
+#include <vector>       // std::vector requirements
+
+
+// ---- begin starling/message.hpp ----
+// A received WebSocket message with its type.
+
+#include <string>       // std::string payload
+#include <string_view>  // std::string_view accessors
+
+namespace starling {
+
+enum class message_type { text, binary };
+
+struct message {
+    message_type type = message_type::text;
+    std::string data;
+
+    bool is_text() const noexcept { return type == message_type::text; }
+    bool is_binary() const noexcept { return type == message_type::binary; }
+    std::string_view view() const noexcept { return data; }
+};
+
+}  // namespace starling
+// ---- end starling/message.hpp ----
+
+// ---- begin starling/params.hpp ----
+// Typed query parameters declared in handler signatures (seed 004's "easy access" parameters):
+//
+//     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
+//        starling::query<"page", int, "1"> page) -> starling::task<> { ... }
+//
+// The name is part of the type and checked at compile time. A parameter is required unless it has a
+// default (given as the text it would have in a URL) or is a std::optional / std::vector. Values are
+// resolved once per connection, before the upgrade: a missing or invalid value rejects the connection
+// with HTTP 400 and a message such as "Missing required parameter: 'room'".
+
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional parameters and results
+#include <string>       // std::string messages
+#include <string_view>  // std::string_view names
+#include <type_traits>  // std::false_type / std::true_type traits
+#include <utility>      // std::move
+#include <vector>       // std::vector parameters
+
+
+// ---- begin starling/query_coercion.hpp ----
+// How a query-parameter string becomes a typed value: the built-in coercions (strings, integers with
+// range checks, floating point, bool, enums by name) and the customisation point for user types.
+//
+// To make your own type usable in starling::query<"name", YourType>, specialise query_coercion:
+//
+//     template <> struct starling::query_coercion<point> {
+//         static constexpr std::string_view expected = "point as x,y";      // used in error messages
+//         static std::optional<point> parse(std::string_view text);         // nullopt: invalid value
+//     };
+//
+// Enums are coerced by name once you list their names:
+//
+//     template <> inline constexpr auto starling::enum_names<color> =
+//         std::array{std::pair{std::string_view("red"), color::red}, ...};
+
+#include <array>         // std::array enum name tables
+#include <charconv>      // std::from_chars
+#include <concepts>      // std::integral, std::floating_point
+#include <cstddef>       // std::size_t
+#include <optional>      // std::optional results
+#include <string>        // std::string values
+#include <string_view>   // std::string_view inputs
+#include <system_error>  // std::errc
+#include <type_traits>   // std::is_enum_v
+#include <utility>       // std::pair
+
+namespace starling {
+
+/// Customisation point: specialise for your type (see the top of this file).
+template <class T>
+struct query_coercion;
+
+/// Names of an enum's values, for coercion by name: specialise as an array of (name, value) pairs.
+template <class E>
+inline constexpr int enum_names = 0;
+
+namespace detail {
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+template <class E>
+concept named_enum = std::is_enum_v<E> && !std::is_same_v<std::remove_cvref_t<decltype(enum_names<E>)>, int>;
+
+}  // namespace detail
+
+template <>
+struct query_coercion<std::string> {
+    static constexpr std::string_view expected = "string";
+    static std::optional<std::string> parse(std::string_view text) { return std::string(text); }
+};
+
+template <>
+struct query_coercion<std::string_view> {
+    static constexpr std::string_view expected = "string";
+    // The view points into the connection's own query parameters, which live as long as it does.
+    static std::optional<std::string_view> parse(std::string_view text) { return text; }
+};
+
+template <>
+struct query_coercion<bool> {
+    static constexpr std::string_view expected = "boolean";
+    static std::optional<bool> parse(std::string_view text) {
+        for (std::string_view yes : {"true", "1", "yes", "on"})
+            if (detail::iequals(text, yes)) return true;
+        for (std::string_view no : {"false", "0", "no", "off"})
+            if (detail::iequals(text, no)) return false;
+        return std::nullopt;
+    }
+};
+
+template <std::integral T>
+    requires(!std::is_same_v<T, bool>)
+struct query_coercion<T> {
+    static constexpr std::string_view expected = "integer";
+    /// The whole text must be a base-10 integer that fits T: "5x", "", " 5" and overflow are invalid.
+    static std::optional<T> parse(std::string_view text) {
+        T value{};
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+        return value;
+    }
+};
+
+template <std::floating_point T>
+struct query_coercion<T> {
+    static constexpr std::string_view expected = "number";
+    static std::optional<T> parse(std::string_view text) {
+        T value{};
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+        return value;
+    }
+};
+
+template <detail::named_enum E>
+struct query_coercion<E> {
+    static constexpr std::string_view expected = "enum value name";
+    /// Names match exactly first, then case-insensitively.
+    static std::optional<E> parse(std::string_view text) {
+        for (const auto& [name, value] : enum_names<E>)
+            if (name == text) return value;
+        for (const auto& [name, value] : enum_names<E>)
+            if (detail::iequals(name, text)) return value;
+        return std::nullopt;
+    }
+};
+
+/// True when T has a coercion (built in or specialised by the user).
+template <class T>
+concept query_coercible = requires(std::string_view text) {
+    { query_coercion<T>::parse(text) } -> std::same_as<std::optional<T>>;
+    { query_coercion<T>::expected } -> std::convertible_to<std::string_view>;
+};
+
+}  // namespace starling
+// ---- end starling/query_coercion.hpp ----
+
+namespace starling {
+
+namespace detail {
+struct absent_t {};
+}  // namespace detail
+
+/// A string usable as a template argument: `query<"room", ...>`. Built at compile time only.
+template <std::size_t N>
+struct fixed_string {
+    char chars[N]{};
+    bool present = true;  // false only for the "no default" marker
+
+    consteval fixed_string(const char (&text)[N]) {
+        for (std::size_t i = 0; i < N; ++i) chars[i] = text[i];
+    }
+    consteval explicit fixed_string(detail::absent_t) : present(false) {}
+
+    constexpr std::string_view view() const noexcept { return {chars, N - 1}; }
+};
+
+namespace detail {
+
+inline constexpr fixed_string<1> no_default{absent_t{}};
+
+/// Query parameter names: non-empty, made of URL-unreserved characters (RFC 3986), so the name in the
+/// signature is exactly the one a client writes.
+constexpr bool is_valid_parameter_name(std::string_view name) noexcept {
+    if (name.empty()) return false;
+    for (const char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '-' || c == '.' || c == '_' || c == '~';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+template <class T>
+struct optional_traits : std::false_type {};
+template <class T>
+struct optional_traits<std::optional<T>> : std::true_type {
+    using element = T;
+};
+
+template <class T>
+struct vector_traits : std::false_type {};
+template <class T>
+struct vector_traits<std::vector<T>> : std::true_type {
+    using element = T;
+};
+
+/// The type whose coercion applies: T itself, or the element of an optional / vector.
+template <class T>
+struct coerced {
+    using type = T;
+};
+template <class T>
+struct coerced<std::optional<T>> {
+    using type = T;
+};
+template <class T>
+struct coerced<std::vector<T>> {
+    using type = T;
+};
+template <class T>
+using coerced_type = typename coerced<T>::type;
+
+}  // namespace detail
+
+/// What went wrong resolving a parameter; its text is the HTTP 400 body (or the 1008 close reason).
+struct parameter_error {
+    std::string message;
+};
+
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class query {
+    static_assert(detail::is_valid_parameter_name(Name.view()),
+                  "starling::query: the parameter name must be non-empty and use only letters, digits, "
+                  "'-', '.', '_' or '~'");
+public:
+    using value_type = T;
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+
+    explicit query(T value) : value_(std::move(value)) {}
+
+    const T& value() const& noexcept { return value_; }
+    T&& value() && noexcept { return std::move(value_); }
+    const T& operator*() const noexcept { return value_; }
+    const T* operator->() const noexcept { return &value_; }
+    operator const T&() const noexcept { return value_; }
+
+    /// Reads this parameter from a connection's query string.
+    static std::optional<query> resolve(const query_params& params, parameter_error& error);
+
+private:
+    T value_;
+};
+
+namespace detail {
+
+template <class T>
+struct is_query_parameter : std::false_type {};
+template <fixed_string Name, class T, fixed_string Default>
+struct is_query_parameter<query<Name, T, Default>> : std::true_type {};
+
+template <class Element>
+std::optional<Element> coerce_one(std::string_view name, std::string_view text, parameter_error& error) {
+    auto value = query_coercion<Element>::parse(text);
+    if (!value) {
+        error.message = "Invalid value '" + std::string(text) + "' for parameter '" + std::string(name) +
+                        "': expected " + std::string(query_coercion<Element>::expected);
+    }
+    return value;
+}
+
+}  // namespace detail
+
+template <fixed_string Name, class T, fixed_string Default>
+std::optional<query<Name, T, Default>> query<Name, T, Default>::resolve(const query_params& params,
+                                                                        parameter_error& error) {
+    using element = detail::coerced_type<T>;
+    static_assert(query_coercible<element>,
+                  "starling::query: no coercion for this parameter type; use a string, integer, floating "
+                  "point, bool, an enum with starling::enum_names, std::optional / std::vector of those, "
+                  "or specialise starling::query_coercion for your type");
+    if constexpr (detail::vector_traits<T>::value) {
+        T values;
+        for (std::string_view text : params.get_all(name)) {
+            auto value = detail::coerce_one<element>(name, text, error);
+            if (!value) return std::nullopt;
+            values.push_back(std::move(*value));
+        }
+        if (values.empty() && Default.present) {
+            auto value = detail::coerce_one<element>(name, Default.view(), error);
+            if (!value) return std::nullopt;
+            values.push_back(std::move(*value));
+        }
+        return query(std::move(values));
+    } else {
+        // The last value wins when a key repeats, as in query_params::get.
+        const std::optional<std::string_view> text = params.get(name);
+        if (!text) {
+            if constexpr (Default.present) {
+                auto value = detail::coerce_one<element>(name, Default.view(), error);
+                if (!value) return std::nullopt;
+                return query(T(std::move(*value)));
+            } else if constexpr (detail::optional_traits<T>::value) {
+                return query(T{});
+            } else {
+                error.message = "Missing required parameter: '" + std::string(name) + "'";
+                return std::nullopt;
+            }
+        }
+        auto value = detail::coerce_one<element>(name, *text, error);
+        if (!value) return std::nullopt;
+        return query(T(std::move(*value)));
+    }
+}
+
+}  // namespace starling
+// ---- end starling/params.hpp ----
+
+namespace starling {
+
+class websocket;
+class connector;
+
+namespace detail {
+
+// ---- what a callable takes and returns ----
+
+template <class F>
+struct function_traits {};  // not a function: no `arguments`, so has_readable_signature is false
+template <class R, class... A>
+struct function_traits<R (*)(A...)> {
+    using result = R;
+    using arguments = std::tuple<A...>;
+};
+template <class R, class... A>
+struct function_traits<R (*)(A...) noexcept> : function_traits<R (*)(A...)> {};
+template <class R, class... A>
+struct function_traits<R(A...)> : function_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct function_traits<R (C::*)(A...)> : function_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct function_traits<R (C::*)(A...) const> : function_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct function_traits<R (C::*)(A...) noexcept> : function_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct function_traits<R (C::*)(A...) const noexcept> : function_traits<R (*)(A...)> {};
+
+/// A lambda or function object is read through its one operator(); a generic lambda has none to read.
+template <class F>
+struct callable_traits : function_traits<F> {};
+template <class F>
+    requires requires { &F::operator(); }
+struct callable_traits<F> : function_traits<decltype(&F::operator())> {};
+
+/// True for lambdas, function objects with one non-template operator(), functions and pointers to them.
+template <class F>
+concept has_readable_signature = requires { typename callable_traits<std::decay_t<F>>::arguments; };
+
+// ---- where each parameter comes from ----
+
+enum class source {
+    websocket,          // starling::websocket&
+    connector,          // starling::connector& (event API)
+    message,            // the message text (event API): std::string_view, std::string, const std::string&
+    bytes,              // the message bytes (event API): std::span<const std::byte>
+    whole_message,      // the message with its type (event API): const starling::message&
+    query,              // starling::query<"name", T, ...>
+    globals,            // starling::global_dependencies&
+    router,             // starling::router_dependencies&
+    dependency,         // T& or const T&: an injected object found by type
+    shared_dependency,  // std::shared_ptr<T>: the same, shared
+    unsupported,
+};
+
+template <class P>
+struct shared_ptr_element {
+    using type = void;
+};
+template <class T>
+struct shared_ptr_element<std::shared_ptr<T>> {
+    using type = T;
+};
+
+template <class P>
+constexpr source source_of() {
+    using bare = std::remove_cvref_t<P>;
+    if constexpr (std::is_same_v<bare, websocket> && std::is_lvalue_reference_v<P>) return source::websocket;
+    else if constexpr (std::is_same_v<bare, connector> && std::is_lvalue_reference_v<P>) return source::connector;
+    else if constexpr (std::is_same_v<bare, std::string_view> || std::is_same_v<bare, std::string>) return source::message;
+    else if constexpr (std::is_same_v<bare, std::span<const std::byte>>) return source::bytes;
+    else if constexpr (std::is_same_v<bare, message> && std::is_const_v<std::remove_reference_t<P>>) return source::whole_message;
+    else if constexpr (is_query_parameter<bare>::value) return source::query;
+    else if constexpr (std::is_same_v<bare, global_dependencies> && std::is_lvalue_reference_v<P>) return source::globals;
+    else if constexpr (std::is_same_v<bare, router_dependencies> && std::is_lvalue_reference_v<P>) return source::router;
+    else if constexpr (!std::is_void_v<typename shared_ptr_element<bare>::type>) return source::shared_dependency;
+    else if constexpr (std::is_lvalue_reference_v<P> && std::is_class_v<bare>) return source::dependency;
+    else return source::unsupported;
+}
+
+/// Everything a parameter may be drawn from, for one call.
+struct call_context {
+    websocket* ws = nullptr;
+    connector* conn = nullptr;
+    const starling::message* received = nullptr;
+    const query_params* query = nullptr;
+    global_dependencies* globals = nullptr;
+    router_dependencies* router = nullptr;
+};
+
+/// Looks a typed dependency up: the router's container first, then the app's.
+template <class T>
+T* find_dependency(const call_context& ctx) {
+    if (ctx.router)
+        if (T* found = ctx.router->find<T>()) return found;
+    return ctx.globals ? ctx.globals->find<T>() : nullptr;
+}
+
+template <class P>
+decltype(auto) resolve_argument(const call_context& ctx) {
+    using bare = std::remove_cvref_t<P>;
+    constexpr source from = source_of<P>();
+    if constexpr (from == source::websocket) return (*ctx.ws);
+    else if constexpr (from == source::connector) return (*ctx.conn);
+    else if constexpr (from == source::message) return bare(ctx.received->view());
+    else if constexpr (from == source::bytes) return std::as_bytes(std::span<const char>(ctx.received->data));
+    else if constexpr (from == source::whole_message) return (*ctx.received);
+    else if constexpr (from == source::globals) return (*ctx.globals);
+    else if constexpr (from == source::router) return (*ctx.router);
+    else if constexpr (from == source::query) {
+        parameter_error ignored;  // checked before the upgrade: it resolves now
+        return bare(*bare::resolve(*ctx.query, ignored));  // a value: the optional is a temporary
+    } else if constexpr (from == source::shared_dependency) {
+        using T = typename shared_ptr_element<bare>::type;
+        if (ctx.router)
+            if (auto found = ctx.router->find_shared<T>()) return found;
+        return ctx.globals->find_shared<T>();
+    } else {
+        return (*find_dependency<bare>(ctx));
+    }
+}
+
+/// A dependency some handler needs by type, checked when the app starts.
+struct dependency_requirement {
+    std::type_index type;
+    std::string_view name;
+};
+
+/// What the app checks about a registered callable before it serves: its typed query parameters
+/// (per connection, before the upgrade) and its dependencies (once, at start).
+struct signature_checks {
+    /// Resolves every query parameter; returns the first error message, or nothing.
+    std::optional<std::string> (*check_query)(const query_params&) = nullptr;
+    std::vector<dependency_requirement> dependencies;
+};
+
+template <class Arguments>
+struct signature;
+
+template <class... A>
+struct signature<std::tuple<A...>> {
+    /// True when every parameter's source is one `allowed` accepts (each API has its own set).
+    template <bool (*allowed)(source)>
+    static constexpr bool all_allowed = (allowed(source_of<A>()) && ...);
+
+    static std::optional<std::string> check_query(const query_params& params) {
+        std::optional<std::string> failure;
+        auto check_one = [&]<class P>() {
+            if constexpr (source_of<P>() == source::query) {
+                if (failure) return;
+                parameter_error error;
+                if (!std::remove_cvref_t<P>::resolve(params, error)) failure = std::move(error.message);
+            }
+        };
+        (check_one.template operator()<A>(), ...);
+        (void)check_one;  // unused when the callable takes no parameters
+        return failure;
+    }
+
+    static signature_checks checks() {
+        signature_checks result;
+        result.check_query = &check_query;
+        auto add_one = [&]<class P>() {
+            constexpr source from = source_of<P>();
+            if constexpr (from == source::dependency) {
+                using T = std::remove_cvref_t<P>;
+                result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
+            } else if constexpr (from == source::shared_dependency) {
+                using T = typename shared_ptr_element<std::remove_cvref_t<P>>::type;
+                result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
+            }
+        };
+        (add_one.template operator()<A>(), ...);
+        (void)add_one;
+        return result;
+    }
+
+    template <class F>
+    static decltype(auto) invoke(F& f, const call_context& ctx) {
+        return f(resolve_argument<A>(ctx)...);
+    }
+};
+
+template <class F>
+using signature_of = signature<typename callable_traits<std::decay_t<F>>::arguments>;
+
+template <class F>
+using result_of = typename callable_traits<std::decay_t<F>>::result;
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/detail/signature.hpp ----
+
 // ---- begin starling/logging.hpp ----
 // The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
 
@@ -1847,6 +2555,12 @@ enum class slow_consumer_policy {
     drop,   // skip the message for that receiver only
 };
 
+/// What happens to a connection whose typed query parameters are missing or invalid.
+enum class invalid_query_policy {
+    reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
+    close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -1860,6 +2574,8 @@ struct websocket_options {
     /// drain, and broadcasts apply `slow_consumer`.
     std::size_t high_water_mark = 4 * 1024 * 1024;
     slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
+    invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long to wait for the peer's answer to our close frame before dropping the connection.
     std::chrono::milliseconds close_timeout = 5s;
     /// Idle time after which the server pings; a peer that does not answer within another idle_timeout
@@ -1948,9 +2664,25 @@ struct endpoint_state {
     handler_function handler;
     text_callback on_connect;
     text_callback on_close;
+    signature_checks handler_checks;
+    signature_checks on_connect_checks;
+    signature_checks on_close_checks;
     websocket_options options;
+    bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry registry;
     std::shared_ptr<const logger> log;
+    std::shared_ptr<global_dependencies> globals;
+    /// The container of the router that registered this endpoint (the app's own for app.websocket).
+    std::shared_ptr<starling::router_dependencies> router_deps;
+
+    /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
+    /// message, or nothing. Run before the upgrade.
+    std::optional<std::string> check_query(const query_params& params) const {
+        for (const signature_checks* checks : {&handler_checks, &on_connect_checks, &on_close_checks})
+            if (checks->check_query)
+                if (auto problem = checks->check_query(params)) return problem;
+        return std::nullopt;
+    }
 
     void log_line(log_level level, std::string_view line) const {
         if (log && *log) (*log)(level, line);
@@ -1960,183 +2692,6 @@ struct endpoint_state {
 }  // namespace detail
 }  // namespace starling
 // ---- end starling/detail/endpoint_state.hpp ----
-
-namespace starling::detail {
-
-template <class T>
-inline constexpr bool dependent_false = false;
-
-/// A callback's result as optional text: nothing for void, an empty optional or empty text (as in
-/// Robyn, where returning "" from on_connect sends nothing).
-template <class R>
-std::optional<std::string> to_optional_text(R&& result) {
-    using T = std::remove_cvref_t<R>;
-    if constexpr (std::convertible_to<T, std::string_view>) {
-        const std::string_view text(result);
-        if (text.empty()) return std::nullopt;
-        return std::string(text);
-    } else if constexpr (requires { result.has_value(); *result; }) {
-        if (!result.has_value()) return std::nullopt;
-        return to_optional_text(*std::forward<R>(result));
-    } else {
-        static_assert(dependent_false<T>,
-                      "starling: on_connect / on_close must return text (std::string, const char*, "
-                      "std::string_view), std::optional of text, or nothing");
-        return std::nullopt;
-    }
-}
-
-template <class F>
-handler_function adapt_handler(F handler) {
-    static_assert(std::is_invocable_v<F&, websocket&>,
-                  "starling: a websocket handler takes (starling::websocket&)");
-    static_assert(std::is_same_v<std::invoke_result_t<F&, websocket&>, task<>>,
-                  "starling: a websocket handler must be a coroutine returning starling::task<>");
-    return [handler = std::move(handler)](websocket& ws) mutable { return handler(ws); };
-}
-
-template <class F>
-text_callback adapt_text_callback(F callback) {
-    static_assert(std::is_invocable_v<F&, websocket&>,
-                  "starling: on_connect / on_close take (starling::websocket&)");
-    using R = std::invoke_result_t<F&, websocket&>;
-    return [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
-        if constexpr (is_task_v<R>) {
-            using T = typename R::value_type;
-            if constexpr (std::is_void_v<T>) {
-                co_await callback(ws);
-                co_return std::nullopt;
-            } else {
-                co_return to_optional_text(co_await callback(ws));
-            }
-        } else if constexpr (std::is_void_v<R>) {
-            callback(ws);
-            co_return std::nullopt;
-        } else {
-            co_return to_optional_text(callback(ws));
-        }
-    };
-}
-
-}  // namespace starling::detail
-// ---- end starling/detail/callbacks.hpp ----
-
-// ---- begin starling/endpoint.hpp ----
-// The handle app.websocket() returns: attach on_connect / on_close, set per-endpoint options.
-
-#include <cstddef>  // std::size_t
-#include <memory>   // std::shared_ptr endpoint state
-#include <string>   // std::string path
-#include <utility>  // std::move
-
-
-namespace starling {
-
-class endpoint {
-public:
-    explicit endpoint(std::shared_ptr<detail::endpoint_state> state) : state_(std::move(state)) {}
-
-    /// Runs when a client connects, before the handler; its returned text is the client's first
-    /// message. A plain function or a coroutine; may return text, an optional, or nothing.
-    template <class F>
-    endpoint& on_connect(F callback) {
-        state_->on_connect = detail::adapt_text_callback(std::move(callback));
-        return *this;
-    }
-
-    /// Runs exactly once when the connection ends, however it ends. Its returned text is sent as the
-    /// final message when the server is the side that closes.
-    template <class F>
-    endpoint& on_close(F callback) {
-        state_->on_close = detail::adapt_text_callback(std::move(callback));
-        return *this;
-    }
-
-    /// This endpoint's limits (message size, queues, timeouts).
-    endpoint& options(const websocket_options& options) {
-        state_->options = options;
-        return *this;
-    }
-    const websocket_options& options() const noexcept { return state_->options; }
-
-    const std::string& path() const noexcept { return state_->path; }
-
-    /// Open connections right now.
-    std::size_t connection_count() const { return state_->registry.size(); }
-
-private:
-    std::shared_ptr<detail::endpoint_state> state_;
-};
-
-}  // namespace starling
-// ---- end starling/endpoint.hpp ----
-
-// ---- begin starling/server.hpp ----
-// The network side of an app: worker threads (one event loop each), the listening socket, the opening
-// handshake of every connection (read the request under size and time limits, route it, validate it,
-// answer 101 or an error), and graceful shutdown.
-
-#include <asio/co_spawn.hpp>      // asio::co_spawn per connection
-#include <asio/detached.hpp>      // asio::detached
-#include <asio/executor_work_guard.hpp>  // keeps idle worker loops running
-#include <asio/io_context.hpp>    // asio::io_context per worker
-#include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
-#include <asio/post.hpp>          // asio::post cross-thread hand-offs
-#include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
-#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
-#include <asio/use_awaitable.hpp> // asio::use_awaitable
-#include <asio/write.hpp>         // asio::async_write responses
-#include <algorithm>              // std::max, std::min
-#include <atomic>                 // std::atomic counters and flags
-#include <chrono>                 // std::chrono deadlines
-#include <csignal>                // SIGINT, SIGTERM
-#include <cstddef>                // std::size_t
-#include <cstdint>                // std::uint16_t port
-#include <functional>             // std::less<> for heterogeneous route lookup
-#include <map>                    // std::map routes
-#include <memory>                 // std::shared_ptr, std::unique_ptr
-#include <mutex>                  // std::mutex guarding start/stop
-#include <string>                 // std::string responses
-#include <thread>                 // std::thread workers
-#include <vector>                 // std::vector workers
-
-
-// ---- begin starling/detail/async_event.hpp ----
-// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
-// nothing beyond Asio's recycled operation memory.
-
-#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
-#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
-#include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <chrono>                   // std::chrono::steady_clock deadlines
-
-
-namespace starling::detail {
-
-/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
-/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
-/// everything touching one event runs on one executor: nothing runs between the check and the wait.
-class async_event {
-public:
-    template <class Executor>
-    explicit async_event(const Executor& executor) : timer_(executor) {}
-
-    /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
-        timer_.expires_at(deadline);
-        std::error_code ec;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
-    }
-
-    void notify() noexcept { timer_.cancel(); }
-
-private:
-    asio::steady_timer timer_;
-};
-
-}  // namespace starling::detail
-// ---- end starling/detail/async_event.hpp ----
 
 // ---- begin starling/websocket.hpp ----
 // The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
@@ -2178,6 +2733,43 @@ enum class recipients { everyone, others };
 
 }  // namespace starling
 // ---- end starling/broadcast.hpp ----
+
+// ---- begin starling/detail/async_event.hpp ----
+// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
+// nothing beyond Asio's recycled operation memory.
+
+#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
+#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <chrono>                   // std::chrono::steady_clock deadlines
+
+
+namespace starling::detail {
+
+/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
+/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
+/// everything touching one event runs on one executor: nothing runs between the check and the wait.
+class async_event {
+public:
+    template <class Executor>
+    explicit async_event(const Executor& executor) : timer_(executor) {}
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+        timer_.expires_at(deadline);
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
+    }
+
+    void notify() noexcept { timer_.cancel(); }
+
+private:
+    asio::steady_timer timer_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/async_event.hpp ----
 
 // ---- begin starling/detail/uuid.hpp ----
 // Connection ids: random (version 4) UUID strings.
@@ -2333,6 +2925,7 @@ private:
 // what simdjson parses, so a received value outlives the connection's next receive.
 
 #include <charconv>      // std::to_chars for numbers
+#include <cmath>         // std::isfinite
 #include <concepts>      // std::integral, std::floating_point
 #include <cstddef>       // std::nullptr_t
 #include <cstdio>        // std::snprintf for control-character escapes
@@ -2417,13 +3010,28 @@ void write_json(std::string& out, const T& value) {
         out += value ? "true" : "false";
     } else if constexpr (requires { typename T::serialized_json; }) {
         out += value.text;  // raw_json, json_object
+    } else if constexpr (std::same_as<T, simdjson::simdjson_result<simdjson::dom::element>>) {
+        // doc["key"]: written as the element it holds (whatever its JSON type), or null if absent.
+        if (value.error()) out += "null"; else write_json(out, value.value_unsafe());
     } else if constexpr (detail::string_like<T>) {
         detail::write_json_string(out, std::string_view(value));
-    } else if constexpr (std::integral<T> || std::floating_point<T>) {
+    } else if constexpr (std::integral<T>) {
+        char buf[32];
+        const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        (void)ec;  // 32 bytes hold any integer
+        out.append(buf, end);
+    } else if constexpr (std::floating_point<T>) {
+        if (!std::isfinite(value)) {
+            out += "null";  // JSON has no NaN or infinity
+            return;
+        }
         char buf[64];
         const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-        (void)ec;  // 64 bytes hold any integer or shortest-round-trip double
-        out.append(buf, end);
+        (void)ec;  // 64 bytes hold any shortest-round-trip double
+        const std::string_view text(buf, static_cast<std::size_t>(end - buf));
+        out += text;
+        // Keep a double a double for the reader: 3.0 is written "3.0", not "3".
+        if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
     } else if constexpr (requires { value.has_value(); *value; }) {
         if (value.has_value()) write_json(out, *value); else out += "null";
     } else if constexpr (requires { value.root(); }) {
@@ -2518,28 +3126,6 @@ private:
 }  // namespace starling
 // ---- end starling/json.hpp ----
 
-// ---- begin starling/message.hpp ----
-// A received WebSocket message with its type.
-
-#include <string>       // std::string payload
-#include <string_view>  // std::string_view accessors
-
-namespace starling {
-
-enum class message_type { text, binary };
-
-struct message {
-    message_type type = message_type::text;
-    std::string data;
-
-    bool is_text() const noexcept { return type == message_type::text; }
-    bool is_binary() const noexcept { return type == message_type::binary; }
-    std::string_view view() const noexcept { return data; }
-};
-
-}  // namespace starling
-// ---- end starling/message.hpp ----
-
 // ---- begin starling/websocket_disconnect.hpp ----
 // The exception a receive (or send) throws once the connection has ended.
 
@@ -2585,13 +3171,13 @@ public:
     /// right behind its request (its first frames), which the reader parses before reading more.
     websocket(asio::ip::tcp::socket socket, asio::io_context& context,
               std::shared_ptr<detail::endpoint_state> endpoint, http::request request,
-              std::string_view already_read)
+              starling::query_params query, std::string_view already_read)
         : socket_(std::move(socket)),
           context_(context),
           endpoint_(std::move(endpoint)),
           id_(detail::make_uuid_v4()),
           path_(request.path()),
-          query_(query_params::parse(request.query_string())),
+          query_(std::move(query)),
           headers_(std::move(request.fields)),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
@@ -2599,6 +3185,7 @@ public:
           writer_wake_(context.get_executor()),
           writer_finished_(context.get_executor()),
           on_close_finished_(context.get_executor()),
+          handler_caught_up_(context.get_executor()),
           deadline_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
@@ -2631,6 +3218,7 @@ public:
 
     /// The next message, text or binary.
     task<message> receive() {
+        caught_up();
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
             co_await inbox_ready_.wait();
@@ -2639,6 +3227,7 @@ public:
 
     /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
@@ -2689,7 +3278,7 @@ public:
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
     task<> broadcast(std::string_view text, recipients who = recipients::everyone) {
-        fan_out(detail::make_shared_frame(opcode::text, text), who);
+        queue_broadcast(text, who);
         co_return;
     }
     task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
@@ -2698,11 +3287,22 @@ public:
     }
 
     /// Sends a text message to the connection of this endpoint with that id. False if there is none.
-    task<bool> send_to(std::string_view connection_id, std::string_view text) {
+    task<bool> send_to(std::string_view connection_id, std::string_view text) { co_return queue_to(connection_id, text); }
+
+    /// The queueing under broadcast() and send_to(), without suspending (the event API's sync_* calls).
+    void queue_broadcast(std::string_view text, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::text, text), who);
+    }
+    bool queue_to(std::string_view connection_id, std::string_view text) {
+        if (connection_id == id_) {  // also before this connection joins the registry (in on_connect)
+            if (close_sent_ || write_failed_) return false;
+            enqueue(detail::outbound_frame::unicast(opcode::text, std::string(text)));
+            return true;
+        }
         auto target = endpoint_->registry.find(connection_id);
-        if (!target) co_return false;
+        if (!target) return false;
         target->deliver(detail::make_shared_frame(opcode::text, text));
-        co_return true;
+        return true;
     }
 
     /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
@@ -2722,10 +3322,17 @@ public:
 
     /// Runs the connection from just after the handshake to its end, and returns when it is over:
     /// the socket closed, on_close run, the connection out of the registry.
-    task<> run() {
+    /// With a `rejection`, the connection is closed at once with 1008 and that reason; no callback
+    /// runs and it never joins the registry (typed query parameters that did not resolve).
+    task<> run(std::optional<std::string> rejection = std::nullopt) {
         auto self = shared_from_this();
         asio::co_spawn(context_, write_loop(self), asio::detached);
-        asio::co_spawn(context_, handler_loop(self), asio::detached);
+        if (rejection) {
+            on_close_state_ = callback_state::done;
+            co_await close(static_cast<std::uint16_t>(close_code::policy_violation), *rejection);
+        } else {
+            asio::co_spawn(context_, handler_loop(self), asio::detached);
+        }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
         inbox_ready_.notify();
@@ -2747,6 +3354,14 @@ public:
         });
     }
 
+    /// Asks for a close (1000) once the current reply is sent: the event API's connector::close(),
+    /// where a handler closes and still returns its reply ("Closing connection").
+    void request_close_after_reply() noexcept { close_requested_ = true; }
+    bool close_requested() const noexcept { return close_requested_; }
+
+    /// The endpoint this connection belongs to.
+    const detail::endpoint_state& endpoint() const noexcept { return *endpoint_; }
+
     /// The event loop this connection lives on; its coroutines must run there.
     asio::io_context& context() const noexcept { return context_; }
 
@@ -2764,6 +3379,7 @@ private:
             message m = std::move(inbox_.front());
             inbox_.pop_front();
             inbox_space_.notify();
+            processing_message_ = true;
             return m;
         }
         if (phase_ != phase::open) throw websocket_disconnect(close_code_, close_reason_);
@@ -2774,6 +3390,24 @@ private:
         if (m.is_text()) co_return std::move(m.data);
         co_await close(close_code::unsupported_data, "expected a text message");
         throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    // ---- keeping replies in order with the close ----
+
+    /// The handler asks for its next message, or has finished: whatever it had to say about the
+    /// previous one is queued.
+    void caught_up() {
+        processing_message_ = false;
+        handler_caught_up_.notify();
+    }
+
+    /// Before the server answers a peer's close frame or fails the connection, the handler gets to
+    /// handle the messages that arrived before it (an echo server echoes them, as the Autobahn
+    /// testsuite expects), within the close timeout.
+    task<> let_handler_catch_up() {
+        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        while (handler_running_ && (!inbox_.empty() || processing_message_))
+            if (!co_await handler_caught_up_.wait(give_up)) break;
     }
 
     // ---- closing ----
@@ -2875,6 +3509,7 @@ private:
                     break;
                 case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
                 case read_status::close: {
+                    if (phase_ == phase::open) co_await let_handler_catch_up();
                     const close_reason& peer = reader_.close_frame();
                     if (phase_ == phase::open) {
                         // The peer closes: echo its code and end.
@@ -2889,6 +3524,7 @@ private:
                 case read_status::failed: {
                     // Fail the connection (RFC 6455 7.1.7): close frame with the matching code, no
                     // waiting for the peer's answer.
+                    if (phase_ == phase::open) co_await let_handler_catch_up();
                     const auto ec = reader_.error();
                     const auto code = close_code_for(static_cast<error>(ec.value()));
                     co_await close(static_cast<std::uint16_t>(code), ec.message());
@@ -2898,6 +3534,11 @@ private:
                 if (r.status == read_status::need_more) break;
             }
             if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+            if (read_buffer_.empty()) {
+                // An idle connection holds no receive buffer: it gets one when the peer sends.
+                auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
+                if (wait_ec) co_return;
+            }
             if (read_buffer_.size() - read_end_ < min_read_space) {
                 // Move the unparsed tail to the front, growing the buffer only if that is not enough.
                 std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
@@ -2961,6 +3602,7 @@ private:
     // ---- the user's code ----
 
     task<> handler_loop(std::shared_ptr<websocket> self) {
+        handler_running_ = true;
         std::uint16_t failure_code = 0;
         std::string failure_reason;
         try {
@@ -2985,6 +3627,8 @@ private:
             failure_code = static_cast<std::uint16_t>(close_code::internal_error);
             failure_reason = "internal error";
         }
+        handler_running_ = false;
+        caught_up();
         // A handler that returns closes with 1000; one that threw, with the code chosen above.
         co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
     }
@@ -3027,11 +3671,305 @@ private:
     detail::async_event writer_wake_;
     detail::async_event writer_finished_;
     detail::async_event on_close_finished_;
+    detail::async_event handler_caught_up_;
+    bool handler_running_ = false;
+    bool close_requested_ = false;
+    bool processing_message_ = false;  // the handler holds a message it may still answer
     asio::steady_timer deadline_;
 };
 
 }  // namespace starling
 // ---- end starling/websocket.hpp ----
+
+namespace starling::detail {
+
+template <class T>
+inline constexpr bool dependent_false = false;
+
+/// A callback's result as optional text: nothing for void, an empty optional or empty text (as in
+/// Robyn, where returning "" from on_connect sends nothing).
+template <class R>
+std::optional<std::string> to_optional_text(R&& result) {
+    using T = std::remove_cvref_t<R>;
+    if constexpr (std::convertible_to<T, std::string_view>) {
+        const std::string_view text(result);
+        if (text.empty()) return std::nullopt;
+        return std::string(text);
+    } else {
+        if (!result.has_value()) return std::nullopt;
+        return to_optional_text(*std::forward<R>(result));
+    }
+}
+
+template <class R>
+concept text_result = std::convertible_to<std::remove_cvref_t<R>, std::string_view> ||
+                      requires(R r) { { r.has_value() } -> std::convertible_to<bool>; { std::string_view(*r) }; };
+
+/// What coroutine-API handlers and callbacks may declare.
+constexpr bool coroutine_api_parameter(source s) {
+    return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
+           s == source::dependency || s == source::shared_dependency;
+}
+
+inline call_context context_for(websocket& ws) {
+    const endpoint_state& endpoint = ws.endpoint();
+    return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
+}
+
+template <class F>
+constexpr bool readable_coroutine_api_signature() {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: a handler or callback must be a function or a lambda with concrete "
+                      "parameter types (no 'auto' parameters)");
+        return false;
+    } else if constexpr (!signature_of<F>::template all_allowed<coroutine_api_parameter>) {
+        static_assert(dependent_false<F>,
+                      "starling: unsupported parameter type in a websocket handler or callback; it may "
+                      "declare starling::websocket&, starling::query<\"name\", T>, "
+                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                      "dependency as T& or std::shared_ptr<T>");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+template <class F>
+void adapt_handler(F handler, endpoint_state& endpoint) {
+    if constexpr (readable_coroutine_api_signature<F>()) {
+        if constexpr (!std::is_same_v<result_of<F>, task<>>) {
+            static_assert(dependent_false<F>,
+                          "starling: a websocket handler must be a coroutine returning starling::task<> "
+                          "(write `-> starling::task<>` and use co_await)");
+        } else {
+            endpoint.handler = [handler = std::move(handler)](websocket& ws) mutable {
+                return signature_of<F>::invoke(handler, context_for(ws));
+            };
+            endpoint.handler_checks = signature_of<F>::checks();
+        }
+    }
+}
+
+template <class F>
+void adapt_text_callback(F callback, text_callback& slot, signature_checks& checks) {
+    if constexpr (readable_coroutine_api_signature<F>()) {
+        using R = result_of<F>;
+        if constexpr (is_task_v<R>) {
+            using T = typename R::value_type;
+            static_assert(std::is_void_v<T> || text_result<T>,
+                          "starling: on_connect / on_close must return text (std::string, const char*, "
+                          "std::string_view), std::optional of text, or nothing");
+        } else {
+            static_assert(std::is_void_v<R> || text_result<R>,
+                          "starling: on_connect / on_close must return text (std::string, const char*, "
+                          "std::string_view), std::optional of text, or nothing");
+        }
+        slot = [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
+            const call_context ctx = context_for(ws);
+            if constexpr (is_task_v<R>) {
+                if constexpr (std::is_void_v<typename R::value_type>) {
+                    co_await signature_of<F>::invoke(callback, ctx);
+                    co_return std::nullopt;
+                } else {
+                    co_return to_optional_text(co_await signature_of<F>::invoke(callback, ctx));
+                }
+            } else if constexpr (std::is_void_v<R>) {
+                signature_of<F>::invoke(callback, ctx);
+                co_return std::nullopt;
+            } else {
+                co_return to_optional_text(signature_of<F>::invoke(callback, ctx));
+            }
+        };
+        checks = signature_of<F>::checks();
+    }
+}
+
+}  // namespace starling::detail
+// ---- end starling/detail/callbacks.hpp ----
+
+// ---- begin starling/endpoint.hpp ----
+// The handle app.websocket() returns: attach on_connect / on_close, set per-endpoint options.
+
+#include <cstddef>  // std::size_t
+#include <memory>   // std::shared_ptr endpoint state
+#include <string>   // std::string path
+#include <utility>  // std::move
+
+
+namespace starling {
+
+class endpoint {
+public:
+    explicit endpoint(std::shared_ptr<detail::endpoint_state> state) : state_(std::move(state)) {}
+
+    /// Runs when a client connects, before the handler; its returned text is the client's first
+    /// message. A plain function or a coroutine; may return text, an optional, or nothing.
+    template <class F>
+    endpoint& on_connect(F callback) {
+        detail::adapt_text_callback(std::move(callback), state_->on_connect, state_->on_connect_checks);
+        return *this;
+    }
+
+    /// Runs exactly once when the connection ends, however it ends. Its returned text is sent as the
+    /// final message when the server is the side that closes.
+    template <class F>
+    endpoint& on_close(F callback) {
+        detail::adapt_text_callback(std::move(callback), state_->on_close, state_->on_close_checks);
+        return *this;
+    }
+
+    /// This endpoint's limits (message size, queues, timeouts).
+    endpoint& options(const websocket_options& options) {
+        state_->options = options;
+        state_->options_set = true;
+        return *this;
+    }
+    const websocket_options& options() const noexcept { return state_->options; }
+
+    const std::string& path() const noexcept { return state_->path; }
+
+    /// Open connections right now.
+    std::size_t connection_count() const { return state_->registry.size(); }
+
+private:
+    std::shared_ptr<detail::endpoint_state> state_;
+};
+
+}  // namespace starling
+// ---- end starling/endpoint.hpp ----
+
+// ---- begin starling/router.hpp ----
+// Routers: a path prefix with its own endpoints and its own dependency container, included into an
+// app (or into another router, joining prefixes).
+//
+//     starling::router rooms("/rooms");
+//     rooms.inject(room_directory{});
+//     rooms.websocket("/ws", handler);          // served at /rooms/ws with rooms' dependencies
+//     app.include_router(rooms);
+
+#include <memory>     // std::shared_ptr router state
+#include <stdexcept>  // std::invalid_argument
+#include <string>     // std::string prefixes and paths
+#include <utility>    // std::move
+#include <vector>     // std::vector endpoints and children
+
+
+namespace starling {
+
+namespace detail {
+
+/// Joins path pieces with single slashes: ("/sub_router", "/nested/", "ws") -> "/sub_router/nested/ws".
+inline std::string join_paths(std::string_view prefix, std::string_view path) {
+    std::string joined(prefix);
+    while (!joined.empty() && joined.back() == '/') joined.pop_back();
+    while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+    joined += '/';
+    joined += path;
+    return joined;
+}
+
+struct router_state {
+    std::string prefix;
+    std::shared_ptr<starling::router_dependencies> dependencies = std::make_shared<starling::router_dependencies>();
+    /// Endpoints with their paths relative to prefix (an included endpoint's state holds its full path).
+    std::vector<std::pair<std::string, std::shared_ptr<endpoint_state>>> endpoints;
+    std::vector<std::shared_ptr<router_state>> children;
+
+    std::shared_ptr<endpoint_state> add_endpoint(std::string path) {
+        if (path.empty() || path.front() != '/')
+            throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
+        for (const auto& [existing, state] : endpoints)
+            if (existing == path)
+                throw std::invalid_argument("starling: an endpoint is already registered at " +
+                                            join_paths(prefix, path));
+        auto state = std::make_shared<endpoint_state>();
+        state->path = join_paths(prefix, path);
+        state->router_deps = dependencies;
+        endpoints.emplace_back(std::move(path), state);
+        return state;
+    }
+};
+
+}  // namespace detail
+
+class router {
+public:
+    explicit router(std::string prefix) : state_(std::make_shared<detail::router_state>()) {
+        if (prefix.empty() || prefix.front() != '/')
+            throw std::invalid_argument("starling: router prefix must start with '/': \"" + prefix + "\"");
+        state_->prefix = std::move(prefix);
+    }
+
+    /// Registers a coroutine endpoint at prefix + path, with this router's dependencies.
+    template <class Handler>
+    endpoint websocket(std::string path, Handler handler) {
+        auto state = state_->add_endpoint(std::move(path));
+        detail::adapt_handler(std::move(handler), *state);
+        return endpoint(state);
+    }
+
+    /// Adds a dependency to this router's container, found by type.
+    template <class T>
+    router& inject(T&& value) {
+        state_->dependencies->add(std::forward<T>(value));
+        return *this;
+    }
+    /// Adds a dependency found by name (and by type).
+    template <class T>
+    router& inject(std::string name, T&& value) {
+        state_->dependencies->add(std::move(name), std::forward<T>(value));
+        return *this;
+    }
+
+    /// Nests `child`: its endpoints are served under this router's prefix followed by its own.
+    router& include_router(const router& child) {
+        state_->children.push_back(child.state_);
+        return *this;
+    }
+
+    router_dependencies& dependencies() noexcept { return *state_->dependencies; }
+    const std::string& prefix() const noexcept { return state_->prefix; }
+
+    /// For the app: what this router holds.
+    const std::shared_ptr<detail::router_state>& state() const noexcept { return state_; }
+
+private:
+    std::shared_ptr<detail::router_state> state_;
+};
+
+}  // namespace starling
+// ---- end starling/router.hpp ----
+
+// ---- begin starling/server.hpp ----
+// The network side of an app: worker threads (one event loop each), the listening socket, the opening
+// handshake of every connection (read the request under size and time limits, route it, validate it,
+// answer 101 or an error), and graceful shutdown.
+
+#include <asio/co_spawn.hpp>      // asio::co_spawn per connection
+#include <asio/detached.hpp>      // asio::detached
+#include <asio/executor_work_guard.hpp>  // keeps idle worker loops running
+#include <asio/io_context.hpp>    // asio::io_context per worker
+#include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
+#include <asio/post.hpp>          // asio::post cross-thread hand-offs
+#include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
+#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
+#include <asio/use_awaitable.hpp> // asio::use_awaitable
+#include <asio/write.hpp>         // asio::async_write responses
+#include <algorithm>              // std::max, std::min
+#include <atomic>                 // std::atomic counters and flags
+#include <chrono>                 // std::chrono deadlines
+#include <csignal>                // SIGINT, SIGTERM
+#include <cstddef>                // std::size_t
+#include <cstdint>                // std::uint16_t port
+#include <functional>             // std::less<> for heterogeneous route lookup
+#include <map>                    // std::map routes
+#include <memory>                 // std::shared_ptr, std::unique_ptr
+#include <optional>               // std::optional handshake results
+#include <string>                 // std::string responses
+#include <thread>                 // std::thread workers
+#include <vector>                 // std::vector workers
+
 
 namespace starling::detail {
 
@@ -3145,12 +4083,28 @@ private:
         socket.close(ec);
     }
 
+    /// An upgraded connection, ready to run; `rejection` when its typed query parameters did not
+    /// resolve and the endpoint accepts-then-closes.
+    struct upgraded {
+        std::shared_ptr<websocket> connection;
+        std::optional<std::string> rejection;
+    };
+
     task<> serve(asio::ip::tcp::socket socket, asio::io_context& context) {
         connection_count_guard counted(*this);
         if (active_.load() > options_.max_connections) {
             co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
+        // The handshake's buffers are gone by the time the connection runs: an idle connection costs
+        // only what it keeps.
+        std::optional<upgraded> session = co_await handshake(std::move(socket), context);
+        if (session) co_await session->connection->run(std::move(session->rejection));
+    }
+
+    /// Reads the request under the size and time limits, routes and validates it, and answers 101 or an
+    /// error. Returns the connection when upgraded.
+    task<std::optional<upgraded>> handshake(asio::ip::tcp::socket socket, asio::io_context& context) {
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
@@ -3169,12 +4123,12 @@ private:
         std::string_view after_head;
         for (;;) {
             auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
-            if (ec) co_return;  // dropped or too slow: nothing to answer
+            if (ec) co_return std::nullopt;  // dropped or too slow: nothing to answer
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
                 co_await respond_and_close(socket, make_error_response(parser.error()));
-                co_return;
+                co_return std::nullopt;
             }
             if (result.status == http::parse_status::complete) {
                 after_head = chunk.substr(result.consumed);
@@ -3187,18 +4141,26 @@ private:
         const auto route = routes_.find(request.path());
         if (route == routes_.end()) {
             co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
-            co_return;
+            co_return std::nullopt;
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
             co_await respond_and_close(socket, make_error_response(ec));
-            co_return;
+            co_return std::nullopt;
+        }
+        const endpoint_state& endpoint = *route->second;
+        auto query = query_params::parse(request.query_string());
+        std::optional<std::string> rejection = endpoint.check_query(query);
+        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
+            co_await respond_and_close(socket, make_response(400, "text/plain", *rejection));
+            co_return std::nullopt;
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
         auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec || stopping_) co_return;
+        if (write_ec || stopping_) co_return std::nullopt;
 
-        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(), after_head);
-        co_await ws->run();
+        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
+                                              std::move(query), after_head);
+        co_return upgraded{std::move(ws), std::move(rejection)};
     }
 
     task<> shutdown() {
@@ -3240,20 +4202,57 @@ public:
     app& operator=(const app&) = delete;
     ~app() { stop(); }
 
-    /// Registers a coroutine endpoint: `handler` is a coroutine taking `starling::websocket&`. Returns
-    /// the endpoint, for on_connect / on_close / options. Throws std::invalid_argument if the path is
-    /// not absolute or already taken.
+    /// Registers a coroutine endpoint. `handler` is a coroutine returning starling::task<> that takes
+    /// starling::websocket& and, in any order, typed query parameters and dependencies. Returns the
+    /// endpoint, for on_connect / on_close / options. Throws std::invalid_argument if the path is not
+    /// absolute or already taken.
     template <class Handler>
     endpoint websocket(std::string path, Handler handler) {
-        auto state = add_endpoint(std::move(path));
-        state->handler = detail::adapt_handler(std::move(handler));
+        check_not_started("add endpoint " + path);
+        auto state = root_->add_endpoint(std::move(path));
+        detail::adapt_handler(std::move(handler), *state);
+        add_route(state);
         return endpoint(state);
     }
+
+    /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
+    app& include_router(const router& r) {
+        check_not_started("include router " + r.prefix());
+        include(*r.state(), "");
+        return *this;
+    }
+
+    /// The app-wide container (declared by handlers as starling::global_dependencies&).
+    template <class T>
+    app& inject_global(T&& value) {
+        globals_->add(std::forward<T>(value));
+        return *this;
+    }
+    template <class T>
+    app& inject_global(std::string name, T&& value) {
+        globals_->add(std::move(name), std::forward<T>(value));
+        return *this;
+    }
+
+    /// The app's own router container (starling::router_dependencies& in the app's endpoints).
+    template <class T>
+    app& inject(T&& value) {
+        root_->dependencies->add(std::forward<T>(value));
+        return *this;
+    }
+    template <class T>
+    app& inject(std::string name, T&& value) {
+        root_->dependencies->add(std::move(name), std::forward<T>(value));
+        return *this;
+    }
+
+    global_dependencies& globals() noexcept { return *globals_; }
+    router_dependencies& dependencies() noexcept { return *root_->dependencies; }
 
     /// Replaces the logger (stderr by default). Call before start().
     void set_logger(logger log) { log_ = std::make_shared<const logger>(std::move(log)); }
 
-    /// Default limits for endpoints registered after this call.
+    /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
 
     /// Serves on `port` until SIGINT, SIGTERM or stop(): blocks.
@@ -3267,8 +4266,8 @@ public:
         run();
     }
 
-    /// start() in two steps: listen() binds (throwing if the address is taken) and returns the port,
-    /// so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
+    /// start() in two steps: listen() checks the set-up, binds (throwing if the address is taken) and
+    /// returns the port, so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
     std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
     void run() {
         if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
@@ -3297,27 +4296,66 @@ public:
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
 
 private:
-    std::shared_ptr<detail::endpoint_state> add_endpoint(std::string path) {
-        if (server_) throw std::logic_error("starling: cannot add endpoint " + path + " after the app started");
-        if (path.empty() || path.front() != '/')
-            throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
-        if (routes_.contains(path))
-            throw std::invalid_argument("starling: an endpoint is already registered at " + path);
-        auto state = std::make_shared<detail::endpoint_state>();
-        state->path = path;
-        state->options = default_options_;
-        state->log = log_;
-        routes_.emplace(std::move(path), state);
+    friend class WebSocket;
+
+    /// An endpoint whose handlers the caller installs (the event API).
+    std::shared_ptr<detail::endpoint_state> add_endpoint_state(std::string path) {
+        check_not_started("add endpoint " + path);
+        auto state = root_->add_endpoint(std::move(path));
+        add_route(state);
         return state;
     }
 
+    void check_not_started(const std::string& what) const {
+        if (server_) throw std::logic_error("starling: cannot " + what + " after the app started");
+    }
+
+    void add_route(const std::shared_ptr<detail::endpoint_state>& state) {
+        if (routes_.contains(state->path))
+            throw std::invalid_argument("starling: an endpoint is already registered at " + state->path);
+        routes_.emplace(state->path, state);
+    }
+
+    void include(const detail::router_state& r, std::string_view outer_prefix) {
+        const std::string prefix = detail::join_paths(outer_prefix, r.prefix);
+        for (const auto& [relative, state] : r.endpoints) {
+            state->path = detail::join_paths(prefix, relative);
+            add_route(state);
+        }
+        for (const auto& child : r.children) include(*child, prefix);
+    }
+
+    /// Fails with a message naming the route and the type when a handler or callback declares a
+    /// dependency that no container holds.
+    static void check_dependencies(const detail::endpoint_state& e) {
+        const std::pair<const char*, const detail::signature_checks*> callables[] = {
+            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks}};
+        for (const auto& [role, checks] : callables) {
+            for (const auto& need : checks->dependencies) {
+                if (e.router_deps->contains(need.type) || e.globals->contains(need.type)) continue;
+                throw std::logic_error("starling: the " + std::string(role) + " of " + e.path +
+                                       " needs a dependency of type '" + std::string(need.name) +
+                                       "', which was not injected (app.inject_global, app.inject or router.inject)");
+            }
+        }
+    }
+
     detail::server& make_server(const server_options& options) {
-        if (server_) throw std::logic_error("starling: the app is already started");
-        for (auto& [path, state] : routes_) state->log = log_;
+        check_not_started("start it again");
+        for (auto& [path, state] : routes_) {
+            state->log = log_;
+            state->globals = globals_;
+            if (!state->options_set) state->options = default_options_;
+            check_dependencies(*state);
+        }
+        globals_->freeze();
+        for (auto& [path, state] : routes_) state->router_deps->freeze();
         server_ = std::make_unique<detail::server>(routes_, options, log_);
         return *server_;
     }
 
+    std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
+    std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
     detail::route_table routes_;
     websocket_options default_options_;
     std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
@@ -3326,4 +4364,236 @@ private:
 
 }  // namespace starling
 // ---- end starling/app.hpp ----
+
+// Typed query parameters, dependency injection, routers.
+
+// The event API.
+
+// ---- begin starling/connector.hpp ----
+// The event API's view of a connection (seeds 000, 001, 003): what an event handler's `ws` is.
+
+#include <string>       // std::string ids
+#include <string_view>  // std::string_view messages
+
+
+namespace starling {
+
+/// Handed to event handlers ("connect", "message", "close"). Sends are queued for the connection's
+/// writer, so the sync_* calls never block the event loop; the async_* calls are the same operations
+/// as coroutines, for handlers written as coroutines.
+class connector {
+public:
+    explicit connector(websocket& ws) noexcept : ws_(ws) {}
+
+    const std::string& id() const noexcept { return ws_.id(); }
+    const starling::query_params& query_params() const noexcept { return ws_.query_params(); }
+    const http::headers& headers() const noexcept { return ws_.headers(); }
+
+    /// Queues `message` for the connection `id` of this endpoint (this one included). False if no
+    /// such connection is open: reported, never a crash.
+    bool sync_send_to(std::string_view connection_id, std::string_view message) {
+        return ws_.queue_to(connection_id, message);
+    }
+    task<bool> async_send_to(std::string_view connection_id, std::string_view message) {
+        co_return ws_.queue_to(connection_id, message);
+    }
+
+    /// Queues `message` for every open connection of this endpoint, this one included.
+    void sync_broadcast(std::string_view message) { ws_.queue_broadcast(message); }
+    task<> async_broadcast(std::string_view message) {
+        ws_.queue_broadcast(message);
+        co_return;
+    }
+
+    /// Closes the connection with 1000 once the current handler has returned and its reply is sent.
+    void close() noexcept { ws_.request_close_after_reply(); }
+
+    /// The coroutine-API connection underneath, for anything the event API does not offer.
+    websocket& underlying() noexcept { return ws_; }
+
+private:
+    websocket& ws_;
+};
+
+}  // namespace starling
+// ---- end starling/connector.hpp ----
+
+// ---- begin starling/event_websocket.hpp ----
+// The event API (seeds 000, 001, 003): Robyn's older style, where a WebSocket object on a path gets
+// "connect", "message" and "close" handlers whose returned text is sent to the client.
+//
+//     starling::WebSocket websocket(app, "/web_socket");
+//     websocket.on("message", [](starling::connector& ws, std::string_view msg) -> std::string {
+//         ws.sync_send_to(ws.id(), "This is a message to self");
+//         return "";
+//     });
+//
+// It runs on the coroutine API's machinery: the "connect" handler is the endpoint's on_connect (its
+// text is the first message), "close" is on_close (exactly once, however the connection ends), and
+// "message" handlers run one at a time per connection, in order; a slow coroutine handler delays only
+// its own connection.
+
+#include <functional>   // std::function event callbacks
+#include <memory>       // std::shared_ptr handler table
+#include <optional>     // std::optional replies
+#include <stdexcept>    // std::invalid_argument for unknown events
+#include <string>       // std::string paths and replies
+#include <string_view>  // std::string_view event names
+#include <utility>      // std::move
+
+
+namespace starling {
+
+namespace detail {
+
+using event_callback = std::function<task<std::optional<std::string>>(connector&, const message*)>;
+
+struct event_handlers {
+    event_callback on_connect;
+    event_callback on_message;
+    event_callback on_close;
+    bool message_needs_text = false;  // the message handler declared text: binary messages get 1003
+};
+
+/// What event handlers may declare.
+constexpr bool event_api_parameter(source s) {
+    return s == source::connector || s == source::message || s == source::bytes || s == source::whole_message ||
+           s == source::query || s == source::globals || s == source::router || s == source::dependency ||
+           s == source::shared_dependency;
+}
+
+/// What a handler produces: T for a task<T>, R itself otherwise.
+template <class R>
+struct task_value {
+    using type = R;
+};
+template <class T, class Executor>
+struct task_value<asio::awaitable<T, Executor>> {
+    using type = T;
+};
+
+template <class... A>
+constexpr bool declares_text(std::tuple<A...>*) {
+    return ((source_of<A>() == source::message) || ...);
+}
+
+template <class F>
+event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text) {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: an event handler must be a function or a lambda with concrete parameter "
+                      "types (no 'auto' parameters)");
+        return {};
+    } else if constexpr (!signature_of<F>::template all_allowed<event_api_parameter>) {
+        static_assert(dependent_false<F>,
+                      "starling: unsupported parameter type in an event handler; it may declare "
+                      "starling::connector&, the message (std::string_view, std::string, "
+                      "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                      "dependency as T& or std::shared_ptr<T>");
+        return {};
+    } else {
+        using R = result_of<F>;
+        using T = typename task_value<R>::type;
+        static_assert(std::is_void_v<T> || text_result<T>,
+                      "starling: an event handler must return text (std::string, const char*, "
+                      "std::string_view), std::optional of text, or nothing (or a task of those)");
+        checks = signature_of<F>::checks();
+        needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
+        return [handler = std::move(handler)](connector& conn, const message* received) mutable
+                   -> task<std::optional<std::string>> {
+            websocket& ws = conn.underlying();
+            const endpoint_state& endpoint = ws.endpoint();
+            const call_context ctx{&ws, &conn, received, &ws.query_params(), endpoint.globals.get(),
+                                   endpoint.router_deps.get()};
+            if constexpr (is_task_v<R>) {
+                if constexpr (std::is_void_v<T>) {
+                    co_await signature_of<F>::invoke(handler, ctx);
+                    co_return std::nullopt;
+                } else {
+                    co_return to_optional_text(co_await signature_of<F>::invoke(handler, ctx));
+                }
+            } else if constexpr (std::is_void_v<R>) {
+                signature_of<F>::invoke(handler, ctx);
+                co_return std::nullopt;
+            } else {
+                co_return to_optional_text(signature_of<F>::invoke(handler, ctx));
+            }
+        };
+    }
+}
+
+}  // namespace detail
+
+/// An event-style endpoint: `starling::WebSocket websocket(app, "/web_socket");` (or on a router),
+/// then `websocket.on("connect" | "message" | "close", handler)`.
+class WebSocket {
+public:
+    WebSocket(app& owner, std::string path) : WebSocket(owner.add_endpoint_state(std::move(path))) {}
+    WebSocket(router& owner, std::string path) : WebSocket(owner.state()->add_endpoint(std::move(path))) {}
+
+    /// Sets the handler of an event: "connect", "message" or "close". Any other name throws
+    /// std::invalid_argument. The handler is a plain function or a coroutine; it declares what it needs
+    /// (the connector, the message, dependencies, typed query parameters) in any order, and its
+    /// returned text is sent to the client (nothing for void, an empty optional or empty text).
+    template <class Handler>
+    WebSocket& on(std::string_view event, Handler handler) {
+        if (event == "connect") {
+            bool unused = false;
+            events_->on_connect = detail::adapt_event(std::move(handler), state_->on_connect_checks, unused);
+        } else if (event == "message") {
+            events_->on_message = detail::adapt_event(std::move(handler), state_->handler_checks, events_->message_needs_text);
+        } else if (event == "close") {
+            bool unused = false;
+            events_->on_close = detail::adapt_event(std::move(handler), state_->on_close_checks, unused);
+        } else {
+            throw std::invalid_argument("starling: unknown WebSocket event \"" + std::string(event) + "\" on " +
+                                        state_->path + "; the events are \"connect\", \"message\" and \"close\"");
+        }
+        return *this;
+    }
+
+    /// The endpoint, for options() and connection_count().
+    starling::endpoint endpoint() const { return starling::endpoint(state_); }
+
+private:
+    explicit WebSocket(std::shared_ptr<detail::endpoint_state> state)
+        : state_(std::move(state)), events_(std::make_shared<detail::event_handlers>()) {
+        auto events = events_;
+        state_->on_connect = [events](websocket& ws) -> task<std::optional<std::string>> {
+            if (!events->on_connect) co_return std::nullopt;
+            connector conn(ws);
+            co_return co_await events->on_connect(conn, nullptr);
+        };
+        state_->on_close = [events](websocket& ws) -> task<std::optional<std::string>> {
+            if (!events->on_close) co_return std::nullopt;
+            connector conn(ws);
+            co_return co_await events->on_close(conn, nullptr);
+        };
+        state_->handler = [events](websocket& ws) -> task<> { co_await run_messages(events, ws); };
+    }
+
+    /// One connection's message loop: each message's handler runs to completion, its reply is sent,
+    /// then the next message is read.
+    static task<> run_messages(std::shared_ptr<detail::event_handlers> events, websocket& ws) {
+        connector conn(ws);
+        while (!ws.close_requested()) {
+            const message received = co_await ws.receive();
+            if (!events->on_message) continue;
+            if (received.is_binary() && events->message_needs_text) {
+                co_await ws.close(close_code::unsupported_data, "expected a text message");
+                co_return;
+            }
+            std::optional<std::string> reply = co_await events->on_message(conn, &received);
+            if (reply) co_await ws.send_text(std::move(*reply));
+        }
+        co_await ws.close(close_code::normal);
+    }
+
+    std::shared_ptr<detail::endpoint_state> state_;
+    std::shared_ptr<detail::event_handlers> events_;
+};
+
+}  // namespace starling
+// ---- end starling/event_websocket.hpp ----
 // ---- end starling.hpp ----

@@ -1,17 +1,20 @@
-// starling::app: register endpoints, then start the server.
+// starling::app: register endpoints and routers, inject dependencies, then start the server.
 #pragma once
 
-#include <cstdint>    // std::uint16_t port
-#include <memory>     // std::shared_ptr, std::unique_ptr
-#include <stdexcept>  // std::invalid_argument, std::logic_error for set-up mistakes
-#include <string>     // std::string paths
-#include <utility>    // std::move
+#include <cstdint>      // std::uint16_t port
+#include <memory>       // std::shared_ptr, std::unique_ptr
+#include <stdexcept>    // std::invalid_argument, std::logic_error for set-up mistakes
+#include <string>       // std::string paths
+#include <string_view>  // std::string_view prefixes
+#include <utility>      // std::move
 
+#include "starling/dependencies.hpp"
 #include "starling/detail/callbacks.hpp"
 #include "starling/detail/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
+#include "starling/router.hpp"
 #include "starling/server.hpp"
 
 namespace starling {
@@ -23,20 +26,57 @@ public:
     app& operator=(const app&) = delete;
     ~app() { stop(); }
 
-    /// Registers a coroutine endpoint: `handler` is a coroutine taking `starling::websocket&`. Returns
-    /// the endpoint, for on_connect / on_close / options. Throws std::invalid_argument if the path is
-    /// not absolute or already taken.
+    /// Registers a coroutine endpoint. `handler` is a coroutine returning starling::task<> that takes
+    /// starling::websocket& and, in any order, typed query parameters and dependencies. Returns the
+    /// endpoint, for on_connect / on_close / options. Throws std::invalid_argument if the path is not
+    /// absolute or already taken.
     template <class Handler>
     endpoint websocket(std::string path, Handler handler) {
-        auto state = add_endpoint(std::move(path));
-        state->handler = detail::adapt_handler(std::move(handler));
+        check_not_started("add endpoint " + path);
+        auto state = root_->add_endpoint(std::move(path));
+        detail::adapt_handler(std::move(handler), *state);
+        add_route(state);
         return endpoint(state);
     }
+
+    /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
+    app& include_router(const router& r) {
+        check_not_started("include router " + r.prefix());
+        include(*r.state(), "");
+        return *this;
+    }
+
+    /// The app-wide container (declared by handlers as starling::global_dependencies&).
+    template <class T>
+    app& inject_global(T&& value) {
+        globals_->add(std::forward<T>(value));
+        return *this;
+    }
+    template <class T>
+    app& inject_global(std::string name, T&& value) {
+        globals_->add(std::move(name), std::forward<T>(value));
+        return *this;
+    }
+
+    /// The app's own router container (starling::router_dependencies& in the app's endpoints).
+    template <class T>
+    app& inject(T&& value) {
+        root_->dependencies->add(std::forward<T>(value));
+        return *this;
+    }
+    template <class T>
+    app& inject(std::string name, T&& value) {
+        root_->dependencies->add(std::move(name), std::forward<T>(value));
+        return *this;
+    }
+
+    global_dependencies& globals() noexcept { return *globals_; }
+    router_dependencies& dependencies() noexcept { return *root_->dependencies; }
 
     /// Replaces the logger (stderr by default). Call before start().
     void set_logger(logger log) { log_ = std::make_shared<const logger>(std::move(log)); }
 
-    /// Default limits for endpoints registered after this call.
+    /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
 
     /// Serves on `port` until SIGINT, SIGTERM or stop(): blocks.
@@ -50,8 +90,8 @@ public:
         run();
     }
 
-    /// start() in two steps: listen() binds (throwing if the address is taken) and returns the port,
-    /// so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
+    /// start() in two steps: listen() checks the set-up, binds (throwing if the address is taken) and
+    /// returns the port, so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
     std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
     void run() {
         if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
@@ -80,27 +120,66 @@ public:
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
 
 private:
-    std::shared_ptr<detail::endpoint_state> add_endpoint(std::string path) {
-        if (server_) throw std::logic_error("starling: cannot add endpoint " + path + " after the app started");
-        if (path.empty() || path.front() != '/')
-            throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
-        if (routes_.contains(path))
-            throw std::invalid_argument("starling: an endpoint is already registered at " + path);
-        auto state = std::make_shared<detail::endpoint_state>();
-        state->path = path;
-        state->options = default_options_;
-        state->log = log_;
-        routes_.emplace(std::move(path), state);
+    friend class WebSocket;
+
+    /// An endpoint whose handlers the caller installs (the event API).
+    std::shared_ptr<detail::endpoint_state> add_endpoint_state(std::string path) {
+        check_not_started("add endpoint " + path);
+        auto state = root_->add_endpoint(std::move(path));
+        add_route(state);
         return state;
     }
 
+    void check_not_started(const std::string& what) const {
+        if (server_) throw std::logic_error("starling: cannot " + what + " after the app started");
+    }
+
+    void add_route(const std::shared_ptr<detail::endpoint_state>& state) {
+        if (routes_.contains(state->path))
+            throw std::invalid_argument("starling: an endpoint is already registered at " + state->path);
+        routes_.emplace(state->path, state);
+    }
+
+    void include(const detail::router_state& r, std::string_view outer_prefix) {
+        const std::string prefix = detail::join_paths(outer_prefix, r.prefix);
+        for (const auto& [relative, state] : r.endpoints) {
+            state->path = detail::join_paths(prefix, relative);
+            add_route(state);
+        }
+        for (const auto& child : r.children) include(*child, prefix);
+    }
+
+    /// Fails with a message naming the route and the type when a handler or callback declares a
+    /// dependency that no container holds.
+    static void check_dependencies(const detail::endpoint_state& e) {
+        const std::pair<const char*, const detail::signature_checks*> callables[] = {
+            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks}};
+        for (const auto& [role, checks] : callables) {
+            for (const auto& need : checks->dependencies) {
+                if (e.router_deps->contains(need.type) || e.globals->contains(need.type)) continue;
+                throw std::logic_error("starling: the " + std::string(role) + " of " + e.path +
+                                       " needs a dependency of type '" + std::string(need.name) +
+                                       "', which was not injected (app.inject_global, app.inject or router.inject)");
+            }
+        }
+    }
+
     detail::server& make_server(const server_options& options) {
-        if (server_) throw std::logic_error("starling: the app is already started");
-        for (auto& [path, state] : routes_) state->log = log_;
+        check_not_started("start it again");
+        for (auto& [path, state] : routes_) {
+            state->log = log_;
+            state->globals = globals_;
+            if (!state->options_set) state->options = default_options_;
+            check_dependencies(*state);
+        }
+        globals_->freeze();
+        for (auto& [path, state] : routes_) state->router_deps->freeze();
         server_ = std::make_unique<detail::server>(routes_, options, log_);
         return *server_;
     }
 
+    std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
+    std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
     detail::route_table routes_;
     websocket_options default_options_;
     std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);

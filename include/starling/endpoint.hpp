@@ -20,7 +20,7 @@ public:
     /// message. A plain function or a coroutine; may return text, an optional, or nothing.
     template <class F>
     endpoint& on_connect(F callback) {
-        state_->on_connect = detail::adapt_text_callback(std::move(callback));
+        detail::adapt_text_callback(std::move(callback), state_->on_connect, state_->on_connect_checks);
         return *this;
     }
 
@@ -28,13 +28,14 @@ public:
     /// final message when the server is the side that closes.
     template <class F>
     endpoint& on_close(F callback) {
-        state_->on_close = detail::adapt_text_callback(std::move(callback));
+        detail::adapt_text_callback(std::move(callback), state_->on_close, state_->on_close_checks);
         return *this;
     }
 
     /// This endpoint's limits (message size, queues, timeouts).
     endpoint& options(const websocket_options& options) {
         state_->options = options;
+        state_->options_set = true;
         return *this;
     }
     const websocket_options& options() const noexcept { return state_->options; }

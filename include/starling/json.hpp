@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>      // std::to_chars for numbers
+#include <cmath>         // std::isfinite
 #include <concepts>      // std::integral, std::floating_point
 #include <cstddef>       // std::nullptr_t
 #include <cstdio>        // std::snprintf for control-character escapes
@@ -87,13 +88,28 @@ void write_json(std::string& out, const T& value) {
         out += value ? "true" : "false";
     } else if constexpr (requires { typename T::serialized_json; }) {
         out += value.text;  // raw_json, json_object
+    } else if constexpr (std::same_as<T, simdjson::simdjson_result<simdjson::dom::element>>) {
+        // doc["key"]: written as the element it holds (whatever its JSON type), or null if absent.
+        if (value.error()) out += "null"; else write_json(out, value.value_unsafe());
     } else if constexpr (detail::string_like<T>) {
         detail::write_json_string(out, std::string_view(value));
-    } else if constexpr (std::integral<T> || std::floating_point<T>) {
+    } else if constexpr (std::integral<T>) {
+        char buf[32];
+        const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        (void)ec;  // 32 bytes hold any integer
+        out.append(buf, end);
+    } else if constexpr (std::floating_point<T>) {
+        if (!std::isfinite(value)) {
+            out += "null";  // JSON has no NaN or infinity
+            return;
+        }
         char buf[64];
         const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-        (void)ec;  // 64 bytes hold any integer or shortest-round-trip double
-        out.append(buf, end);
+        (void)ec;  // 64 bytes hold any shortest-round-trip double
+        const std::string_view text(buf, static_cast<std::size_t>(end - buf));
+        out += text;
+        // Keep a double a double for the reader: 3.0 is written "3.0", not "3".
+        if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
     } else if constexpr (requires { value.has_value(); *value; }) {
         if (value.has_value()) write_json(out, *value); else out += "null";
     } else if constexpr (requires { value.root(); }) {

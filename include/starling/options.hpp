@@ -19,6 +19,12 @@ enum class slow_consumer_policy {
     drop,   // skip the message for that receiver only
 };
 
+/// What happens to a connection whose typed query parameters are missing or invalid.
+enum class invalid_query_policy {
+    reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
+    close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -32,6 +38,8 @@ struct websocket_options {
     /// drain, and broadcasts apply `slow_consumer`.
     std::size_t high_water_mark = 4 * 1024 * 1024;
     slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
+    invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long to wait for the peer's answer to our close frame before dropping the connection.
     std::chrono::milliseconds close_timeout = 5s;
     /// Idle time after which the server pings; a peer that does not answer within another idle_timeout

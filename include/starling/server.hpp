@@ -23,7 +23,7 @@
 #include <functional>             // std::less<> for heterogeneous route lookup
 #include <map>                    // std::map routes
 #include <memory>                 // std::shared_ptr, std::unique_ptr
-#include <mutex>                  // std::mutex guarding start/stop
+#include <optional>               // std::optional handshake results
 #include <string>                 // std::string responses
 #include <thread>                 // std::thread workers
 #include <vector>                 // std::vector workers
@@ -147,12 +147,28 @@ private:
         socket.close(ec);
     }
 
+    /// An upgraded connection, ready to run; `rejection` when its typed query parameters did not
+    /// resolve and the endpoint accepts-then-closes.
+    struct upgraded {
+        std::shared_ptr<websocket> connection;
+        std::optional<std::string> rejection;
+    };
+
     task<> serve(asio::ip::tcp::socket socket, asio::io_context& context) {
         connection_count_guard counted(*this);
         if (active_.load() > options_.max_connections) {
             co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
+        // The handshake's buffers are gone by the time the connection runs: an idle connection costs
+        // only what it keeps.
+        std::optional<upgraded> session = co_await handshake(std::move(socket), context);
+        if (session) co_await session->connection->run(std::move(session->rejection));
+    }
+
+    /// Reads the request under the size and time limits, routes and validates it, and answers 101 or an
+    /// error. Returns the connection when upgraded.
+    task<std::optional<upgraded>> handshake(asio::ip::tcp::socket socket, asio::io_context& context) {
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
@@ -171,12 +187,12 @@ private:
         std::string_view after_head;
         for (;;) {
             auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
-            if (ec) co_return;  // dropped or too slow: nothing to answer
+            if (ec) co_return std::nullopt;  // dropped or too slow: nothing to answer
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
                 co_await respond_and_close(socket, make_error_response(parser.error()));
-                co_return;
+                co_return std::nullopt;
             }
             if (result.status == http::parse_status::complete) {
                 after_head = chunk.substr(result.consumed);
@@ -189,18 +205,26 @@ private:
         const auto route = routes_.find(request.path());
         if (route == routes_.end()) {
             co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
-            co_return;
+            co_return std::nullopt;
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
             co_await respond_and_close(socket, make_error_response(ec));
-            co_return;
+            co_return std::nullopt;
+        }
+        const endpoint_state& endpoint = *route->second;
+        auto query = query_params::parse(request.query_string());
+        std::optional<std::string> rejection = endpoint.check_query(query);
+        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
+            co_await respond_and_close(socket, make_response(400, "text/plain", *rejection));
+            co_return std::nullopt;
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
         auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec || stopping_) co_return;
+        if (write_ec || stopping_) co_return std::nullopt;
 
-        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(), after_head);
-        co_await ws->run();
+        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
+                                              std::move(query), after_head);
+        co_return upgraded{std::move(ws), std::move(rejection)};
     }
 
     task<> shutdown() {

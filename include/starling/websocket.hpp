@@ -57,13 +57,13 @@ public:
     /// right behind its request (its first frames), which the reader parses before reading more.
     websocket(asio::ip::tcp::socket socket, asio::io_context& context,
               std::shared_ptr<detail::endpoint_state> endpoint, http::request request,
-              std::string_view already_read)
+              starling::query_params query, std::string_view already_read)
         : socket_(std::move(socket)),
           context_(context),
           endpoint_(std::move(endpoint)),
           id_(detail::make_uuid_v4()),
           path_(request.path()),
-          query_(query_params::parse(request.query_string())),
+          query_(std::move(query)),
           headers_(std::move(request.fields)),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
@@ -71,6 +71,7 @@ public:
           writer_wake_(context.get_executor()),
           writer_finished_(context.get_executor()),
           on_close_finished_(context.get_executor()),
+          handler_caught_up_(context.get_executor()),
           deadline_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
@@ -103,6 +104,7 @@ public:
 
     /// The next message, text or binary.
     task<message> receive() {
+        caught_up();
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
             co_await inbox_ready_.wait();
@@ -111,6 +113,7 @@ public:
 
     /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
@@ -161,7 +164,7 @@ public:
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
     task<> broadcast(std::string_view text, recipients who = recipients::everyone) {
-        fan_out(detail::make_shared_frame(opcode::text, text), who);
+        queue_broadcast(text, who);
         co_return;
     }
     task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
@@ -170,11 +173,22 @@ public:
     }
 
     /// Sends a text message to the connection of this endpoint with that id. False if there is none.
-    task<bool> send_to(std::string_view connection_id, std::string_view text) {
+    task<bool> send_to(std::string_view connection_id, std::string_view text) { co_return queue_to(connection_id, text); }
+
+    /// The queueing under broadcast() and send_to(), without suspending (the event API's sync_* calls).
+    void queue_broadcast(std::string_view text, recipients who = recipients::everyone) {
+        fan_out(detail::make_shared_frame(opcode::text, text), who);
+    }
+    bool queue_to(std::string_view connection_id, std::string_view text) {
+        if (connection_id == id_) {  // also before this connection joins the registry (in on_connect)
+            if (close_sent_ || write_failed_) return false;
+            enqueue(detail::outbound_frame::unicast(opcode::text, std::string(text)));
+            return true;
+        }
         auto target = endpoint_->registry.find(connection_id);
-        if (!target) co_return false;
+        if (!target) return false;
         target->deliver(detail::make_shared_frame(opcode::text, text));
-        co_return true;
+        return true;
     }
 
     /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
@@ -194,10 +208,17 @@ public:
 
     /// Runs the connection from just after the handshake to its end, and returns when it is over:
     /// the socket closed, on_close run, the connection out of the registry.
-    task<> run() {
+    /// With a `rejection`, the connection is closed at once with 1008 and that reason; no callback
+    /// runs and it never joins the registry (typed query parameters that did not resolve).
+    task<> run(std::optional<std::string> rejection = std::nullopt) {
         auto self = shared_from_this();
         asio::co_spawn(context_, write_loop(self), asio::detached);
-        asio::co_spawn(context_, handler_loop(self), asio::detached);
+        if (rejection) {
+            on_close_state_ = callback_state::done;
+            co_await close(static_cast<std::uint16_t>(close_code::policy_violation), *rejection);
+        } else {
+            asio::co_spawn(context_, handler_loop(self), asio::detached);
+        }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
         inbox_ready_.notify();
@@ -219,6 +240,14 @@ public:
         });
     }
 
+    /// Asks for a close (1000) once the current reply is sent: the event API's connector::close(),
+    /// where a handler closes and still returns its reply ("Closing connection").
+    void request_close_after_reply() noexcept { close_requested_ = true; }
+    bool close_requested() const noexcept { return close_requested_; }
+
+    /// The endpoint this connection belongs to.
+    const detail::endpoint_state& endpoint() const noexcept { return *endpoint_; }
+
     /// The event loop this connection lives on; its coroutines must run there.
     asio::io_context& context() const noexcept { return context_; }
 
@@ -236,6 +265,7 @@ private:
             message m = std::move(inbox_.front());
             inbox_.pop_front();
             inbox_space_.notify();
+            processing_message_ = true;
             return m;
         }
         if (phase_ != phase::open) throw websocket_disconnect(close_code_, close_reason_);
@@ -246,6 +276,24 @@ private:
         if (m.is_text()) co_return std::move(m.data);
         co_await close(close_code::unsupported_data, "expected a text message");
         throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    // ---- keeping replies in order with the close ----
+
+    /// The handler asks for its next message, or has finished: whatever it had to say about the
+    /// previous one is queued.
+    void caught_up() {
+        processing_message_ = false;
+        handler_caught_up_.notify();
+    }
+
+    /// Before the server answers a peer's close frame or fails the connection, the handler gets to
+    /// handle the messages that arrived before it (an echo server echoes them, as the Autobahn
+    /// testsuite expects), within the close timeout.
+    task<> let_handler_catch_up() {
+        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        while (handler_running_ && (!inbox_.empty() || processing_message_))
+            if (!co_await handler_caught_up_.wait(give_up)) break;
     }
 
     // ---- closing ----
@@ -347,6 +395,7 @@ private:
                     break;
                 case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
                 case read_status::close: {
+                    if (phase_ == phase::open) co_await let_handler_catch_up();
                     const close_reason& peer = reader_.close_frame();
                     if (phase_ == phase::open) {
                         // The peer closes: echo its code and end.
@@ -361,6 +410,7 @@ private:
                 case read_status::failed: {
                     // Fail the connection (RFC 6455 7.1.7): close frame with the matching code, no
                     // waiting for the peer's answer.
+                    if (phase_ == phase::open) co_await let_handler_catch_up();
                     const auto ec = reader_.error();
                     const auto code = close_code_for(static_cast<error>(ec.value()));
                     co_await close(static_cast<std::uint16_t>(code), ec.message());
@@ -370,6 +420,11 @@ private:
                 if (r.status == read_status::need_more) break;
             }
             if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+            if (read_buffer_.empty()) {
+                // An idle connection holds no receive buffer: it gets one when the peer sends.
+                auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
+                if (wait_ec) co_return;
+            }
             if (read_buffer_.size() - read_end_ < min_read_space) {
                 // Move the unparsed tail to the front, growing the buffer only if that is not enough.
                 std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
@@ -433,6 +488,7 @@ private:
     // ---- the user's code ----
 
     task<> handler_loop(std::shared_ptr<websocket> self) {
+        handler_running_ = true;
         std::uint16_t failure_code = 0;
         std::string failure_reason;
         try {
@@ -457,6 +513,8 @@ private:
             failure_code = static_cast<std::uint16_t>(close_code::internal_error);
             failure_reason = "internal error";
         }
+        handler_running_ = false;
+        caught_up();
         // A handler that returns closes with 1000; one that threw, with the code chosen above.
         co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
     }
@@ -499,6 +557,10 @@ private:
     detail::async_event writer_wake_;
     detail::async_event writer_finished_;
     detail::async_event on_close_finished_;
+    detail::async_event handler_caught_up_;
+    bool handler_running_ = false;
+    bool close_requested_ = false;
+    bool processing_message_ = false;  // the handler holds a message it may still answer
     asio::steady_timer deadline_;
 };
 

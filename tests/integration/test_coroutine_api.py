@@ -130,9 +130,19 @@ class CoroutineApi(unittest.IsolatedAsyncioTestCase):
         try:
             await self.eventually("/room", lambda s: s["connections"] == 3)
             for i in range(20):
-                await clients[i % 3].send(f"all:m{i}")
+                await clients[0].send(f"all:m{i}")
             for c in clients:
                 self.assertEqual([await c.recv() for _ in range(20)], [f"m{i}" for i in range(20)])
+            # Concurrent senders (possibly on different worker threads): every receiver gets every
+            # message, and each sender's messages in the order it sent them.
+            for i in range(30):
+                await clients[i % 3].send(f"all:s{i % 3}-{i}")
+            for c in clients:
+                got = [await c.recv() for _ in range(30)]
+                self.assertEqual(sorted(got), sorted(f"s{i % 3}-{i}" for i in range(30)))
+                for sender in range(3):
+                    mine = [m for m in got if m.startswith(f"s{sender}-")]
+                    self.assertEqual(mine, [f"s{sender}-{i}" for i in range(sender, 30, 3)])
             await clients[0].send("bytes:raw")
             for c in clients:
                 self.assertEqual(await c.recv(), b"raw")

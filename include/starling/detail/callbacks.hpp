@@ -1,16 +1,20 @@
-// Adapts what users register (lambdas, functions, coroutines) to the endpoint's calling convention:
-// a handler is task<>(websocket&); on_connect / on_close produce the text to send, if any.
+// Adapts what users register for the coroutine API (lambdas, functions, coroutines with any of the
+// parameters signature.hpp understands) to the endpoint's calling convention: a handler becomes
+// task<>(websocket&); on_connect / on_close become "the text to send, if any". Misuse is caught at
+// compile time with one readable message.
 #pragma once
 
 #include <concepts>     // std::convertible_to
 #include <optional>     // std::optional results
 #include <string>       // std::string text
 #include <string_view>  // std::string_view results
-#include <type_traits>  // std::invoke_result_t, std::is_invocable_v
+#include <type_traits>  // std::is_same_v, std::remove_cvref_t
 #include <utility>      // std::move
 
 #include "starling/detail/endpoint_state.hpp"
+#include "starling/detail/signature.hpp"
 #include "starling/task.hpp"
+#include "starling/websocket.hpp"
 
 namespace starling::detail {
 
@@ -26,47 +30,94 @@ std::optional<std::string> to_optional_text(R&& result) {
         const std::string_view text(result);
         if (text.empty()) return std::nullopt;
         return std::string(text);
-    } else if constexpr (requires { result.has_value(); *result; }) {
+    } else {
         if (!result.has_value()) return std::nullopt;
         return to_optional_text(*std::forward<R>(result));
+    }
+}
+
+template <class R>
+concept text_result = std::convertible_to<std::remove_cvref_t<R>, std::string_view> ||
+                      requires(R r) { { r.has_value() } -> std::convertible_to<bool>; { std::string_view(*r) }; };
+
+/// What coroutine-API handlers and callbacks may declare.
+constexpr bool coroutine_api_parameter(source s) {
+    return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
+           s == source::dependency || s == source::shared_dependency;
+}
+
+inline call_context context_for(websocket& ws) {
+    const endpoint_state& endpoint = ws.endpoint();
+    return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
+}
+
+template <class F>
+constexpr bool readable_coroutine_api_signature() {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: a handler or callback must be a function or a lambda with concrete "
+                      "parameter types (no 'auto' parameters)");
+        return false;
+    } else if constexpr (!signature_of<F>::template all_allowed<coroutine_api_parameter>) {
+        static_assert(dependent_false<F>,
+                      "starling: unsupported parameter type in a websocket handler or callback; it may "
+                      "declare starling::websocket&, starling::query<\"name\", T>, "
+                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                      "dependency as T& or std::shared_ptr<T>");
+        return false;
     } else {
-        static_assert(dependent_false<T>,
-                      "starling: on_connect / on_close must return text (std::string, const char*, "
-                      "std::string_view), std::optional of text, or nothing");
-        return std::nullopt;
+        return true;
     }
 }
 
 template <class F>
-handler_function adapt_handler(F handler) {
-    static_assert(std::is_invocable_v<F&, websocket&>,
-                  "starling: a websocket handler takes (starling::websocket&)");
-    static_assert(std::is_same_v<std::invoke_result_t<F&, websocket&>, task<>>,
-                  "starling: a websocket handler must be a coroutine returning starling::task<>");
-    return [handler = std::move(handler)](websocket& ws) mutable { return handler(ws); };
+void adapt_handler(F handler, endpoint_state& endpoint) {
+    if constexpr (readable_coroutine_api_signature<F>()) {
+        if constexpr (!std::is_same_v<result_of<F>, task<>>) {
+            static_assert(dependent_false<F>,
+                          "starling: a websocket handler must be a coroutine returning starling::task<> "
+                          "(write `-> starling::task<>` and use co_await)");
+        } else {
+            endpoint.handler = [handler = std::move(handler)](websocket& ws) mutable {
+                return signature_of<F>::invoke(handler, context_for(ws));
+            };
+            endpoint.handler_checks = signature_of<F>::checks();
+        }
+    }
 }
 
 template <class F>
-text_callback adapt_text_callback(F callback) {
-    static_assert(std::is_invocable_v<F&, websocket&>,
-                  "starling: on_connect / on_close take (starling::websocket&)");
-    using R = std::invoke_result_t<F&, websocket&>;
-    return [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
+void adapt_text_callback(F callback, text_callback& slot, signature_checks& checks) {
+    if constexpr (readable_coroutine_api_signature<F>()) {
+        using R = result_of<F>;
         if constexpr (is_task_v<R>) {
             using T = typename R::value_type;
-            if constexpr (std::is_void_v<T>) {
-                co_await callback(ws);
+            static_assert(std::is_void_v<T> || text_result<T>,
+                          "starling: on_connect / on_close must return text (std::string, const char*, "
+                          "std::string_view), std::optional of text, or nothing");
+        } else {
+            static_assert(std::is_void_v<R> || text_result<R>,
+                          "starling: on_connect / on_close must return text (std::string, const char*, "
+                          "std::string_view), std::optional of text, or nothing");
+        }
+        slot = [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
+            const call_context ctx = context_for(ws);
+            if constexpr (is_task_v<R>) {
+                if constexpr (std::is_void_v<typename R::value_type>) {
+                    co_await signature_of<F>::invoke(callback, ctx);
+                    co_return std::nullopt;
+                } else {
+                    co_return to_optional_text(co_await signature_of<F>::invoke(callback, ctx));
+                }
+            } else if constexpr (std::is_void_v<R>) {
+                signature_of<F>::invoke(callback, ctx);
                 co_return std::nullopt;
             } else {
-                co_return to_optional_text(co_await callback(ws));
+                co_return to_optional_text(signature_of<F>::invoke(callback, ctx));
             }
-        } else if constexpr (std::is_void_v<R>) {
-            callback(ws);
-            co_return std::nullopt;
-        } else {
-            co_return to_optional_text(callback(ws));
-        }
-    };
+        };
+        checks = signature_of<F>::checks();
+    }
 }
 
 }  // namespace starling::detail

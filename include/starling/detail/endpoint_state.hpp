@@ -8,6 +8,8 @@
 #include <string>      // std::string path
 
 #include "starling/connection_registry.hpp"
+#include "starling/dependencies.hpp"
+#include "starling/detail/signature.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
 #include "starling/task.hpp"
@@ -27,9 +29,25 @@ struct endpoint_state {
     handler_function handler;
     text_callback on_connect;
     text_callback on_close;
+    signature_checks handler_checks;
+    signature_checks on_connect_checks;
+    signature_checks on_close_checks;
     websocket_options options;
+    bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry registry;
     std::shared_ptr<const logger> log;
+    std::shared_ptr<global_dependencies> globals;
+    /// The container of the router that registered this endpoint (the app's own for app.websocket).
+    std::shared_ptr<starling::router_dependencies> router_deps;
+
+    /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
+    /// message, or nothing. Run before the upgrade.
+    std::optional<std::string> check_query(const query_params& params) const {
+        for (const signature_checks* checks : {&handler_checks, &on_connect_checks, &on_close_checks})
+            if (checks->check_query)
+                if (auto problem = checks->check_query(params)) return problem;
+        return std::nullopt;
+    }
 
     void log_line(log_level level, std::string_view line) const {
         if (log && *log) (*log)(level, line);

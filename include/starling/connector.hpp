@@ -1,0 +1,49 @@
+// The event API's view of a connection (seeds 000, 001, 003): what an event handler's `ws` is.
+#pragma once
+
+#include <string>       // std::string ids
+#include <string_view>  // std::string_view messages
+
+#include "starling/task.hpp"
+#include "starling/websocket.hpp"
+
+namespace starling {
+
+/// Handed to event handlers ("connect", "message", "close"). Sends are queued for the connection's
+/// writer, so the sync_* calls never block the event loop; the async_* calls are the same operations
+/// as coroutines, for handlers written as coroutines.
+class connector {
+public:
+    explicit connector(websocket& ws) noexcept : ws_(ws) {}
+
+    const std::string& id() const noexcept { return ws_.id(); }
+    const starling::query_params& query_params() const noexcept { return ws_.query_params(); }
+    const http::headers& headers() const noexcept { return ws_.headers(); }
+
+    /// Queues `message` for the connection `id` of this endpoint (this one included). False if no
+    /// such connection is open: reported, never a crash.
+    bool sync_send_to(std::string_view connection_id, std::string_view message) {
+        return ws_.queue_to(connection_id, message);
+    }
+    task<bool> async_send_to(std::string_view connection_id, std::string_view message) {
+        co_return ws_.queue_to(connection_id, message);
+    }
+
+    /// Queues `message` for every open connection of this endpoint, this one included.
+    void sync_broadcast(std::string_view message) { ws_.queue_broadcast(message); }
+    task<> async_broadcast(std::string_view message) {
+        ws_.queue_broadcast(message);
+        co_return;
+    }
+
+    /// Closes the connection with 1000 once the current handler has returned and its reply is sent.
+    void close() noexcept { ws_.request_close_after_reply(); }
+
+    /// The coroutine-API connection underneath, for anything the event API does not offer.
+    websocket& underlying() noexcept { return ws_; }
+
+private:
+    websocket& ws_;
+};
+
+}  // namespace starling

@@ -1,0 +1,182 @@
+// The event API (seeds 000, 001, 003): Robyn's older style, where a WebSocket object on a path gets
+// "connect", "message" and "close" handlers whose returned text is sent to the client.
+//
+//     starling::WebSocket websocket(app, "/web_socket");
+//     websocket.on("message", [](starling::connector& ws, std::string_view msg) -> std::string {
+//         ws.sync_send_to(ws.id(), "This is a message to self");
+//         return "";
+//     });
+//
+// It runs on the coroutine API's machinery: the "connect" handler is the endpoint's on_connect (its
+// text is the first message), "close" is on_close (exactly once, however the connection ends), and
+// "message" handlers run one at a time per connection, in order; a slow coroutine handler delays only
+// its own connection.
+#pragma once
+
+#include <functional>   // std::function event callbacks
+#include <memory>       // std::shared_ptr handler table
+#include <optional>     // std::optional replies
+#include <stdexcept>    // std::invalid_argument for unknown events
+#include <string>       // std::string paths and replies
+#include <string_view>  // std::string_view event names
+#include <utility>      // std::move
+
+#include "starling/app.hpp"
+#include "starling/connector.hpp"
+#include "starling/detail/callbacks.hpp"
+#include "starling/endpoint.hpp"
+#include "starling/router.hpp"
+
+namespace starling {
+
+namespace detail {
+
+using event_callback = std::function<task<std::optional<std::string>>(connector&, const message*)>;
+
+struct event_handlers {
+    event_callback on_connect;
+    event_callback on_message;
+    event_callback on_close;
+    bool message_needs_text = false;  // the message handler declared text: binary messages get 1003
+};
+
+/// What event handlers may declare.
+constexpr bool event_api_parameter(source s) {
+    return s == source::connector || s == source::message || s == source::bytes || s == source::whole_message ||
+           s == source::query || s == source::globals || s == source::router || s == source::dependency ||
+           s == source::shared_dependency;
+}
+
+/// What a handler produces: T for a task<T>, R itself otherwise.
+template <class R>
+struct task_value {
+    using type = R;
+};
+template <class T, class Executor>
+struct task_value<asio::awaitable<T, Executor>> {
+    using type = T;
+};
+
+template <class... A>
+constexpr bool declares_text(std::tuple<A...>*) {
+    return ((source_of<A>() == source::message) || ...);
+}
+
+template <class F>
+event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text) {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: an event handler must be a function or a lambda with concrete parameter "
+                      "types (no 'auto' parameters)");
+        return {};
+    } else if constexpr (!signature_of<F>::template all_allowed<event_api_parameter>) {
+        static_assert(dependent_false<F>,
+                      "starling: unsupported parameter type in an event handler; it may declare "
+                      "starling::connector&, the message (std::string_view, std::string, "
+                      "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                      "dependency as T& or std::shared_ptr<T>");
+        return {};
+    } else {
+        using R = result_of<F>;
+        using T = typename task_value<R>::type;
+        static_assert(std::is_void_v<T> || text_result<T>,
+                      "starling: an event handler must return text (std::string, const char*, "
+                      "std::string_view), std::optional of text, or nothing (or a task of those)");
+        checks = signature_of<F>::checks();
+        needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
+        return [handler = std::move(handler)](connector& conn, const message* received) mutable
+                   -> task<std::optional<std::string>> {
+            websocket& ws = conn.underlying();
+            const endpoint_state& endpoint = ws.endpoint();
+            const call_context ctx{&ws, &conn, received, &ws.query_params(), endpoint.globals.get(),
+                                   endpoint.router_deps.get()};
+            if constexpr (is_task_v<R>) {
+                if constexpr (std::is_void_v<T>) {
+                    co_await signature_of<F>::invoke(handler, ctx);
+                    co_return std::nullopt;
+                } else {
+                    co_return to_optional_text(co_await signature_of<F>::invoke(handler, ctx));
+                }
+            } else if constexpr (std::is_void_v<R>) {
+                signature_of<F>::invoke(handler, ctx);
+                co_return std::nullopt;
+            } else {
+                co_return to_optional_text(signature_of<F>::invoke(handler, ctx));
+            }
+        };
+    }
+}
+
+}  // namespace detail
+
+/// An event-style endpoint: `starling::WebSocket websocket(app, "/web_socket");` (or on a router),
+/// then `websocket.on("connect" | "message" | "close", handler)`.
+class WebSocket {
+public:
+    WebSocket(app& owner, std::string path) : WebSocket(owner.add_endpoint_state(std::move(path))) {}
+    WebSocket(router& owner, std::string path) : WebSocket(owner.state()->add_endpoint(std::move(path))) {}
+
+    /// Sets the handler of an event: "connect", "message" or "close". Any other name throws
+    /// std::invalid_argument. The handler is a plain function or a coroutine; it declares what it needs
+    /// (the connector, the message, dependencies, typed query parameters) in any order, and its
+    /// returned text is sent to the client (nothing for void, an empty optional or empty text).
+    template <class Handler>
+    WebSocket& on(std::string_view event, Handler handler) {
+        if (event == "connect") {
+            bool unused = false;
+            events_->on_connect = detail::adapt_event(std::move(handler), state_->on_connect_checks, unused);
+        } else if (event == "message") {
+            events_->on_message = detail::adapt_event(std::move(handler), state_->handler_checks, events_->message_needs_text);
+        } else if (event == "close") {
+            bool unused = false;
+            events_->on_close = detail::adapt_event(std::move(handler), state_->on_close_checks, unused);
+        } else {
+            throw std::invalid_argument("starling: unknown WebSocket event \"" + std::string(event) + "\" on " +
+                                        state_->path + "; the events are \"connect\", \"message\" and \"close\"");
+        }
+        return *this;
+    }
+
+    /// The endpoint, for options() and connection_count().
+    starling::endpoint endpoint() const { return starling::endpoint(state_); }
+
+private:
+    explicit WebSocket(std::shared_ptr<detail::endpoint_state> state)
+        : state_(std::move(state)), events_(std::make_shared<detail::event_handlers>()) {
+        auto events = events_;
+        state_->on_connect = [events](websocket& ws) -> task<std::optional<std::string>> {
+            if (!events->on_connect) co_return std::nullopt;
+            connector conn(ws);
+            co_return co_await events->on_connect(conn, nullptr);
+        };
+        state_->on_close = [events](websocket& ws) -> task<std::optional<std::string>> {
+            if (!events->on_close) co_return std::nullopt;
+            connector conn(ws);
+            co_return co_await events->on_close(conn, nullptr);
+        };
+        state_->handler = [events](websocket& ws) -> task<> { co_await run_messages(events, ws); };
+    }
+
+    /// One connection's message loop: each message's handler runs to completion, its reply is sent,
+    /// then the next message is read.
+    static task<> run_messages(std::shared_ptr<detail::event_handlers> events, websocket& ws) {
+        connector conn(ws);
+        while (!ws.close_requested()) {
+            const message received = co_await ws.receive();
+            if (!events->on_message) continue;
+            if (received.is_binary() && events->message_needs_text) {
+                co_await ws.close(close_code::unsupported_data, "expected a text message");
+                co_return;
+            }
+            std::optional<std::string> reply = co_await events->on_message(conn, &received);
+            if (reply) co_await ws.send_text(std::move(*reply));
+        }
+        co_await ws.close(close_code::normal);
+    }
+
+    std::shared_ptr<detail::endpoint_state> state_;
+    std::shared_ptr<detail::event_handlers> events_;
+};
+
+}  // namespace starling

@@ -1,0 +1,85 @@
+#include <starling/app.hpp>
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+starling::task<> idle(starling::websocket&) { co_return; }
+
+struct database {};
+
+std::string error_of(auto&& action) {
+    try {
+        action();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("registering two endpoints on one path throws with the path in the message") {
+    starling::app app;
+    app.websocket("/chat", idle);
+    CHECK(error_of([&] { app.websocket("/chat", idle); }) == "starling: an endpoint is already registered at /chat");
+    CHECK(error_of([&] { app.websocket("chat", idle); }).find("must start with '/'") != std::string::npos);
+}
+
+TEST_CASE("routers join prefixes, nest, and clash with app paths") {
+    starling::router nested("/nested");
+    auto n = nested.websocket("/ws", idle);
+    starling::router sub("/sub_router/");
+    auto s = sub.websocket("/ws", idle);
+    sub.include_router(nested);
+    starling::app app;
+    app.include_router(sub);
+    CHECK(s.path() == "/sub_router/ws");
+    CHECK(n.path() == "/sub_router/nested/ws");
+
+    starling::router clash("/sub_router");
+    clash.websocket("/ws", idle);
+    CHECK(error_of([&] { app.include_router(clash); }) == "starling: an endpoint is already registered at /sub_router/ws");
+    CHECK(error_of([&] { starling::router bad("rooms"); }).find("must start with '/'") != std::string::npos);
+}
+
+TEST_CASE("a handler needing a dependency nobody injected stops the start, naming route and type") {
+    starling::app app;
+    app.websocket("/needs_db", [](starling::websocket&, database&) -> starling::task<> { co_return; });
+    const std::string message = error_of([&] { app.start_in_background(0); });
+    CHECK(message.find("/needs_db") != std::string::npos);
+    CHECK(message.find("database") != std::string::npos);
+    CHECK(message.find("not injected") != std::string::npos);
+}
+
+TEST_CASE("callbacks' dependencies are checked too, and router dependencies satisfy them") {
+    starling::router r("/r");
+    r.websocket("/ws", idle).on_close([](starling::websocket&, database&) {});
+    starling::app app;
+    app.include_router(r);
+    CHECK(error_of([&] { app.start_in_background(0); }).find("on_close of /r/ws") != std::string::npos);
+
+    starling::router ok("/r");
+    ok.inject(database{});
+    ok.websocket("/ws", idle).on_close([](starling::websocket&, database&) {});
+    starling::app fine;
+    fine.include_router(ok);
+    CHECK(fine.start_in_background(0) > 0);
+    fine.stop();
+}
+
+TEST_CASE("each app has its own global container, read-only once started") {
+    starling::app first;
+    starling::app second;
+    first.inject_global(database{});
+    CHECK(first.globals().contains<database>());
+    CHECK_FALSE(second.globals().contains<database>());
+    first.websocket("/x", idle);
+    first.start_in_background(0);
+    CHECK_THROWS_AS(first.inject_global(std::string("late")), std::logic_error);
+    CHECK_THROWS_AS(first.websocket("/y", idle), std::logic_error);
+    first.stop();
+}
