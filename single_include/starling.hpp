@@ -1416,6 +1416,7 @@ public:
     /// `data` (no copy); anything else is reassembled in an internal buffer. Call again with the bytes
     /// after `consumed` until `need_more`. After `failed`, every call fails again and consumes nothing.
     read_result read(std::span<char> data) {
+        view_ = {};  // a view from the last call may point into bytes the caller has since moved
         if (failed_) return {read_status::failed, 0};
         if (message_delivered_) {
             message_delivered_ = false;
@@ -1762,6 +1763,7 @@ public:
 
 namespace detail {
 
+/// T for std::shared_ptr<T>, T itself otherwise: what a shared_ptr dependency is stored and found as.
 template <class T>
 struct shared_target {
     using type = T;
@@ -1770,6 +1772,11 @@ template <class T>
 struct shared_target<std::shared_ptr<T>> {
     using type = T;
 };
+
+template <class T>
+struct is_shared_ptr : std::false_type {};
+template <class T>
+struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
 
 }  // namespace detail
 
@@ -1847,7 +1854,7 @@ private:
     static std::pair<std::type_index, std::shared_ptr<void>> store(T&& value) {
         using D = std::decay_t<T>;
         using target = typename detail::shared_target<D>::type;
-        if constexpr (std::is_same_v<D, std::shared_ptr<target>>) {
+        if constexpr (detail::is_shared_ptr<D>::value) {
             return {std::type_index(typeid(target)), std::shared_ptr<void>(std::forward<T>(value))};
         } else {
             return {std::type_index(typeid(D)), std::make_shared<D>(std::forward<T>(value))};
@@ -2359,15 +2366,6 @@ enum class source {
 };
 
 template <class P>
-struct shared_ptr_element {
-    using type = void;
-};
-template <class T>
-struct shared_ptr_element<std::shared_ptr<T>> {
-    using type = T;
-};
-
-template <class P>
 constexpr source source_of() {
     using bare = std::remove_cvref_t<P>;
     if constexpr (std::is_same_v<bare, websocket> && std::is_lvalue_reference_v<P>) return source::websocket;
@@ -2378,7 +2376,7 @@ constexpr source source_of() {
     else if constexpr (is_query_parameter<bare>::value) return source::query;
     else if constexpr (std::is_same_v<bare, global_dependencies> && std::is_lvalue_reference_v<P>) return source::globals;
     else if constexpr (std::is_same_v<bare, router_dependencies> && std::is_lvalue_reference_v<P>) return source::router;
-    else if constexpr (!std::is_void_v<typename shared_ptr_element<bare>::type>) return source::shared_dependency;
+    else if constexpr (is_shared_ptr<bare>::value) return source::shared_dependency;
     else if constexpr (std::is_lvalue_reference_v<P> && std::is_class_v<bare>) return source::dependency;
     else return source::unsupported;
 }
@@ -2416,7 +2414,7 @@ decltype(auto) resolve_argument(const call_context& ctx) {
         parameter_error ignored;  // checked before the upgrade: it resolves now
         return bare(*bare::resolve(*ctx.query, ignored));  // a value: the optional is a temporary
     } else if constexpr (from == source::shared_dependency) {
-        using T = typename shared_ptr_element<bare>::type;
+        using T = typename shared_target<bare>::type;
         if (ctx.router)
             if (auto found = ctx.router->find_shared<T>()) return found;
         return ctx.globals->find_shared<T>();
@@ -2471,7 +2469,7 @@ struct signature<std::tuple<A...>> {
                 using T = std::remove_cvref_t<P>;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
             } else if constexpr (from == source::shared_dependency) {
-                using T = typename shared_ptr_element<std::remove_cvref_t<P>>::type;
+                using T = typename shared_target<std::remove_cvref_t<P>>::type;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
             }
         };
@@ -2547,14 +2545,6 @@ inline void log_to_stderr(log_level level, std::string_view message) {
 
 namespace starling {
 
-using namespace std::chrono_literals;
-
-/// What happens to a broadcast that meets a receiver whose outbound queue is over its high-water mark.
-enum class slow_consumer_policy {
-    close,  // close that receiver with 1008 (policy violation): it cannot keep up
-    drop,   // skip the message for that receiver only
-};
-
 /// What happens to a connection whose typed query parameters are missing or invalid.
 enum class invalid_query_policy {
     reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
@@ -2570,17 +2560,10 @@ struct websocket_options {
     /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
     /// full the server stops reading from that client (TCP backpressure), nothing grows.
     std::size_t inbox_messages = 64;
-    /// Outbound bytes queued for one connection above which `co_await send...` waits for the queue to
-    /// drain, and broadcasts apply `slow_consumer`.
-    std::size_t high_water_mark = 4 * 1024 * 1024;
-    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long to wait for the peer's answer to our close frame before dropping the connection.
-    std::chrono::milliseconds close_timeout = 5s;
-    /// Idle time after which the server pings; a peer that does not answer within another idle_timeout
-    /// is dropped (on_close runs, code 1006). Zero disables.
-    std::chrono::milliseconds idle_timeout = 60s;
+    std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -2594,11 +2577,11 @@ struct server_options {
     /// Largest request head (request line and headers) accepted: larger gets 431.
     std::size_t max_header_bytes = 8 * 1024;
     /// Time a client has to send its whole handshake request before it is dropped.
-    std::chrono::milliseconds handshake_timeout = 10s;
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
     /// On shutdown, how long to wait for close handshakes before dropping what is left.
-    std::chrono::milliseconds shutdown_timeout = 5s;
+    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
 };
 
 }  // namespace starling
@@ -3705,6 +3688,40 @@ template <class R>
 concept text_result = std::convertible_to<std::remove_cvref_t<R>, std::string_view> ||
                       requires(R r) { { r.has_value() } -> std::convertible_to<bool>; { std::string_view(*r) }; };
 
+/// What a callable produces: T for a task<T>, R itself otherwise.
+template <class R>
+struct task_value {
+    using type = R;
+};
+template <class T, class Executor>
+struct task_value<asio::awaitable<T, Executor>> {
+    using type = T;
+};
+
+template <class R>
+inline constexpr bool returns_text_or_nothing = std::is_void_v<typename task_value<R>::type> ||
+                                                text_result<typename task_value<R>::type>;
+
+/// Calls `f` with its arguments resolved from `ctx` and turns whatever it returns (text, an optional,
+/// nothing, or a task of those) into the text to send, if any.
+template <class F>
+task<std::optional<std::string>> invoke_for_text(F& f, call_context ctx) {
+    using R = result_of<F>;
+    if constexpr (is_task_v<R>) {
+        if constexpr (std::is_void_v<typename R::value_type>) {
+            co_await signature_of<F>::invoke(f, ctx);
+            co_return std::nullopt;
+        } else {
+            co_return to_optional_text(co_await signature_of<F>::invoke(f, ctx));
+        }
+    } else if constexpr (std::is_void_v<R>) {
+        signature_of<F>::invoke(f, ctx);
+        co_return std::nullopt;
+    } else {
+        co_return to_optional_text(signature_of<F>::invoke(f, ctx));
+    }
+}
+
 /// What coroutine-API handlers and callbacks may declare.
 constexpr bool coroutine_api_parameter(source s) {
     return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
@@ -3754,32 +3771,11 @@ void adapt_handler(F handler, endpoint_state& endpoint) {
 template <class F>
 void adapt_text_callback(F callback, text_callback& slot, signature_checks& checks) {
     if constexpr (readable_coroutine_api_signature<F>()) {
-        using R = result_of<F>;
-        if constexpr (is_task_v<R>) {
-            using T = typename R::value_type;
-            static_assert(std::is_void_v<T> || text_result<T>,
-                          "starling: on_connect / on_close must return text (std::string, const char*, "
-                          "std::string_view), std::optional of text, or nothing");
-        } else {
-            static_assert(std::is_void_v<R> || text_result<R>,
-                          "starling: on_connect / on_close must return text (std::string, const char*, "
-                          "std::string_view), std::optional of text, or nothing");
-        }
-        slot = [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
-            const call_context ctx = context_for(ws);
-            if constexpr (is_task_v<R>) {
-                if constexpr (std::is_void_v<typename R::value_type>) {
-                    co_await signature_of<F>::invoke(callback, ctx);
-                    co_return std::nullopt;
-                } else {
-                    co_return to_optional_text(co_await signature_of<F>::invoke(callback, ctx));
-                }
-            } else if constexpr (std::is_void_v<R>) {
-                signature_of<F>::invoke(callback, ctx);
-                co_return std::nullopt;
-            } else {
-                co_return to_optional_text(signature_of<F>::invoke(callback, ctx));
-            }
+        static_assert(returns_text_or_nothing<result_of<F>>,
+                      "starling: on_connect / on_close must return text (std::string, const char*, "
+                      "std::string_view), std::optional of text, or nothing (or a task of those)");
+        slot = [callback = std::move(callback)](websocket& ws) mutable {
+            return invoke_for_text(callback, context_for(ws));
         };
         checks = signature_of<F>::checks();
     }
@@ -3987,7 +3983,13 @@ public:
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
-    ~server() { stop(); }
+    ~server() {
+        stop();
+        // Destroying the loops destroys the coroutines still suspended on them (connections that
+        // outlived the shutdown timeout); their bookkeeping must not reach into loops already gone.
+        torn_down_ = true;
+        signals_.reset();
+    }
 
     /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
     std::uint16_t listen() {
@@ -4012,12 +4014,19 @@ public:
             w.thread = std::thread([&w] { w.context.run(); });
         }
         if (!block) return;
-        asio::signal_set signals(workers_[0]->context, SIGINT, SIGTERM);
-        signals.async_wait([this](std::error_code ec, int) {
-            if (!ec) request_stop();
-        });
+        stop_on_signals();
         workers_[0]->context.run();
         join();
+    }
+
+    /// From now on SIGINT and SIGTERM stop the server gracefully. Called as soon as it listens, so a
+    /// signal sent right after a program announced its port is not lost to the default action.
+    void stop_on_signals() {
+        if (signals_) return;
+        signals_ = std::make_unique<asio::signal_set>(workers_[0]->context, SIGINT, SIGTERM);
+        signals_->async_wait([this](std::error_code ec, int) {
+            if (!ec) request_stop();
+        });
     }
 
     /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
@@ -4070,7 +4079,7 @@ private:
     struct connection_count_guard {
         explicit connection_count_guard(server& s) : s_(s) { s_.active_.fetch_add(1); }
         ~connection_count_guard() {
-            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_)
+            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_ && !s_.torn_down_)
                 asio::post(s_.workers_[0]->context, [&s = s_] { s.drained_->notify(); });
         }
         server& s_;
@@ -4187,6 +4196,8 @@ private:
     std::unique_ptr<async_event> drained_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> torn_down_{false};
+    std::unique_ptr<asio::signal_set> signals_;
     std::uint16_t port_ = 0;
 };
 
@@ -4268,7 +4279,11 @@ public:
 
     /// start() in two steps: listen() checks the set-up, binds (throwing if the address is taken) and
     /// returns the port, so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
-    std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
+    std::uint16_t listen(const server_options& options) {
+        const std::uint16_t bound = make_server(options).listen();
+        server_->stop_on_signals();
+        return bound;
+    }
     void run() {
         if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
         server_->run(/*block=*/true);
@@ -4462,16 +4477,6 @@ constexpr bool event_api_parameter(source s) {
            s == source::shared_dependency;
 }
 
-/// What a handler produces: T for a task<T>, R itself otherwise.
-template <class R>
-struct task_value {
-    using type = R;
-};
-template <class T, class Executor>
-struct task_value<asio::awaitable<T, Executor>> {
-    using type = T;
-};
-
 template <class... A>
 constexpr bool declares_text(std::tuple<A...>*) {
     return ((source_of<A>() == source::message) || ...);
@@ -4493,32 +4498,16 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
                       "dependency as T& or std::shared_ptr<T>");
         return {};
     } else {
-        using R = result_of<F>;
-        using T = typename task_value<R>::type;
-        static_assert(std::is_void_v<T> || text_result<T>,
+        static_assert(returns_text_or_nothing<result_of<F>>,
                       "starling: an event handler must return text (std::string, const char*, "
                       "std::string_view), std::optional of text, or nothing (or a task of those)");
         checks = signature_of<F>::checks();
         needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
-        return [handler = std::move(handler)](connector& conn, const message* received) mutable
-                   -> task<std::optional<std::string>> {
+        return [handler = std::move(handler)](connector& conn, const message* received) mutable {
             websocket& ws = conn.underlying();
             const endpoint_state& endpoint = ws.endpoint();
-            const call_context ctx{&ws, &conn, received, &ws.query_params(), endpoint.globals.get(),
-                                   endpoint.router_deps.get()};
-            if constexpr (is_task_v<R>) {
-                if constexpr (std::is_void_v<T>) {
-                    co_await signature_of<F>::invoke(handler, ctx);
-                    co_return std::nullopt;
-                } else {
-                    co_return to_optional_text(co_await signature_of<F>::invoke(handler, ctx));
-                }
-            } else if constexpr (std::is_void_v<R>) {
-                signature_of<F>::invoke(handler, ctx);
-                co_return std::nullopt;
-            } else {
-                co_return to_optional_text(signature_of<F>::invoke(handler, ctx));
-            }
+            return invoke_for_text(handler, call_context{&ws, &conn, received, &ws.query_params(),
+                                                         endpoint.globals.get(), endpoint.router_deps.get()});
         };
     }
 }

@@ -316,3 +316,16 @@ TEST_CASE("several events in one buffer are returned one at a time") {
     }
     CHECK(seen == std::vector<read_status>{read_status::message, read_status::ping, read_status::close});
 }
+
+TEST_CASE("payload() holds nothing stale after an event that has no payload") {
+    // Found by fuzzing: after a failure, payload() still viewed the previous message's bytes, inside a
+    // buffer the caller had already reused.
+    message_reader reader;
+    std::string wire = client_frame(opcode::text, "Hello") + std::string("\x81\x02", 2);  // then unmasked
+    const auto first = reader.read(wire);
+    REQUIRE(first.status == read_status::message);
+    CHECK(reader.payload() == "Hello");
+    const auto second = reader.read(std::span<char>(wire).subspan(first.consumed));
+    REQUIRE(second.status == read_status::failed);
+    CHECK(reader.payload().empty());
+}

@@ -92,7 +92,11 @@ public:
 
     /// start() in two steps: listen() checks the set-up, binds (throwing if the address is taken) and
     /// returns the port, so a program can announce it; run() then serves until SIGINT, SIGTERM or stop().
-    std::uint16_t listen(const server_options& options) { return make_server(options).listen(); }
+    std::uint16_t listen(const server_options& options) {
+        const std::uint16_t bound = make_server(options).listen();
+        server_->stop_on_signals();
+        return bound;
+    }
     void run() {
         if (!server_) throw std::logic_error("starling: app.run() needs app.listen() first");
         server_->run(/*block=*/true);

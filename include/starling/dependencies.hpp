@@ -32,6 +32,7 @@ public:
 
 namespace detail {
 
+/// T for std::shared_ptr<T>, T itself otherwise: what a shared_ptr dependency is stored and found as.
 template <class T>
 struct shared_target {
     using type = T;
@@ -40,6 +41,11 @@ template <class T>
 struct shared_target<std::shared_ptr<T>> {
     using type = T;
 };
+
+template <class T>
+struct is_shared_ptr : std::false_type {};
+template <class T>
+struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
 
 }  // namespace detail
 
@@ -117,7 +123,7 @@ private:
     static std::pair<std::type_index, std::shared_ptr<void>> store(T&& value) {
         using D = std::decay_t<T>;
         using target = typename detail::shared_target<D>::type;
-        if constexpr (std::is_same_v<D, std::shared_ptr<target>>) {
+        if constexpr (detail::is_shared_ptr<D>::value) {
             return {std::type_index(typeid(target)), std::shared_ptr<void>(std::forward<T>(value))};
         } else {
             return {std::type_index(typeid(D)), std::make_shared<D>(std::forward<T>(value))};

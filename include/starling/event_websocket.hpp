@@ -47,16 +47,6 @@ constexpr bool event_api_parameter(source s) {
            s == source::shared_dependency;
 }
 
-/// What a handler produces: T for a task<T>, R itself otherwise.
-template <class R>
-struct task_value {
-    using type = R;
-};
-template <class T, class Executor>
-struct task_value<asio::awaitable<T, Executor>> {
-    using type = T;
-};
-
 template <class... A>
 constexpr bool declares_text(std::tuple<A...>*) {
     return ((source_of<A>() == source::message) || ...);
@@ -78,32 +68,16 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
                       "dependency as T& or std::shared_ptr<T>");
         return {};
     } else {
-        using R = result_of<F>;
-        using T = typename task_value<R>::type;
-        static_assert(std::is_void_v<T> || text_result<T>,
+        static_assert(returns_text_or_nothing<result_of<F>>,
                       "starling: an event handler must return text (std::string, const char*, "
                       "std::string_view), std::optional of text, or nothing (or a task of those)");
         checks = signature_of<F>::checks();
         needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
-        return [handler = std::move(handler)](connector& conn, const message* received) mutable
-                   -> task<std::optional<std::string>> {
+        return [handler = std::move(handler)](connector& conn, const message* received) mutable {
             websocket& ws = conn.underlying();
             const endpoint_state& endpoint = ws.endpoint();
-            const call_context ctx{&ws, &conn, received, &ws.query_params(), endpoint.globals.get(),
-                                   endpoint.router_deps.get()};
-            if constexpr (is_task_v<R>) {
-                if constexpr (std::is_void_v<T>) {
-                    co_await signature_of<F>::invoke(handler, ctx);
-                    co_return std::nullopt;
-                } else {
-                    co_return to_optional_text(co_await signature_of<F>::invoke(handler, ctx));
-                }
-            } else if constexpr (std::is_void_v<R>) {
-                signature_of<F>::invoke(handler, ctx);
-                co_return std::nullopt;
-            } else {
-                co_return to_optional_text(signature_of<F>::invoke(handler, ctx));
-            }
+            return invoke_for_text(handler, call_context{&ws, &conn, received, &ws.query_params(),
+                                                         endpoint.globals.get(), endpoint.router_deps.get()});
         };
     }
 }

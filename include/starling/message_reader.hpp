@@ -57,6 +57,7 @@ public:
     /// `data` (no copy); anything else is reassembled in an internal buffer. Call again with the bytes
     /// after `consumed` until `need_more`. After `failed`, every call fails again and consumes nothing.
     read_result read(std::span<char> data) {
+        view_ = {};  // a view from the last call may point into bytes the caller has since moved
         if (failed_) return {read_status::failed, 0};
         if (message_delivered_) {
             message_delivered_ = false;

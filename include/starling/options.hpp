@@ -11,14 +11,6 @@
 
 namespace starling {
 
-using namespace std::chrono_literals;
-
-/// What happens to a broadcast that meets a receiver whose outbound queue is over its high-water mark.
-enum class slow_consumer_policy {
-    close,  // close that receiver with 1008 (policy violation): it cannot keep up
-    drop,   // skip the message for that receiver only
-};
-
 /// What happens to a connection whose typed query parameters are missing or invalid.
 enum class invalid_query_policy {
     reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
@@ -34,17 +26,10 @@ struct websocket_options {
     /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
     /// full the server stops reading from that client (TCP backpressure), nothing grows.
     std::size_t inbox_messages = 64;
-    /// Outbound bytes queued for one connection above which `co_await send...` waits for the queue to
-    /// drain, and broadcasts apply `slow_consumer`.
-    std::size_t high_water_mark = 4 * 1024 * 1024;
-    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long to wait for the peer's answer to our close frame before dropping the connection.
-    std::chrono::milliseconds close_timeout = 5s;
-    /// Idle time after which the server pings; a peer that does not answer within another idle_timeout
-    /// is dropped (on_close runs, code 1006). Zero disables.
-    std::chrono::milliseconds idle_timeout = 60s;
+    std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -58,11 +43,11 @@ struct server_options {
     /// Largest request head (request line and headers) accepted: larger gets 431.
     std::size_t max_header_bytes = 8 * 1024;
     /// Time a client has to send its whole handshake request before it is dropped.
-    std::chrono::milliseconds handshake_timeout = 10s;
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
     /// On shutdown, how long to wait for close handshakes before dropping what is left.
-    std::chrono::milliseconds shutdown_timeout = 5s;
+    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
 };
 
 }  // namespace starling

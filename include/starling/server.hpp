@@ -51,7 +51,13 @@ public:
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
-    ~server() { stop(); }
+    ~server() {
+        stop();
+        // Destroying the loops destroys the coroutines still suspended on them (connections that
+        // outlived the shutdown timeout); their bookkeeping must not reach into loops already gone.
+        torn_down_ = true;
+        signals_.reset();
+    }
 
     /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
     std::uint16_t listen() {
@@ -76,12 +82,19 @@ public:
             w.thread = std::thread([&w] { w.context.run(); });
         }
         if (!block) return;
-        asio::signal_set signals(workers_[0]->context, SIGINT, SIGTERM);
-        signals.async_wait([this](std::error_code ec, int) {
-            if (!ec) request_stop();
-        });
+        stop_on_signals();
         workers_[0]->context.run();
         join();
+    }
+
+    /// From now on SIGINT and SIGTERM stop the server gracefully. Called as soon as it listens, so a
+    /// signal sent right after a program announced its port is not lost to the default action.
+    void stop_on_signals() {
+        if (signals_) return;
+        signals_ = std::make_unique<asio::signal_set>(workers_[0]->context, SIGINT, SIGTERM);
+        signals_->async_wait([this](std::error_code ec, int) {
+            if (!ec) request_stop();
+        });
     }
 
     /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
@@ -134,7 +147,7 @@ private:
     struct connection_count_guard {
         explicit connection_count_guard(server& s) : s_(s) { s_.active_.fetch_add(1); }
         ~connection_count_guard() {
-            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_)
+            if (s_.active_.fetch_sub(1) == 1 && s_.stopping_ && !s_.torn_down_)
                 asio::post(s_.workers_[0]->context, [&s = s_] { s.drained_->notify(); });
         }
         server& s_;
@@ -251,6 +264,8 @@ private:
     std::unique_ptr<async_event> drained_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> torn_down_{false};
+    std::unique_ptr<asio::signal_set> signals_;
     std::uint16_t port_ = 0;
 };
 

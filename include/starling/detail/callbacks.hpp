@@ -40,6 +40,40 @@ template <class R>
 concept text_result = std::convertible_to<std::remove_cvref_t<R>, std::string_view> ||
                       requires(R r) { { r.has_value() } -> std::convertible_to<bool>; { std::string_view(*r) }; };
 
+/// What a callable produces: T for a task<T>, R itself otherwise.
+template <class R>
+struct task_value {
+    using type = R;
+};
+template <class T, class Executor>
+struct task_value<asio::awaitable<T, Executor>> {
+    using type = T;
+};
+
+template <class R>
+inline constexpr bool returns_text_or_nothing = std::is_void_v<typename task_value<R>::type> ||
+                                                text_result<typename task_value<R>::type>;
+
+/// Calls `f` with its arguments resolved from `ctx` and turns whatever it returns (text, an optional,
+/// nothing, or a task of those) into the text to send, if any.
+template <class F>
+task<std::optional<std::string>> invoke_for_text(F& f, call_context ctx) {
+    using R = result_of<F>;
+    if constexpr (is_task_v<R>) {
+        if constexpr (std::is_void_v<typename R::value_type>) {
+            co_await signature_of<F>::invoke(f, ctx);
+            co_return std::nullopt;
+        } else {
+            co_return to_optional_text(co_await signature_of<F>::invoke(f, ctx));
+        }
+    } else if constexpr (std::is_void_v<R>) {
+        signature_of<F>::invoke(f, ctx);
+        co_return std::nullopt;
+    } else {
+        co_return to_optional_text(signature_of<F>::invoke(f, ctx));
+    }
+}
+
 /// What coroutine-API handlers and callbacks may declare.
 constexpr bool coroutine_api_parameter(source s) {
     return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
@@ -89,32 +123,11 @@ void adapt_handler(F handler, endpoint_state& endpoint) {
 template <class F>
 void adapt_text_callback(F callback, text_callback& slot, signature_checks& checks) {
     if constexpr (readable_coroutine_api_signature<F>()) {
-        using R = result_of<F>;
-        if constexpr (is_task_v<R>) {
-            using T = typename R::value_type;
-            static_assert(std::is_void_v<T> || text_result<T>,
-                          "starling: on_connect / on_close must return text (std::string, const char*, "
-                          "std::string_view), std::optional of text, or nothing");
-        } else {
-            static_assert(std::is_void_v<R> || text_result<R>,
-                          "starling: on_connect / on_close must return text (std::string, const char*, "
-                          "std::string_view), std::optional of text, or nothing");
-        }
-        slot = [callback = std::move(callback)](websocket& ws) mutable -> task<std::optional<std::string>> {
-            const call_context ctx = context_for(ws);
-            if constexpr (is_task_v<R>) {
-                if constexpr (std::is_void_v<typename R::value_type>) {
-                    co_await signature_of<F>::invoke(callback, ctx);
-                    co_return std::nullopt;
-                } else {
-                    co_return to_optional_text(co_await signature_of<F>::invoke(callback, ctx));
-                }
-            } else if constexpr (std::is_void_v<R>) {
-                signature_of<F>::invoke(callback, ctx);
-                co_return std::nullopt;
-            } else {
-                co_return to_optional_text(signature_of<F>::invoke(callback, ctx));
-            }
+        static_assert(returns_text_or_nothing<result_of<F>>,
+                      "starling: on_connect / on_close must return text (std::string, const char*, "
+                      "std::string_view), std::optional of text, or nothing (or a task of those)");
+        slot = [callback = std::move(callback)](websocket& ws) mutable {
+            return invoke_for_text(callback, context_for(ws));
         };
         checks = signature_of<F>::checks();
     }

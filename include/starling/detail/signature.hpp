@@ -77,15 +77,6 @@ enum class source {
 };
 
 template <class P>
-struct shared_ptr_element {
-    using type = void;
-};
-template <class T>
-struct shared_ptr_element<std::shared_ptr<T>> {
-    using type = T;
-};
-
-template <class P>
 constexpr source source_of() {
     using bare = std::remove_cvref_t<P>;
     if constexpr (std::is_same_v<bare, websocket> && std::is_lvalue_reference_v<P>) return source::websocket;
@@ -96,7 +87,7 @@ constexpr source source_of() {
     else if constexpr (is_query_parameter<bare>::value) return source::query;
     else if constexpr (std::is_same_v<bare, global_dependencies> && std::is_lvalue_reference_v<P>) return source::globals;
     else if constexpr (std::is_same_v<bare, router_dependencies> && std::is_lvalue_reference_v<P>) return source::router;
-    else if constexpr (!std::is_void_v<typename shared_ptr_element<bare>::type>) return source::shared_dependency;
+    else if constexpr (is_shared_ptr<bare>::value) return source::shared_dependency;
     else if constexpr (std::is_lvalue_reference_v<P> && std::is_class_v<bare>) return source::dependency;
     else return source::unsupported;
 }
@@ -134,7 +125,7 @@ decltype(auto) resolve_argument(const call_context& ctx) {
         parameter_error ignored;  // checked before the upgrade: it resolves now
         return bare(*bare::resolve(*ctx.query, ignored));  // a value: the optional is a temporary
     } else if constexpr (from == source::shared_dependency) {
-        using T = typename shared_ptr_element<bare>::type;
+        using T = typename shared_target<bare>::type;
         if (ctx.router)
             if (auto found = ctx.router->find_shared<T>()) return found;
         return ctx.globals->find_shared<T>();
@@ -189,7 +180,7 @@ struct signature<std::tuple<A...>> {
                 using T = std::remove_cvref_t<P>;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
             } else if constexpr (from == source::shared_dependency) {
-                using T = typename shared_ptr_element<std::remove_cvref_t<P>>::type;
+                using T = typename shared_target<std::remove_cvref_t<P>>::type;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
             }
         };

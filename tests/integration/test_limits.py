@@ -1,0 +1,631 @@
+"""Safe by default, over the wire: every limit of README's "Limits and defaults" table, driven against
+tests/servers/limits_server (small limits: 1000-byte messages on /echo, 4000 on /big, 100-byte frames
+on /frames, the 1 MiB default on /default, 1024-byte request heads, a 300 ms handshake timeout, 20
+connections, a 300 ms close timeout, a 2 s shutdown timeout).
+
+Each case checks what the offending client sees (close code, HTTP status, dropped TCP) AND that the
+server still serves others afterwards. Raw sockets (rawws.py) where the bytes matter, Python's
+websockets client elsewhere. No fixed ports and no sleeps: every wait is on an event with a timeout."""
+import asyncio
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatusCode
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import harness  # noqa: E402
+import rawws  # noqa: E402
+from rawws import BINARY, CONT, TEXT, frame, printable  # noqa: E402
+
+SERVER = "tests/limits_server"
+MiB = 1024 * 1024
+TOO_BIG = 1009
+
+# What limits_server configures (keep in sync with tests/servers/limits_server.cpp).
+ECHO_LIMIT, BIG_LIMIT, FRAME_LIMIT, DEFAULT_LIMIT = 1000, 4000, 100, MiB
+MAX_HEADER_BYTES = 1024
+HANDSHAKE_TIMEOUT = 0.3
+MAX_CONNECTIONS = 20
+CLOSE_TIMEOUT = 0.3
+SHUTDOWN_TIMEOUT = 2.0
+# Timers never fire early; a little under the configured value absorbs clock granularity. The upper
+# bounds are generous (sanitizer builds, loaded machines) yet far below "never".
+EARLY = 0.05
+LATE = 5.0
+
+
+def wait_closed(sock, timeout):
+    """Waits until the server closes `sock` (EOF or reset), discarding what it sends. Returns the
+    seconds waited, or None if the socket is still open after `timeout`."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+            return None
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - start
+        except ConnectionResetError:
+            return time.monotonic() - start
+
+
+def request_of_size(port, size, path="/echo"):
+    """An upgrade request whose head (request line, fields, blank line) is exactly `size` bytes."""
+    request, _ = rawws.upgrade_request(port, path, headers=[("X-Pad", "")])
+    pad = size - len(request)
+    assert pad >= 0, f"a request of {size} bytes cannot be built"
+    request, _ = rawws.upgrade_request(port, path, headers=[("X-Pad", "p" * pad)])
+    assert len(request) == size
+    return request
+
+
+def http_answer(port, request):
+    """Sends `request` on a new connection and reads the answer until the server closes it. Returns
+    (status, headers, body). Fails if the server does not close the connection after answering."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=rawws.WAIT)
+    try:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break  # an answer followed by a reset still counts as answered and closed
+            except socket.timeout:
+                raise AssertionError(f"the server did not close the connection; got {data!r}") from None
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head:
+        raise AssertionError("the server closed the connection without an answer")
+    status, _, headers = rawws.parse_http_head(head)
+    return status, headers, body
+
+
+class LimitsTestCase(unittest.TestCase):
+    """One limits_server per class (restarted if a case crashed it)."""
+    server_args = ()
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server(SERVER, *cls.server_args)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server is not None:
+            cls.server.stop()
+
+    def setUp(self):
+        if not self.server.alive():
+            type(self).server = harness.Server(SERVER, *self.server_args)
+
+    @property
+    def port(self):
+        return self.server.port
+
+    def connect(self, path="/echo"):
+        conn = rawws.Conn(self.port, path)
+        self.addCleanup(conn.close_socket)
+        return conn
+
+    def echo(self, conn, opcode, payload):
+        conn.send(opcode, payload)
+        conn.expect(opcode, payload)
+
+    def assert_healthy(self, path="/echo"):
+        """The process lives and a fresh websockets client on `path` echoes, then closes with 1000."""
+        self.assertTrue(self.server.alive(), f"server died: {self.server.stderr()}")
+
+        async def round_trip():
+            async with websockets.connect(self.server.url(path), open_timeout=harness.TIMEOUT) as ws:
+                await ws.send("still serving?")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), "still serving?")
+                await ws.send(b"\x00\x01\xfe\xff")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), b"\x00\x01\xfe\xff")
+            self.assertEqual(ws.close_code, 1000)
+
+        harness.run(round_trip())
+
+    def counts(self):
+        """connection_count() of every endpoint, /stats itself not counted."""
+        conn = rawws.Conn(self.port, "/stats")
+        try:
+            conn.send(TEXT, "counts")
+            opcode, payload = conn.recv_message("the /stats answer")
+            self.assertEqual(opcode, TEXT)
+            counts = json.loads(payload)
+            counts["/stats"] -= 1
+            conn.send_close(1000)
+            conn.expect_close([1000])
+            conn.expect_eof()
+        finally:
+            conn.close_socket()
+        return counts
+
+    def assert_counts_return_to_zero(self):
+        """Every endpoint's connection count reaches zero within LATE seconds; each look is a round
+        trip. (A peer that never answers our close frame leaves the registry two close timeouts after
+        the close frame: one waiting for its answer, one lingering for its FIN after ours.)"""
+        deadline = time.monotonic() + LATE
+        while True:
+            counts = self.counts()
+            if not any(counts.values()):
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"connection counts did not return to zero within {LATE} s: {counts}")
+
+
+class MessageSize(LimitsTestCase):
+    """websocket_options::max_message_size / max_frame_size: inclusive limit, 1009 above it, decided
+    from the frame header; per endpoint (endpoint.options) and the 1 MiB default."""
+
+    def test_message_of_exactly_the_limit_is_echoed(self):
+        conn = self.connect()
+        self.echo(conn, TEXT, printable(ECHO_LIMIT))
+        self.echo(conn, BINARY, os.urandom(ECHO_LIMIT))
+        self.echo(conn, TEXT, "")
+        conn.send_close(1000)
+        conn.expect_close([1000])
+        conn.expect_eof()
+
+    def test_one_byte_over_the_limit_closes_1009(self):
+        for opcode in (TEXT, BINARY):
+            with self.subTest(opcode=opcode):
+                conn = self.connect()
+                self.echo(conn, TEXT, "before")
+                conn.send(opcode, printable(ECHO_LIMIT + 1))
+                conn.expect_fail(TOO_BIG)
+                self.assert_healthy()
+
+    def test_fragmented_message_of_exactly_the_limit_is_echoed(self):
+        conn = self.connect()
+        payload = printable(ECHO_LIMIT)
+        conn.send(TEXT, payload[:600], fin=False)
+        conn.send(CONT, payload[600:], fin=True)
+        conn.expect(TEXT, payload)
+        # Ten fragments of 100 bytes, binary.
+        payload = os.urandom(ECHO_LIMIT)
+        for i in range(10):
+            conn.send(BINARY if i == 0 else CONT, payload[i * 100:(i + 1) * 100], fin=(i == 9))
+        conn.expect(BINARY, payload)
+
+    def test_fragmented_message_one_byte_over_closes_1009(self):
+        # Each fragment is well under the limit; only their sum is over it.
+        conn = self.connect()
+        conn.send(TEXT, printable(600), fin=False)
+        conn.send(CONT, printable(ECHO_LIMIT + 1 - 600), fin=True)
+        conn.expect_fail(TOO_BIG)
+        self.assert_healthy()
+        # The same in eleven frames of 91 bytes (1001), the last of them the one too many.
+        conn = self.connect()
+        for i in range(11):
+            conn.send(BINARY if i == 0 else CONT, os.urandom(91), fin=(i == 10))
+        conn.expect_fail(TOO_BIG)
+        self.assert_healthy()
+
+    def test_size_is_decided_from_the_frame_header(self):
+        # A header announcing 1 TiB and not one byte of payload: the server cannot be waiting to buffer
+        # it, the header alone earns the 1009. Likewise a 16-bit length of limit + 1.
+        for announced in (ECHO_LIMIT + 1, 1 << 40):
+            with self.subTest(announced=announced):
+                conn = self.connect()
+                conn.send_raw(rawws.frame_header(BINARY, announced) + os.urandom(4))
+                conn.expect_fail(TOO_BIG)
+        # A continuation header that pushes the total over the limit, before its payload arrives.
+        conn = self.connect()
+        conn.send(TEXT, printable(900), fin=False)
+        conn.send_raw(rawws.frame_header(CONT, 101) + os.urandom(4))
+        conn.expect_fail(TOO_BIG)
+        self.assert_healthy()
+
+    def test_per_endpoint_override(self):
+        # /big allows 4000 where /echo allows 1000; each endpoint keeps its own limit.
+        big = self.connect("/big")
+        self.echo(big, TEXT, printable(ECHO_LIMIT + 1))
+        self.echo(big, BINARY, os.urandom(BIG_LIMIT))
+        small = self.connect("/echo")
+        small.send(TEXT, printable(ECHO_LIMIT + 1))
+        small.expect_fail(TOO_BIG)
+        self.echo(big, TEXT, printable(BIG_LIMIT))  # /echo's failure left /big alone
+        big.send(BINARY, os.urandom(BIG_LIMIT + 1))
+        big.expect_fail(TOO_BIG)
+        self.assert_healthy("/big")
+        self.assert_healthy("/echo")
+
+    def test_frame_size_limit(self):
+        # /frames: 100-byte frames, 4000-byte messages. A message of 40 full frames is fine; a single
+        # 101-byte frame is not, even in a message far under the message limit.
+        conn = self.connect("/frames")
+        payload = printable(BIG_LIMIT)
+        for i in range(40):
+            conn.send(TEXT if i == 0 else CONT, payload[i * 100:(i + 1) * 100], fin=(i == 39))
+        conn.expect(TEXT, payload)
+        self.echo(conn, BINARY, os.urandom(FRAME_LIMIT))
+        conn.send(BINARY, os.urandom(FRAME_LIMIT + 1))
+        conn.expect_fail(TOO_BIG)
+        # A 101-byte continuation frame too.
+        conn = self.connect("/frames")
+        conn.send(TEXT, printable(50), fin=False)
+        conn.send(CONT, printable(FRAME_LIMIT + 1), fin=True)
+        conn.expect_fail(TOO_BIG)
+        self.assert_healthy("/frames")
+
+    def test_default_limit_is_one_mebibyte(self):
+        # /default sets no endpoint options: README's default, 1,048,576 bytes inclusive.
+        async def scenario():
+            async with websockets.connect(self.server.url("/default"), max_size=2 * MiB,
+                                          open_timeout=harness.TIMEOUT) as ws:
+                payload = os.urandom(DEFAULT_LIMIT)
+                await ws.send(payload)
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), payload)
+                text = printable(DEFAULT_LIMIT).decode()
+                await ws.send(text)
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), text)
+                await ws.send(os.urandom(DEFAULT_LIMIT + 1))
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), harness.TIMEOUT)
+                self.assertIsNotNone(closed.exception.rcvd, "no close frame from the server")
+                self.assertEqual(closed.exception.rcvd.code, TOO_BIG)
+
+        harness.run(scenario())
+        self.assert_healthy("/default")
+
+    def test_counts_return_to_zero_after_violations(self):
+        conn = self.connect("/big")
+        conn.send(TEXT, printable(BIG_LIMIT + 1))
+        conn.expect_fail(TOO_BIG)
+        self.assert_counts_return_to_zero()
+
+
+class HeaderSize(LimitsTestCase):
+    """server_options::max_header_bytes (1024 here): a head of exactly the limit is served, one byte
+    more gets 431."""
+
+    def test_head_of_exactly_the_limit_is_accepted(self):
+        request = request_of_size(self.port, MAX_HEADER_BYTES)
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=rawws.WAIT)
+        self.addCleanup(sock.close)
+        sock.sendall(request)
+        head, rest = rawws.read_http_response(sock)
+        status, _, _ = rawws.parse_http_head(head)
+        self.assertEqual(status, 101)
+        self.assertEqual(rest, b"")
+        sock.sendall(frame(TEXT, "after a full head"))
+        self.assertEqual(sock.recv(100), b"\x81\x11after a full head")
+
+    def test_head_one_byte_over_the_limit_gets_431(self):
+        request = request_of_size(self.port, MAX_HEADER_BYTES + 1)
+        status, _, headers, sock = rawws.http_exchange(self.port, request)
+        self.addCleanup(sock.close)
+        self.assertEqual(status, 431)
+        self.assertEqual(headers.get("connection"), ["close"])
+        self.assertIsNotNone(wait_closed(sock, LATE), "the server kept the connection after its 431")
+        self.assert_healthy()
+
+    def test_oversized_head_in_small_pieces_gets_431(self):
+        # The limit counts bytes across reads: sent in 64-byte segments, never more than 64 at a time.
+        request = request_of_size(self.port, 3 * MAX_HEADER_BYTES)
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=rawws.WAIT)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            for i in range(0, len(request), 64):
+                sock.sendall(request[i:i + 64])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before we finished: read the answer
+        head, _ = rawws.read_http_response(sock)
+        self.assertEqual(rawws.parse_http_head(head)[0], 431)
+        self.assert_healthy()
+
+    def test_endless_header_gets_431(self):
+        # A header line that never ends: refused once the limit is reached, not buffered forever.
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=rawws.WAIT)
+        self.addCleanup(sock.close)
+        try:
+            sock.sendall(b"GET /echo HTTP/1.1\r\nX-Endless: " + b"x" * (4 * MAX_HEADER_BYTES))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        head, _ = rawws.read_http_response(sock)
+        self.assertEqual(rawws.parse_http_head(head)[0], 431)
+        self.assert_healthy()
+
+    def test_long_request_line_gets_431(self):
+        request, _ = rawws.upgrade_request(self.port, "/echo?pad=" + "q" * MAX_HEADER_BYTES)
+        status, _, _, sock = rawws.http_exchange(self.port, request)
+        sock.close()
+        self.assertEqual(status, 431)
+        self.assert_healthy()
+
+
+class HandshakeTimeout(LimitsTestCase):
+    """server_options::handshake_timeout (300 ms here): a client that does not send its whole request
+    in time is dropped, without stalling anybody else."""
+
+    def open_raw(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=rawws.WAIT)
+        self.addCleanup(sock.close)
+        return sock
+
+    def test_half_request_is_dropped_while_others_are_served(self):
+        start = time.monotonic()
+        slow = self.open_raw()
+        slow.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+        # Meanwhile another client connects and is served in full.
+        self.assert_healthy()
+        waited = wait_closed(slow, LATE)
+        self.assertIsNotNone(waited, f"half request still open {LATE} s later")
+        elapsed = time.monotonic() - start
+        self.assertGreaterEqual(elapsed, HANDSHAKE_TIMEOUT - EARLY, "dropped before the handshake timeout")
+        self.assert_healthy()
+
+    def test_silent_connection_is_dropped(self):
+        start = time.monotonic()
+        silent = self.open_raw()
+        self.assertIsNotNone(wait_closed(silent, LATE), "a connection that sends nothing stays open")
+        self.assertGreaterEqual(time.monotonic() - start, HANDSHAKE_TIMEOUT - EARLY)
+        self.assert_healthy()
+
+    def test_trickling_client_is_dropped(self):
+        # The timeout is for the whole request, not between bytes: a client that sends one byte
+        # whenever the server has been quiet for 20 ms (a slowloris) is still dropped, long before its
+        # ~1000-byte request could be complete (that would take 20 s).
+        request = request_of_size(self.port, 1000)
+        start = time.monotonic()
+        sock = self.open_raw()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        dropped = False
+        for i in range(len(request)):
+            try:
+                sock.sendall(request[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                dropped = True
+                break
+            if wait_closed(sock, 0.02) is not None:
+                dropped = True
+                break
+            if time.monotonic() - start > LATE:
+                break
+        self.assertTrue(dropped, f"a trickling client kept its connection for {time.monotonic() - start:.1f} s")
+        self.assertGreaterEqual(time.monotonic() - start, HANDSHAKE_TIMEOUT - EARLY)
+        self.assert_healthy()
+
+    def test_upgraded_connection_is_not_subject_to_the_handshake_timeout(self):
+        # The deadline ends with the handshake: a connection that stays quiet after its upgrade, for
+        # several handshake timeouts, is still open and echoes.
+        conn = self.connect()
+        self.assertIsNone(wait_closed(conn.sock, 4 * HANDSHAKE_TIMEOUT), "upgraded connection dropped")
+        self.echo(conn, TEXT, "still here")
+
+
+class ConnectionLimit(LimitsTestCase):
+    """server_options::max_connections (20 here): with 20 open, the next is answered 503 (README), and
+    once one closes a new one is accepted. A fresh server per case: every open socket counts."""
+
+    def setUp(self):
+        type(self).server = harness.Server(SERVER)
+        self.addCleanup(self.server.stop)
+
+    @classmethod
+    def setUpClass(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        pass
+
+    def expect_503(self):
+        """The next connection is answered 503 with a body, and the server closes it."""
+        request, _ = rawws.upgrade_request(self.port, "/echo")
+        status, headers, body = http_answer(self.port, request)
+        self.assertEqual(status, 503)
+        self.assertEqual(headers.get("connection"), ["close"])
+        self.assertEqual(body, b"Too many connections")
+
+    def accept_eventually(self, path="/echo"):
+        """A new connection once a slot is free. The server frees a slot when it has closed the old
+        socket, a moment after the client saw the end; each attempt is a round trip, bounded."""
+        for _ in range(200):
+            try:
+                return self.connect(path)
+            except rawws.ProtocolError as e:
+                if "503" not in str(e):
+                    raise
+        self.fail("no slot was freed: every attempt answered 503")
+
+    def test_503_at_the_limit_and_a_slot_frees_on_close(self):
+        conns = [self.connect("/echo" if i % 2 else "/big") for i in range(MAX_CONNECTIONS)]
+        for i, conn in enumerate(conns):
+            self.echo(conn, TEXT, f"client {i}")
+        self.expect_503()
+        self.expect_503()  # refusing does not use a slot up
+
+        # Python's websockets client sees the same refusal.
+        async def refused():
+            with self.assertRaises(InvalidStatusCode) as raised:
+                async with websockets.connect(self.server.url("/echo"), open_timeout=harness.TIMEOUT):
+                    pass
+            self.assertEqual(raised.exception.status_code, 503)
+
+        harness.run(refused())
+        # The open clients are unaffected.
+        for i, conn in enumerate(conns):
+            self.echo(conn, BINARY, b"client %d" % i)
+
+        # One closes cleanly: a new one gets in, and then the server is full again.
+        conns[0].send_close(1000)
+        conns[0].expect_close([1000])
+        conns[0].expect_eof()
+        newcomer = self.accept_eventually()
+        self.echo(newcomer, TEXT, "newcomer")
+        self.expect_503()
+
+        # One vanishes with a reset (SO_LINGER 0): its slot is freed too.
+        conns[1].sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conns[1].close_socket()
+        another = self.accept_eventually("/big")
+        self.echo(another, TEXT, "another")
+        self.expect_503()
+
+    def test_handshaking_connections_count_and_are_freed_by_the_handshake_timeout(self):
+        # README: "Open connections (handshaking or upgraded)". 20 sockets that never send a byte fill
+        # the server; the handshake timeout drops them, and the server accepts again. The 20 connect
+        # back to back and the 21st follows at once: the kernel has completed all 21 TCP handshakes
+        # and the server accepts them in order, so the 21st must find 20 already counted.
+        idle = []
+        for _ in range(MAX_CONNECTIONS):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=rawws.WAIT)
+            self.addCleanup(sock.close)
+            idle.append(sock)
+        self.expect_503()
+        for sock in idle:
+            self.assertIsNotNone(wait_closed(sock, LATE), "an idle connection outlived the handshake timeout")
+        conn = self.accept_eventually()
+        self.echo(conn, TEXT, "in after the idle ones left")
+
+
+class CloseTimeout(LimitsTestCase):
+    """websocket_options::close_timeout (300 ms here): a peer that never answers our close frame is
+    dropped."""
+
+    def test_peer_that_never_answers_our_close_is_dropped(self):
+        conn = self.connect()
+        conn.send(TEXT, "please close")
+        start = time.monotonic()
+        conn.expect_close([4000])
+        # We do not answer. Meanwhile others are served.
+        self.assert_healthy()
+        waited = wait_closed(conn.sock, LATE)
+        self.assertIsNotNone(waited, f"the server still holds the connection {LATE} s after its close frame")
+        self.assertGreaterEqual(time.monotonic() - start, CLOSE_TIMEOUT - EARLY,
+                                "dropped before the close timeout")
+        self.assert_counts_return_to_zero()
+
+    def test_peer_that_keeps_sending_instead_of_answering_is_dropped(self):
+        # Data instead of the close frame does not keep the connection alive.
+        conn = self.connect("/big")
+        conn.send(TEXT, "please close")
+        conn.expect_close([4000])
+        start = time.monotonic()
+        dropped = False
+        while time.monotonic() - start < LATE:
+            try:
+                conn.send(TEXT, "are you there?")
+            except (BrokenPipeError, ConnectionResetError):
+                dropped = True
+                break
+            if wait_closed(conn.sock, 0.02) is not None:
+                dropped = True
+                break
+        self.assertTrue(dropped, f"a peer sending data instead of a close frame kept its connection {LATE} s")
+        self.assert_counts_return_to_zero()
+        self.assert_healthy("/big")
+
+    def test_peer_that_answers_gets_a_clean_close(self):
+        conn = self.connect()
+        conn.send(TEXT, "please close")
+        code, reason = conn.expect_close([4000])
+        self.assertEqual(reason, b"asked to close")
+        conn.send_close(4000)
+        conn.expect_eof()
+        self.assert_counts_return_to_zero()
+
+
+class Shutdown(unittest.TestCase):
+    """SIGTERM: every open client gets a close frame with 1001, and the process exits 0 within
+    server_options::shutdown_timeout (2 s here; 500 ms in the case that needs it to expire)."""
+
+    def start(self, *args):
+        server = harness.Server(SERVER, *args)
+        self.addCleanup(lambda: server.alive() and server.stop(signal.SIGKILL))
+        return server
+
+    def terminate(self, server):
+        """Sends SIGTERM; returns (exit status, seconds until exit)."""
+        start = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            status = server.process.wait(timeout=SHUTDOWN_TIMEOUT + LATE)
+        except subprocess.TimeoutExpired:
+            self.fail(f"the server did not exit {SHUTDOWN_TIMEOUT + LATE} s after SIGTERM")
+        return status, time.monotonic() - start
+
+    def test_sigterm_closes_every_client_with_1001_and_exits_0(self):
+        server = self.start()
+        paths = ["/echo", "/echo", "/big", "/frames", "/default", "/lingering"]
+
+        async def scenario():
+            clients = [await websockets.connect(server.url(p), open_timeout=harness.TIMEOUT) for p in paths]
+            for i, ws in enumerate(clients):
+                await ws.send(f"client {i}")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), f"client {i}")
+            # A raw client that never answers the close frame (dropped after its 300 ms close timeout,
+            # well within the shutdown timeout), and one half-way through its handshake (dropped by the
+            # handshake timeout).
+            raw = rawws.Conn(server.port, "/big")
+            self.addCleanup(raw.close_socket)
+            half = socket.create_connection(("127.0.0.1", server.port), timeout=rawws.WAIT)
+            self.addCleanup(half.close)
+            half.sendall(b"GET /echo HTTP/1.1\r\n")
+            status, took = await asyncio.get_running_loop().run_in_executor(None, self.terminate, server)
+            for ws in clients:
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), harness.TIMEOUT)
+                self.assertIsNotNone(closed.exception.rcvd, "closed without a close frame")
+                self.assertEqual(closed.exception.rcvd.code, 1001)
+            return status, took, raw
+
+        status, took, raw = harness.run(scenario())
+        code, _ = raw.expect_close([1001])
+        self.assertEqual(status, 0, server.stderr())
+        self.assertLess(took, SHUTDOWN_TIMEOUT + 1.0, "shutdown took longer than its timeout")
+        server.process.stdout.close()
+
+    def test_peer_that_never_answers_is_dropped_at_the_shutdown_timeout(self):
+        # /lingering's close timeout is 30 s; the shutdown timeout (500 ms) wins: the process does not
+        # wait for the peer, drops it, and still exits 0.
+        server = self.start("--shutdown-timeout-ms", "500")
+        stubborn = [rawws.Conn(server.port, "/lingering") for _ in range(3)]
+        for conn in stubborn:
+            self.addCleanup(conn.close_socket)
+            conn.send(TEXT, "hello")
+            conn.expect(TEXT, "hello")
+        polite = rawws.Conn(server.port, "/echo")
+        self.addCleanup(polite.close_socket)
+        status, took = self.terminate(server)
+        for conn in stubborn:
+            conn.expect_close([1001])
+            self.assertIsNotNone(wait_closed(conn.sock, LATE), "a stubborn peer still connected after exit")
+        polite.expect_close([1001])
+        self.assertEqual(status, 0, f"exit status {status}: {server.stderr()}")
+        self.assertGreaterEqual(took, 0.5 - EARLY, "exited before the shutdown timeout with peers still open")
+        self.assertLess(took, 0.5 + LATE)
+        server.process.stdout.close()
+
+    def test_sigterm_right_after_listening_is_graceful(self):
+        # Tests and tools wait for "listening on N" and may signal at once: the SIGTERM must already
+        # mean a graceful shutdown (exit 0), not the default action (killed by the signal).
+        server = self.start()
+        status, took = self.terminate(server)
+        self.assertEqual(status, 0)
+        self.assertLess(took, SHUTDOWN_TIMEOUT)
+        server.process.stdout.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
