@@ -1,6 +1,10 @@
 // Starling: a header-only C++20 coroutine WebSocket framework. Include this one header.
 #pragma once
 
+#if __cplusplus < 202002L
+#error "Starling needs C++20: compile with -std=c++20 (meson: default_options: ['cpp_std=c++20'])"
+#endif
+
 // The protocol core (sans-I/O).
 #include "starling/close.hpp"
 #include "starling/close_code.hpp"

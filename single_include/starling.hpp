@@ -9,6 +9,10 @@
 // ---- begin starling.hpp ----
 // Starling: a header-only C++20 coroutine WebSocket framework. Include this one header.
 
+#if __cplusplus < 202002L
+#error "Starling needs C++20: compile with -std=c++20 (meson: default_options: ['cpp_std=c++20'])"
+#endif
+
 // The protocol core (sans-I/O).
 
 // ---- begin starling/close.hpp ----
