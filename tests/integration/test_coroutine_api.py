@@ -270,5 +270,39 @@ class EchoExample(unittest.IsolatedAsyncioTestCase):
         self.assertGreater(self.server.port, 0)
 
 
+class ChatExample(unittest.IsolatedAsyncioTestCase):
+    """build/examples/chat: every message to every client, sender included, type kept, no greeting."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server("examples/chat")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    async def test_broadcast_keeps_type_and_reaches_the_sender(self):
+        clients = [await websockets.connect(self.server.url("/chat")) for _ in range(3)]
+        try:
+            # No greeting: each client's first message is its own "ready" broadcast coming back. Once
+            # every client has seen its own, all three are registered.
+            for i, c in enumerate(clients):
+                await c.send(f"ready {i}")
+                while await asyncio.wait_for(c.recv(), harness.TIMEOUT) != f"ready {i}":
+                    pass
+            await clients[1].send("hello, text")
+            await clients[2].send(b"\x00\xffbinary")
+            for c in clients:
+                got = []
+                while len(got) < 2:  # skip the other clients' "ready" messages still queued
+                    m = await asyncio.wait_for(c.recv(), harness.TIMEOUT)
+                    if not (isinstance(m, str) and m.startswith("ready ")):
+                        got.append(m)
+                self.assertEqual(sorted(got, key=repr), sorted(["hello, text", b"\x00\xffbinary"], key=repr))
+        finally:
+            for c in clients:
+                await c.close()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
