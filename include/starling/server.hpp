@@ -139,13 +139,17 @@ private:
                 log_line(log_level::warning, "accept failed: " + ec.message());
                 continue;  // e.g. out of file descriptors: keep serving the connections we have
             }
-            asio::co_spawn(w.context, serve(std::move(socket), w.context), asio::detached);
+            // Counted here, at accept, not when serve() first runs on its worker: with several workers
+            // a burst of connections would otherwise pass the limit before any of them was counted.
+            const bool over_limit = active_.fetch_add(1) >= options_.max_connections;
+            asio::co_spawn(w.context, serve(std::move(socket), w.context, over_limit), asio::detached);
         }
     }
 
-    /// Counts a connection from accept to its end; the last one out during shutdown wakes shutdown().
+    /// Ends the count of a connection that accept_loop() counted; the last one out during shutdown
+    /// wakes shutdown().
     struct connection_count_guard {
-        explicit connection_count_guard(server& s) : s_(s) { s_.active_.fetch_add(1); }
+        explicit connection_count_guard(server& s) : s_(s) {}
         ~connection_count_guard() {
             if (s_.active_.fetch_sub(1) == 1 && s_.stopping_ && !s_.torn_down_)
                 asio::post(s_.workers_[0]->context, [&s = s_] { s.drained_->notify(); });
@@ -167,9 +171,9 @@ private:
         std::optional<std::string> rejection;
     };
 
-    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context) {
+    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
-        if (active_.load() > options_.max_connections) {
+        if (over_limit) {
             co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }

@@ -2,7 +2,7 @@
 // test_soak.py: every limit of README's "Limits and defaults" table can be hit over the wire in a few
 // bytes and a few hundred milliseconds.
 //
-//   limits_server --port N [--workers N] [--max-connections N] [--shutdown-timeout-ms N]
+//   limits_server --port N [--workers N] [--max-connections N] [--shutdown-timeout-ms N] [--handshake-timeout-ms N]
 //
 // Server-wide (server_options): max_header_bytes 1024, handshake_timeout 300 ms, max_connections 20
 // (--max-connections), shutdown_timeout 2 s (--shutdown-timeout-ms).
@@ -56,7 +56,7 @@ starling::websocket_options limits(std::uint64_t max_message_size, std::chrono::
 }
 
 [[noreturn]] void usage(const char* program) {
-    std::fprintf(stderr, "usage: %s --port N [--workers N] [--max-connections N] [--shutdown-timeout-ms N]\n", program);
+    std::fprintf(stderr, "usage: %s --port N [--workers N] [--max-connections N] [--shutdown-timeout-ms N] [--handshake-timeout-ms N]\n", program);
     std::exit(2);
 }
 
@@ -74,23 +74,26 @@ int main(int argc, char** argv) {
     // Our own flags first; the rest (--port, --workers) goes to the examples' parser.
     std::size_t max_connections = 20;
     std::chrono::milliseconds shutdown_timeout = 2s;
+    std::chrono::milliseconds handshake_timeout = 300ms;
     std::vector<char*> rest{argv[0]};
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
-        if (arg == "--max-connections" || arg == "--shutdown-timeout-ms") {
+        if (arg == "--max-connections" || arg == "--shutdown-timeout-ms" || arg == "--handshake-timeout-ms") {
             if (i + 1 >= argc) usage(argv[0]);
             const unsigned long value = number(argv[0], argv[++i]);
             if (arg == "--max-connections")
                 max_connections = value;
-            else
+            else if (arg == "--shutdown-timeout-ms")
                 shutdown_timeout = std::chrono::milliseconds(value);
+            else
+                handshake_timeout = std::chrono::milliseconds(value);
         } else {
             rest.push_back(argv[i]);
         }
     }
     starling::server_options server = example::parse_command_line(static_cast<int>(rest.size()), rest.data());
     server.max_header_bytes = 1024;
-    server.handshake_timeout = 300ms;
+    server.handshake_timeout = handshake_timeout;
     server.max_connections = max_connections;
     server.shutdown_timeout = shutdown_timeout;
 
