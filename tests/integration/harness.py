@@ -30,11 +30,12 @@ def binary(relative):
 class Server:
     """A server process: `with Server('examples/echo') as s: s.url('/echo')`."""
 
-    def __init__(self, relative, *args):
+    def __init__(self, relative, *args, env=None):
         # stderr goes to a file: a pipe nobody reads would block a server that logs a lot.
         self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen([binary(relative), "--port", "0", *args],
-                                        stdout=subprocess.PIPE, stderr=self._stderr)
+                                        stdout=subprocess.PIPE, stderr=self._stderr,
+                                        env=None if env is None else {**os.environ, **env})
         self.port = self._read_port()
 
     def _read_port(self):
