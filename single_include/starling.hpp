@@ -1433,7 +1433,7 @@ public:
                     reinterpret_cast<const std::uint8_t*>(data.data()) + used, data.size() - used);
                 const header_status hs = headers_.put(bytes, used);
                 if (hs == header_status::need_more) return {read_status::need_more, used};
-                if (hs == header_status::failed) return fail(headers_.error(), used);
+                if (hs == header_status::failed) return fail(header_error(), used);
                 if (const auto ec = begin_frame(); ec) return fail(ec, used);
             }
             // Zero-copy: a whole unfragmented data frame already in the buffer is handed out in place.
@@ -1486,6 +1486,15 @@ public:
     bool in_message() const noexcept { return in_message_; }
 
 private:
+    /// The header parser checks lengths against the frame limit, which is the message limit when no
+    /// frame limit is set: then the close reason names the limit the user configured.
+    std::error_code header_error() const noexcept {
+        const std::error_code ec = headers_.error();
+        if (ec == make_error_code(error::frame_too_big) && options_.max_frame_size == 0)
+            return make_error_code(error::message_too_big);
+        return ec;
+    }
+
     std::error_code begin_frame() noexcept {
         const frame_header& h = headers_.header();
         in_payload_ = true;
@@ -2555,6 +2564,13 @@ enum class invalid_query_policy {
     close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
 };
 
+/// What a broadcast does for a receiver whose outbound queue is over its high-water mark (a client
+/// that reads slower than the server sends).
+enum class slow_consumer_policy {
+    close,  // close that connection with 1008 "slow consumer"; its unsent backlog is dropped (default)
+    drop,   // skip this message for that receiver only; it stays connected and gets later messages
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -2566,8 +2582,18 @@ struct websocket_options {
     std::size_t inbox_messages = 64;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
-    /// How long to wait for the peer's answer to our close frame before dropping the connection.
+    /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
+    /// a peer that never answers our close frame is dropped after it.
     std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
+    /// High-water mark of the outbound queue, in bytes. Above it, `co_await send...` suspends until
+    /// the writer has drained the queue back to it, and a broadcast applies `slow_consumer`.
+    std::size_t max_queued_bytes = 1024 * 1024;
+    /// What a broadcast does for a receiver over max_queued_bytes.
+    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// A connection silent this long (no frame, not even a pong) gets a ping; if it stays silent for
+    /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
+    /// it does not answer that either). 0 turns pings off.
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -2584,7 +2610,8 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
-    /// On shutdown, how long to wait for close handshakes before dropping what is left.
+    /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
+    /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
 };
 
@@ -2690,6 +2717,7 @@ struct endpoint_state {
 #include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread
+#include <asio/post.hpp>            // asio::post abort() onto the connection's thread
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
@@ -2722,13 +2750,15 @@ enum class recipients { everyone, others };
 // ---- end starling/broadcast.hpp ----
 
 // ---- begin starling/detail/async_event.hpp ----
-// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
-// nothing beyond Asio's recycled operation memory.
+// Wake-up signals for coroutines on one executor, built on a timer so waiting allocates nothing beyond
+// Asio's recycled operation memory: async_event for one waiter with an optional deadline,
+// async_signal for any number of waiters.
 
 #include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
 #include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
 #include <chrono>                   // std::chrono::steady_clock deadlines
+#include <cstddef>                  // std::size_t waiter count
 
 
 namespace starling::detail {
@@ -2753,6 +2783,29 @@ public:
 
 private:
     asio::steady_timer timer_;
+};
+
+/// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
+/// queue to drain). No deadline: re-arming the timer for one waiter would cancel the others' waits.
+class async_signal {
+public:
+    template <class Executor>
+    explicit async_signal(const Executor& executor) : timer_(executor) {}
+
+    task<> wait() {
+        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        --waiters_;
+    }
+
+    void notify_all() noexcept {
+        if (waiters_ != 0) timer_.cancel();
+    }
+
+private:
+    asio::steady_timer timer_;
+    std::size_t waiters_ = 0;
 };
 
 }  // namespace starling::detail
@@ -2891,6 +2944,14 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             bytes_ -= frames_.front().size();
             frames_.pop_front();
+        }
+    }
+
+    /// Drops every frame after the first `keep` (those handed to a write in progress).
+    void drop_unsent(std::size_t keep) {
+        while (frames_.size() > keep) {
+            bytes_ -= frames_.back().size();
+            frames_.pop_back();
         }
     }
 
@@ -3173,7 +3234,9 @@ public:
           writer_finished_(context.get_executor()),
           on_close_finished_(context.get_executor()),
           handler_caught_up_(context.get_executor()),
-          deadline_(context.get_executor()) {
+          queue_drained_(context.get_executor()),
+          deadline_(context.get_executor()),
+          idle_timer_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
         if (!ec) client_ = {remote.address().to_string(), remote.port()};
@@ -3299,7 +3362,7 @@ public:
         begin_closing(code, reason);
         co_await run_on_close(/*server_closing=*/true);
         queue_close_frame(code, reason);
-        arm_deadline(endpoint_->options.close_timeout);
+        arm_deadline();
     }
     task<> close(close_code code, std::string_view reason = {}) {
         co_await close(static_cast<std::uint16_t>(code), reason);
@@ -3309,16 +3372,18 @@ public:
 
     /// Runs the connection from just after the handshake to its end, and returns when it is over:
     /// the socket closed, on_close run, the connection out of the registry.
-    /// With a `rejection`, the connection is closed at once with 1008 and that reason; no callback
-    /// runs and it never joins the registry (typed query parameters that did not resolve).
-    task<> run(std::optional<std::string> rejection = std::nullopt) {
+    /// With `close_at_once`, the connection is closed at once with that code and reason; no callback
+    /// runs and it never joins the registry (typed query parameters that did not resolve: 1008; the
+    /// server began shutting down during the handshake: 1001).
+    task<> run(std::optional<close_reason> close_at_once = std::nullopt) {
         auto self = shared_from_this();
         asio::co_spawn(context_, write_loop(self), asio::detached);
-        if (rejection) {
+        if (close_at_once) {
             on_close_state_ = callback_state::done;
-            co_await close(static_cast<std::uint16_t>(close_code::policy_violation), *rejection);
+            co_await close(close_at_once->code, close_at_once->reason);
         } else {
             asio::co_spawn(context_, handler_loop(self), asio::detached);
+            if (endpoint_->options.idle_timeout.count() > 0) schedule_idle_check(endpoint_->options.idle_timeout);
         }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
@@ -3327,17 +3392,36 @@ public:
         // Let the writer send what is queued (our close frame among it), within the close timeout.
         stop_writer_ = true;
         writer_wake_.notify();
-        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        arm_deadline();
         while (!writer_done_)
-            if (!co_await writer_finished_.wait(give_up)) break;
+            if (!co_await writer_finished_.wait(close_deadline_)) break;
         co_await linger_and_close();
+        idle_timer_.cancel();
         endpoint_->registry.remove(id_);
     }
 
-    /// Queues a shared frame from any thread: hops to this connection's thread first.
+    /// Drops the connection at once, from any thread: TCP closed without a close handshake, pending
+    /// receives and sends woken, on_close run with 1006. What graceful shutdown does to connections
+    /// still open at its deadline, so that every coroutine of theirs ends before the loops stop.
+    void abort() {
+        asio::post(context_, [self = shared_from_this()] {
+            if (self->phase_ == phase::open) self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+            self->write_failed_ = true;  // nothing more is queued; the writer's aborted write clears the queue
+            std::error_code ignored;
+            self->socket_.close(ignored);
+            self->deadline_.cancel();
+            self->idle_timer_.cancel();
+            self->writer_wake_.notify();
+            self->queue_drained_.notify_all();
+            self->handler_caught_up_.notify();
+        });
+    }
+
+    /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
+    /// whose queue is over its high-water mark gets the endpoint's slow_consumer policy instead.
     void deliver(detail::shared_frame frame) {
         asio::dispatch(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
-            self->enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+            self->receive_broadcast(std::move(frame));
         });
     }
 
@@ -3408,6 +3492,7 @@ private:
         if (server_closing) inbox_.clear();
         inbox_ready_.notify();
         inbox_space_.notify();
+        queue_drained_.notify_all();
     }
 
     void queue_close_frame(std::uint16_t code, std::string_view reason) {
@@ -3440,10 +3525,13 @@ private:
         on_close_finished_.notify();
     }
 
-    /// After a deadline, cancel the socket's operations: the reader stops waiting for a peer that
-    /// does not answer.
-    void arm_deadline(std::chrono::milliseconds timeout) {
-        deadline_.expires_after(timeout);
+    /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
+    /// our queue, waiting for TCP's end) shares one deadline, after which the socket's operations are
+    /// cancelled and nothing waits for the peer any more.
+    void arm_deadline() {
+        if (close_deadline_ != no_deadline) return;
+        close_deadline_ = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        deadline_.expires_at(close_deadline_);
         deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
             if (!ec) {
                 std::error_code ignored;
@@ -3458,8 +3546,7 @@ private:
     task<> linger_and_close() {
         std::error_code ec;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-        if (!ec) {
-            arm_deadline(endpoint_->options.close_timeout);
+        if (!ec && std::chrono::steady_clock::now() < close_deadline_) {
             char sink[512];
             for (;;) {
                 auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(sink), detail::as_tuple_awaitable);
@@ -3468,6 +3555,45 @@ private:
         }
         deadline_.cancel();
         socket_.close(ec);
+    }
+
+    // ---- idle connections ----
+
+    /// Checks for silence `after` from now. A connection silent for idle_timeout is pinged; one still
+    /// silent idle_timeout after the ping is closed with 1001. While the reader is paused (the handler
+    /// is behind and the inbox full), silence is ours, not the peer's: it does not count.
+    void schedule_idle_check(std::chrono::steady_clock::duration after) {
+        idle_timer_.expires_after(after);
+        idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (!ec) self->check_idle();
+        });
+    }
+
+    void check_idle() {
+        if (phase_ != phase::open) return;
+        const auto idle = endpoint_->options.idle_timeout;
+        const auto now = std::chrono::steady_clock::now();
+        if (reader_paused_) last_input_ = now;
+        if (ping_outstanding_ && last_input_ <= ping_sent_at_) {
+            asio::co_spawn(context_, close_from_server(shared_from_this(), close_code::going_away, "idle timeout"),
+                           asio::detached);
+            return;
+        }
+        ping_outstanding_ = false;
+        if (now - last_input_ >= idle) {
+            enqueue(detail::outbound_frame::unicast(opcode::ping, std::string()));
+            ping_outstanding_ = true;
+            ping_sent_at_ = now;
+            schedule_idle_check(idle);
+        } else {
+            schedule_idle_check(last_input_ + idle - now);
+        }
+    }
+
+    /// close() started by the server itself (idle timeout, slow consumer), keeping the connection
+    /// alive until it is done.
+    static task<> close_from_server(std::shared_ptr<websocket> self, close_code code, std::string reason) {
+        co_await self->close(code, reason);
     }
 
     // ---- reading ----
@@ -3488,8 +3614,13 @@ private:
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
                     }
-                    while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
-                        co_await inbox_space_.wait();
+                    if (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages) {
+                        reader_paused_ = true;
+                        while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
+                            co_await inbox_space_.wait();
+                        reader_paused_ = false;
+                        last_input_ = std::chrono::steady_clock::now();
+                    }
                     break;
                 case read_status::ping:
                     if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
@@ -3539,15 +3670,39 @@ private:
                 detail::as_tuple_awaitable);
             if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
             read_end_ += n;
+            last_input_ = std::chrono::steady_clock::now();
         }
     }
 
     // ---- writing ----
 
+    /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
+    /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
         if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
         enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
-        co_return;
+        while (queue_.bytes() > endpoint_->options.max_queued_bytes && !close_sent_ && !write_failed_)
+            co_await queue_drained_.wait();
+        if (write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    /// A broadcast frame arriving on this connection's thread. One that would take a non-empty queue
+    /// over the high-water mark meets the endpoint's slow_consumer policy.
+    void receive_broadcast(detail::shared_frame frame) {
+        if (phase_ != phase::open || write_failed_) return;
+        const std::size_t queued = queue_.bytes();
+        if (queued != 0 && queued + frame->size() > endpoint_->options.max_queued_bytes) {
+            if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
+            // The backlog not yet handed to the socket is dropped, so the close frame goes out next
+            // and the memory is released now, not when (if ever) the client catches up.
+            queue_.drop_unsent(frames_in_flight_);
+            asio::co_spawn(context_,
+                           close_from_server(shared_from_this(), close_code::policy_violation,
+                                             "slow consumer: outbound queue over its limit"),
+                           asio::detached);
+            return;
+        }
+        enqueue(detail::outbound_frame::broadcast(std::move(frame)));
     }
 
     void enqueue(detail::outbound_frame frame) {
@@ -3573,13 +3728,17 @@ private:
             gathered_.clear();
             const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
             const bool closing = queue_.contains_close(frames);
+            frames_in_flight_ = frames;
             auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            frames_in_flight_ = 0;
             if (ec) {
                 write_failed_ = true;
                 queue_.clear();
+                queue_drained_.notify_all();
                 break;
             }
             queue_.pop(frames);
+            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (closing) break;  // nothing may follow a close frame
         }
         writer_done_ = true;
@@ -3623,6 +3782,7 @@ private:
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     static constexpr std::size_t min_read_space = 4 * 1024;
     static constexpr std::size_t max_frames_per_write = 64;
+    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
 
     asio::ip::tcp::socket socket_;
     asio::io_context& context_;
@@ -3648,6 +3808,7 @@ private:
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
+    std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
     std::vector<asio::const_buffer> gathered_;
     bool stop_writer_ = false;
     bool writer_done_ = false;
@@ -3662,7 +3823,15 @@ private:
     bool handler_running_ = false;
     bool close_requested_ = false;
     bool processing_message_ = false;  // the handler holds a message it may still answer
+    detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
     asio::steady_timer deadline_;
+    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+
+    asio::steady_timer idle_timer_;
+    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point ping_sent_at_;
+    bool ping_outstanding_ = false;
+    bool reader_paused_ = false;  // waiting for inbox space, not reading the socket
 };
 
 }  // namespace starling
@@ -3839,6 +4008,28 @@ private:
 }  // namespace starling
 // ---- end starling/endpoint.hpp ----
 
+// ---- begin starling/http/response.hpp ----
+// Plain HTTP answers on the WebSocket port: app.get("/", ...) serves a page (a browser client, a
+// health check) next to the endpoints. One request per connection: the server answers, then closes.
+
+#include <functional>  // std::function page handlers
+#include <string>      // std::string content type and body
+
+
+namespace starling::http {
+
+struct response {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+/// Answers a GET on its path. Runs on a worker thread, synchronously: keep it quick.
+using page_handler = std::function<response(const request&)>;
+
+}  // namespace starling::http
+// ---- end starling/http/response.hpp ----
+
 // ---- begin starling/router.hpp ----
 // Routers: a path prefix with its own endpoints and its own dependency container, included into an
 // app (or into another router, joining prefixes).
@@ -3944,7 +4135,7 @@ private:
 // ---- begin starling/server.hpp ----
 // The network side of an app: worker threads (one event loop each), the listening socket, the opening
 // handshake of every connection (read the request under size and time limits, route it, validate it,
-// answer 101 or an error), and graceful shutdown.
+// answer 101, a page, or an error), and graceful shutdown.
 
 #include <asio/co_spawn.hpp>      // asio::co_spawn per connection
 #include <asio/detached.hpp>      // asio::detached
@@ -3971,14 +4162,111 @@ private:
 #include <vector>                 // std::vector workers
 
 
+// ---- begin starling/detail/live_connections.hpp ----
+// Every connection the server holds, from accept to its end, whether still in its handshake or
+// upgraded, so that graceful shutdown reaches all of them: the endpoints' registries only know
+// connections whose on_connect has finished (the greeting-first rule), which would let a connection
+// upgraded just before a SIGTERM miss its 1001.
+
+#include <asio/co_spawn.hpp>     // asio::co_spawn the 1001 closes
+#include <asio/detached.hpp>     // asio::detached
+#include <asio/io_context.hpp>   // asio::io_context each connection lives on
+#include <asio/ip/tcp.hpp>       // asio::ip::tcp::socket of a handshaking connection
+#include <asio/post.hpp>         // asio::post work onto a connection's own thread
+#include <cstdint>               // std::uint64_t ids
+#include <memory>                // std::shared_ptr
+#include <mutex>                 // std::mutex: connections of every worker come and go
+#include <unordered_map>         // id -> connection
+
+
+namespace starling::detail {
+
+class live_connections {
+public:
+    using id_type = std::uint64_t;
+
+    /// A connection in its handshake; `socket` is shared with the handshake, which may move it into
+    /// a websocket later (closing a moved-from socket does nothing).
+    id_type add(asio::io_context& context, std::shared_ptr<asio::ip::tcp::socket> socket) {
+        std::lock_guard lock(mutex_);
+        const id_type id = next_id_++;
+        connections_.emplace(id, entry{&context, std::move(socket), nullptr});
+        return id;
+    }
+
+    /// The connection is upgraded. False once shutdown has begun: the caller closes it with 1001
+    /// itself, since close_all() has already passed it by.
+    bool upgrade(id_type id, std::shared_ptr<websocket> connection) {
+        std::lock_guard lock(mutex_);
+        if (closing_) return false;
+        const auto it = connections_.find(id);
+        if (it != connections_.end()) {
+            it->second.socket.reset();
+            it->second.connection = std::move(connection);
+        }
+        return true;
+    }
+
+    void remove(id_type id) {
+        std::lock_guard lock(mutex_);
+        connections_.erase(id);
+    }
+
+    /// Shutdown's first step: upgraded connections start their close handshake with 1001. Those still
+    /// in their handshake finish it (answered 503, or upgraded and closed with 1001 at once) or run
+    /// into their handshake timeout or abort_all().
+    void close_all() {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+        for (const auto& [id, e] : connections_)
+            if (e.connection) asio::co_spawn(*e.context, close_going_away(e.connection), asio::detached);
+    }
+
+    /// Shutdown's last step, at its deadline: drop whatever is left, so that every connection's
+    /// coroutines finish while the event loops still run.
+    void abort_all() {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, e] : connections_) {
+            if (e.connection) {
+                e.connection->abort();
+            } else {
+                asio::post(*e.context, [socket = e.socket] {
+                    std::error_code ignored;
+                    socket->close(ignored);
+                });
+            }
+        }
+    }
+
+private:
+    struct entry {
+        asio::io_context* context;
+        std::shared_ptr<asio::ip::tcp::socket> socket;  // while in the handshake
+        std::shared_ptr<websocket> connection;          // once upgraded
+    };
+
+    static task<> close_going_away(std::shared_ptr<websocket> connection) {
+        co_await connection->close(close_code::going_away, "server shutting down");
+    }
+
+    std::mutex mutex_;
+    std::unordered_map<id_type, entry> connections_;
+    id_type next_id_ = 0;
+    bool closing_ = false;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/live_connections.hpp ----
+
 namespace starling::detail {
 
 using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
+using page_table = std::map<std::string, http::page_handler, std::less<>>;
 
 class server {
 public:
-    server(route_table routes, server_options options, std::shared_ptr<const logger> log)
-        : routes_(std::move(routes)), options_(options), log_(std::move(log)) {
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const logger> log)
+        : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
         acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
@@ -4034,7 +4322,8 @@ public:
     }
 
     /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
-    /// connection with 1001, wait up to shutdown_timeout for them to finish, then stop the loops.
+    /// connection with 1001, wait up to shutdown_timeout for them to finish, drop what is left, then
+    /// stop the loops.
     void request_stop() {
         if (stopping_.exchange(true)) return;
         asio::co_spawn(workers_[0]->context, shutdown(), asio::detached);
@@ -4100,38 +4389,54 @@ private:
         socket.close(ec);
     }
 
-    /// An upgraded connection, ready to run; `rejection` when its typed query parameters did not
-    /// resolve and the endpoint accepts-then-closes.
+    /// An upgraded connection, ready to run; `close_at_once` when its typed query parameters did not
+    /// resolve and the endpoint accepts-then-closes (1008), or the server began shutting down (1001).
     struct upgraded {
         std::shared_ptr<websocket> connection;
-        std::optional<std::string> rejection;
+        std::optional<close_reason> close_at_once;
     };
 
-    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context, bool over_limit) {
+    /// Takes a connection off the live list when its serve() ends, however it ends.
+    struct live_guard {
+        live_guard(live_connections& live, live_connections::id_type id) : live_(live), id_(id) {}
+        ~live_guard() { live_.remove(id_); }
+        live_connections& live_;
+        live_connections::id_type id_;
+    };
+
+    task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
         if (over_limit) {
-            co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
+            co_await respond_and_close(accepted, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
+        // Shared with the handshake deadline's handler and the live list, which may still touch it
+        // after the handshake returned (a moved-from socket is safe to cancel or close).
+        auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
+        const live_guard listed(live_, live_.add(context, socket));
         // The handshake's buffers are gone by the time the connection runs: an idle connection costs
         // only what it keeps.
-        std::optional<upgraded> session = co_await handshake(std::move(socket), context);
-        if (session) co_await session->connection->run(std::move(session->rejection));
+        std::optional<upgraded> session = co_await handshake(socket, context);
+        if (!session) co_return;
+        if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
+            session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await session->connection->run(std::move(session->close_at_once));
     }
 
-    /// Reads the request under the size and time limits, routes and validates it, and answers 101 or an
-    /// error. Returns the connection when upgraded.
-    task<std::optional<upgraded>> handshake(asio::ip::tcp::socket socket, asio::io_context& context) {
+    /// Reads the request under the size and time limits, routes and validates it, and answers 101, a
+    /// page or an error. Returns the connection when upgraded.
+    task<std::optional<upgraded>> handshake(std::shared_ptr<asio::ip::tcp::socket> socket_ptr, asio::io_context& context) {
+        asio::ip::tcp::socket& socket = *socket_ptr;
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
         // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
         asio::steady_timer deadline(context);
         deadline.expires_after(options_.handshake_timeout);
-        deadline.async_wait([&socket](std::error_code ec) {
+        deadline.async_wait([socket_ptr](std::error_code ec) {
             if (!ec) {
                 std::error_code ignore;
-                socket.cancel(ignore);
+                socket_ptr->cancel(ignore);
             }
         });
 
@@ -4155,6 +4460,16 @@ private:
         deadline.cancel();
 
         const http::request& request = parser.get();
+        if (stopping_) {
+            co_await respond_and_close(socket, make_response(503, "text/plain", "Server shutting down"));
+            co_return std::nullopt;
+        }
+        if (!request.fields.has_token("Upgrade", "websocket")) {
+            if (const auto page = pages_.find(request.path()); page != pages_.end()) {
+                co_await respond_and_close(socket, answer_page(page->second, request));
+                co_return std::nullopt;
+            }
+        }
         const auto route = routes_.find(request.path());
         if (route == routes_.end()) {
             co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
@@ -4173,35 +4488,63 @@ private:
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
         auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec || stopping_) co_return std::nullopt;
+        if (write_ec) co_return std::nullopt;
 
         auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
                                               std::move(query), after_head);
-        co_return upgraded{std::move(ws), std::move(rejection)};
+        std::optional<close_reason> close_at_once;
+        if (rejection) close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
+        co_return upgraded{std::move(ws), std::move(close_at_once)};
     }
 
+    /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
+    std::string answer_page(const http::page_handler& page, const http::request& request) const {
+        if (request.method != "GET" && request.method != "HEAD")
+            return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
+        http::response answer;
+        try {
+            answer = page(request);
+        } catch (const std::exception& e) {
+            log_line(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
+            return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
+        }
+        std::string out = make_response(answer.status, answer.content_type, answer.body);
+        if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
+        return out;
+    }
+
+    /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
+    /// their close handshakes; then drop what is left and give those a moment to wind down, so their
+    /// coroutines end (and free the connection) while the loops still run.
     task<> shutdown() {
         std::error_code ignored;
         acceptor_->close(ignored);
-        for (const auto& [path, endpoint] : routes_) {
-            for (const auto& ws : endpoint->registry.snapshot()) {
-                asio::co_spawn(ws->context(), [ws]() -> task<> {
-                    co_await ws->close(close_code::going_away, "server shutting down");
-                }, asio::detached);
-            }
-        }
-        const auto give_up = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        live_.close_all();
+        const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
-            if (!co_await drained_->wait(give_up)) break;
+            if (!co_await drained_->wait(polite_until)) break;
+        if (active_.load() > 0) {
+            live_.abort_all();
+            const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
+            while (active_.load() > 0)
+                if (!co_await drained_->wait(grace_until)) break;
+            if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
+        }
         for (auto& w : workers_) w->context.stop();
     }
 
+    /// How long dropped connections get to finish their coroutines (run on_close, return from the
+    /// handler) at the end of a shutdown.
+    static constexpr std::chrono::seconds abort_grace{1};
+
     route_table routes_;
+    page_table pages_;
     server_options options_;
     std::shared_ptr<const logger> log_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<async_event> drained_;
+    live_connections live_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};
@@ -4232,6 +4575,20 @@ public:
         detail::adapt_handler(std::move(handler), *state);
         add_route(state);
         return endpoint(state);
+    }
+
+    /// Answers plain HTTP GET (and HEAD) requests for `path` with `page`: a browser client, a health
+    /// check. An upgrade request for the same path still goes to its WebSocket endpoint, if any.
+    app& get(std::string path, http::response page) {
+        return get(std::move(path), [page = std::move(page)](const http::request&) { return page; });
+    }
+    /// The same with a handler that builds the answer per request (on a worker thread; keep it quick).
+    app& get(std::string path, http::page_handler handler) {
+        check_not_started("add page " + path);
+        if (path.empty() || path.front() != '/') throw std::invalid_argument("starling: a page path must start with '/': " + path);
+        if (pages_.contains(path)) throw std::invalid_argument("starling: a page is already registered at " + path);
+        pages_.emplace(std::move(path), std::move(handler));
+        return *this;
     }
 
     /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
@@ -4373,13 +4730,14 @@ private:
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
-        server_ = std::make_unique<detail::server>(routes_, options, log_);
+        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_);
         return *server_;
     }
 
     std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
     std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
     detail::route_table routes_;
+    detail::page_table pages_;
     websocket_options default_options_;
     std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
     std::unique_ptr<detail::server> server_;

@@ -12,6 +12,7 @@
 #include "starling/detail/callbacks.hpp"
 #include "starling/detail/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
+#include "starling/http/response.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
 #include "starling/router.hpp"
@@ -37,6 +38,20 @@ public:
         detail::adapt_handler(std::move(handler), *state);
         add_route(state);
         return endpoint(state);
+    }
+
+    /// Answers plain HTTP GET (and HEAD) requests for `path` with `page`: a browser client, a health
+    /// check. An upgrade request for the same path still goes to its WebSocket endpoint, if any.
+    app& get(std::string path, http::response page) {
+        return get(std::move(path), [page = std::move(page)](const http::request&) { return page; });
+    }
+    /// The same with a handler that builds the answer per request (on a worker thread; keep it quick).
+    app& get(std::string path, http::page_handler handler) {
+        check_not_started("add page " + path);
+        if (path.empty() || path.front() != '/') throw std::invalid_argument("starling: a page path must start with '/': " + path);
+        if (pages_.contains(path)) throw std::invalid_argument("starling: a page is already registered at " + path);
+        pages_.emplace(std::move(path), std::move(handler));
+        return *this;
     }
 
     /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
@@ -178,13 +193,14 @@ private:
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
-        server_ = std::make_unique<detail::server>(routes_, options, log_);
+        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_);
         return *server_;
     }
 
     std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
     std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
     detail::route_table routes_;
+    detail::page_table pages_;
     websocket_options default_options_;
     std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
     std::unique_ptr<detail::server> server_;

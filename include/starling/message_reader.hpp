@@ -70,7 +70,7 @@ public:
                     reinterpret_cast<const std::uint8_t*>(data.data()) + used, data.size() - used);
                 const header_status hs = headers_.put(bytes, used);
                 if (hs == header_status::need_more) return {read_status::need_more, used};
-                if (hs == header_status::failed) return fail(headers_.error(), used);
+                if (hs == header_status::failed) return fail(header_error(), used);
                 if (const auto ec = begin_frame(); ec) return fail(ec, used);
             }
             // Zero-copy: a whole unfragmented data frame already in the buffer is handed out in place.
@@ -123,6 +123,15 @@ public:
     bool in_message() const noexcept { return in_message_; }
 
 private:
+    /// The header parser checks lengths against the frame limit, which is the message limit when no
+    /// frame limit is set: then the close reason names the limit the user configured.
+    std::error_code header_error() const noexcept {
+        const std::error_code ec = headers_.error();
+        if (ec == make_error_code(error::frame_too_big) && options_.max_frame_size == 0)
+            return make_error_code(error::message_too_big);
+        return ec;
+    }
+
     std::error_code begin_frame() noexcept {
         const frame_header& h = headers_.header();
         in_payload_ = true;

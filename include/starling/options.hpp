@@ -17,6 +17,13 @@ enum class invalid_query_policy {
     close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
 };
 
+/// What a broadcast does for a receiver whose outbound queue is over its high-water mark (a client
+/// that reads slower than the server sends).
+enum class slow_consumer_policy {
+    close,  // close that connection with 1008 "slow consumer"; its unsent backlog is dropped (default)
+    drop,   // skip this message for that receiver only; it stays connected and gets later messages
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -28,8 +35,18 @@ struct websocket_options {
     std::size_t inbox_messages = 64;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
-    /// How long to wait for the peer's answer to our close frame before dropping the connection.
+    /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
+    /// a peer that never answers our close frame is dropped after it.
     std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
+    /// High-water mark of the outbound queue, in bytes. Above it, `co_await send...` suspends until
+    /// the writer has drained the queue back to it, and a broadcast applies `slow_consumer`.
+    std::size_t max_queued_bytes = 1024 * 1024;
+    /// What a broadcast does for a receiver over max_queued_bytes.
+    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// A connection silent this long (no frame, not even a pong) gets a ping; if it stays silent for
+    /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
+    /// it does not answer that either). 0 turns pings off.
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -46,7 +63,8 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
-    /// On shutdown, how long to wait for close handshakes before dropping what is left.
+    /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
+    /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
 };
 

@@ -1,6 +1,6 @@
 // The network side of an app: worker threads (one event loop each), the listening socket, the opening
 // handshake of every connection (read the request under size and time limits, route it, validate it,
-// answer 101 or an error), and graceful shutdown.
+// answer 101, a page, or an error), and graceful shutdown.
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -30,19 +30,22 @@
 
 #include "starling/detail/async_event.hpp"
 #include "starling/detail/endpoint_state.hpp"
+#include "starling/detail/live_connections.hpp"
 #include "starling/handshake.hpp"
 #include "starling/http/request_parser.hpp"
+#include "starling/http/response.hpp"
 #include "starling/options.hpp"
 #include "starling/websocket.hpp"
 
 namespace starling::detail {
 
 using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
+using page_table = std::map<std::string, http::page_handler, std::less<>>;
 
 class server {
 public:
-    server(route_table routes, server_options options, std::shared_ptr<const logger> log)
-        : routes_(std::move(routes)), options_(options), log_(std::move(log)) {
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const logger> log)
+        : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
         acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
@@ -98,7 +101,8 @@ public:
     }
 
     /// Starts a graceful shutdown from any thread, and returns at once: stop accepting, close every
-    /// connection with 1001, wait up to shutdown_timeout for them to finish, then stop the loops.
+    /// connection with 1001, wait up to shutdown_timeout for them to finish, drop what is left, then
+    /// stop the loops.
     void request_stop() {
         if (stopping_.exchange(true)) return;
         asio::co_spawn(workers_[0]->context, shutdown(), asio::detached);
@@ -164,38 +168,54 @@ private:
         socket.close(ec);
     }
 
-    /// An upgraded connection, ready to run; `rejection` when its typed query parameters did not
-    /// resolve and the endpoint accepts-then-closes.
+    /// An upgraded connection, ready to run; `close_at_once` when its typed query parameters did not
+    /// resolve and the endpoint accepts-then-closes (1008), or the server began shutting down (1001).
     struct upgraded {
         std::shared_ptr<websocket> connection;
-        std::optional<std::string> rejection;
+        std::optional<close_reason> close_at_once;
     };
 
-    task<> serve(asio::ip::tcp::socket socket, asio::io_context& context, bool over_limit) {
+    /// Takes a connection off the live list when its serve() ends, however it ends.
+    struct live_guard {
+        live_guard(live_connections& live, live_connections::id_type id) : live_(live), id_(id) {}
+        ~live_guard() { live_.remove(id_); }
+        live_connections& live_;
+        live_connections::id_type id_;
+    };
+
+    task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
         if (over_limit) {
-            co_await respond_and_close(socket, make_response(503, "text/plain", "Too many connections"));
+            co_await respond_and_close(accepted, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
+        // Shared with the handshake deadline's handler and the live list, which may still touch it
+        // after the handshake returned (a moved-from socket is safe to cancel or close).
+        auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
+        const live_guard listed(live_, live_.add(context, socket));
         // The handshake's buffers are gone by the time the connection runs: an idle connection costs
         // only what it keeps.
-        std::optional<upgraded> session = co_await handshake(std::move(socket), context);
-        if (session) co_await session->connection->run(std::move(session->rejection));
+        std::optional<upgraded> session = co_await handshake(socket, context);
+        if (!session) co_return;
+        if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
+            session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await session->connection->run(std::move(session->close_at_once));
     }
 
-    /// Reads the request under the size and time limits, routes and validates it, and answers 101 or an
-    /// error. Returns the connection when upgraded.
-    task<std::optional<upgraded>> handshake(asio::ip::tcp::socket socket, asio::io_context& context) {
+    /// Reads the request under the size and time limits, routes and validates it, and answers 101, a
+    /// page or an error. Returns the connection when upgraded.
+    task<std::optional<upgraded>> handshake(std::shared_ptr<asio::ip::tcp::socket> socket_ptr, asio::io_context& context) {
+        asio::ip::tcp::socket& socket = *socket_ptr;
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
         // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
         asio::steady_timer deadline(context);
         deadline.expires_after(options_.handshake_timeout);
-        deadline.async_wait([&socket](std::error_code ec) {
+        deadline.async_wait([socket_ptr](std::error_code ec) {
             if (!ec) {
                 std::error_code ignore;
-                socket.cancel(ignore);
+                socket_ptr->cancel(ignore);
             }
         });
 
@@ -219,6 +239,16 @@ private:
         deadline.cancel();
 
         const http::request& request = parser.get();
+        if (stopping_) {
+            co_await respond_and_close(socket, make_response(503, "text/plain", "Server shutting down"));
+            co_return std::nullopt;
+        }
+        if (!request.fields.has_token("Upgrade", "websocket")) {
+            if (const auto page = pages_.find(request.path()); page != pages_.end()) {
+                co_await respond_and_close(socket, answer_page(page->second, request));
+                co_return std::nullopt;
+            }
+        }
         const auto route = routes_.find(request.path());
         if (route == routes_.end()) {
             co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
@@ -237,35 +267,63 @@ private:
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
         auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec || stopping_) co_return std::nullopt;
+        if (write_ec) co_return std::nullopt;
 
         auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
                                               std::move(query), after_head);
-        co_return upgraded{std::move(ws), std::move(rejection)};
+        std::optional<close_reason> close_at_once;
+        if (rejection) close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
+        co_return upgraded{std::move(ws), std::move(close_at_once)};
     }
 
+    /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
+    std::string answer_page(const http::page_handler& page, const http::request& request) const {
+        if (request.method != "GET" && request.method != "HEAD")
+            return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
+        http::response answer;
+        try {
+            answer = page(request);
+        } catch (const std::exception& e) {
+            log_line(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
+            return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
+        }
+        std::string out = make_response(answer.status, answer.content_type, answer.body);
+        if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
+        return out;
+    }
+
+    /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
+    /// their close handshakes; then drop what is left and give those a moment to wind down, so their
+    /// coroutines end (and free the connection) while the loops still run.
     task<> shutdown() {
         std::error_code ignored;
         acceptor_->close(ignored);
-        for (const auto& [path, endpoint] : routes_) {
-            for (const auto& ws : endpoint->registry.snapshot()) {
-                asio::co_spawn(ws->context(), [ws]() -> task<> {
-                    co_await ws->close(close_code::going_away, "server shutting down");
-                }, asio::detached);
-            }
-        }
-        const auto give_up = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        live_.close_all();
+        const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
-            if (!co_await drained_->wait(give_up)) break;
+            if (!co_await drained_->wait(polite_until)) break;
+        if (active_.load() > 0) {
+            live_.abort_all();
+            const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
+            while (active_.load() > 0)
+                if (!co_await drained_->wait(grace_until)) break;
+            if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
+        }
         for (auto& w : workers_) w->context.stop();
     }
 
+    /// How long dropped connections get to finish their coroutines (run on_close, return from the
+    /// handler) at the end of a shutdown.
+    static constexpr std::chrono::seconds abort_grace{1};
+
     route_table routes_;
+    page_table pages_;
     server_options options_;
     std::shared_ptr<const logger> log_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<async_event> drained_;
+    live_connections live_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};

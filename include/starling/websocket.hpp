@@ -9,6 +9,7 @@
 #include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread
+#include <asio/post.hpp>            // asio::post abort() onto the connection's thread
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
@@ -72,7 +73,9 @@ public:
           writer_finished_(context.get_executor()),
           on_close_finished_(context.get_executor()),
           handler_caught_up_(context.get_executor()),
-          deadline_(context.get_executor()) {
+          queue_drained_(context.get_executor()),
+          deadline_(context.get_executor()),
+          idle_timer_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
         if (!ec) client_ = {remote.address().to_string(), remote.port()};
@@ -198,7 +201,7 @@ public:
         begin_closing(code, reason);
         co_await run_on_close(/*server_closing=*/true);
         queue_close_frame(code, reason);
-        arm_deadline(endpoint_->options.close_timeout);
+        arm_deadline();
     }
     task<> close(close_code code, std::string_view reason = {}) {
         co_await close(static_cast<std::uint16_t>(code), reason);
@@ -208,16 +211,18 @@ public:
 
     /// Runs the connection from just after the handshake to its end, and returns when it is over:
     /// the socket closed, on_close run, the connection out of the registry.
-    /// With a `rejection`, the connection is closed at once with 1008 and that reason; no callback
-    /// runs and it never joins the registry (typed query parameters that did not resolve).
-    task<> run(std::optional<std::string> rejection = std::nullopt) {
+    /// With `close_at_once`, the connection is closed at once with that code and reason; no callback
+    /// runs and it never joins the registry (typed query parameters that did not resolve: 1008; the
+    /// server began shutting down during the handshake: 1001).
+    task<> run(std::optional<close_reason> close_at_once = std::nullopt) {
         auto self = shared_from_this();
         asio::co_spawn(context_, write_loop(self), asio::detached);
-        if (rejection) {
+        if (close_at_once) {
             on_close_state_ = callback_state::done;
-            co_await close(static_cast<std::uint16_t>(close_code::policy_violation), *rejection);
+            co_await close(close_at_once->code, close_at_once->reason);
         } else {
             asio::co_spawn(context_, handler_loop(self), asio::detached);
+            if (endpoint_->options.idle_timeout.count() > 0) schedule_idle_check(endpoint_->options.idle_timeout);
         }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
@@ -226,17 +231,36 @@ public:
         // Let the writer send what is queued (our close frame among it), within the close timeout.
         stop_writer_ = true;
         writer_wake_.notify();
-        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        arm_deadline();
         while (!writer_done_)
-            if (!co_await writer_finished_.wait(give_up)) break;
+            if (!co_await writer_finished_.wait(close_deadline_)) break;
         co_await linger_and_close();
+        idle_timer_.cancel();
         endpoint_->registry.remove(id_);
     }
 
-    /// Queues a shared frame from any thread: hops to this connection's thread first.
+    /// Drops the connection at once, from any thread: TCP closed without a close handshake, pending
+    /// receives and sends woken, on_close run with 1006. What graceful shutdown does to connections
+    /// still open at its deadline, so that every coroutine of theirs ends before the loops stop.
+    void abort() {
+        asio::post(context_, [self = shared_from_this()] {
+            if (self->phase_ == phase::open) self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+            self->write_failed_ = true;  // nothing more is queued; the writer's aborted write clears the queue
+            std::error_code ignored;
+            self->socket_.close(ignored);
+            self->deadline_.cancel();
+            self->idle_timer_.cancel();
+            self->writer_wake_.notify();
+            self->queue_drained_.notify_all();
+            self->handler_caught_up_.notify();
+        });
+    }
+
+    /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
+    /// whose queue is over its high-water mark gets the endpoint's slow_consumer policy instead.
     void deliver(detail::shared_frame frame) {
         asio::dispatch(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
-            self->enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+            self->receive_broadcast(std::move(frame));
         });
     }
 
@@ -307,6 +331,7 @@ private:
         if (server_closing) inbox_.clear();
         inbox_ready_.notify();
         inbox_space_.notify();
+        queue_drained_.notify_all();
     }
 
     void queue_close_frame(std::uint16_t code, std::string_view reason) {
@@ -339,10 +364,13 @@ private:
         on_close_finished_.notify();
     }
 
-    /// After a deadline, cancel the socket's operations: the reader stops waiting for a peer that
-    /// does not answer.
-    void arm_deadline(std::chrono::milliseconds timeout) {
-        deadline_.expires_after(timeout);
+    /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
+    /// our queue, waiting for TCP's end) shares one deadline, after which the socket's operations are
+    /// cancelled and nothing waits for the peer any more.
+    void arm_deadline() {
+        if (close_deadline_ != no_deadline) return;
+        close_deadline_ = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
+        deadline_.expires_at(close_deadline_);
         deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
             if (!ec) {
                 std::error_code ignored;
@@ -357,8 +385,7 @@ private:
     task<> linger_and_close() {
         std::error_code ec;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-        if (!ec) {
-            arm_deadline(endpoint_->options.close_timeout);
+        if (!ec && std::chrono::steady_clock::now() < close_deadline_) {
             char sink[512];
             for (;;) {
                 auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(sink), detail::as_tuple_awaitable);
@@ -367,6 +394,45 @@ private:
         }
         deadline_.cancel();
         socket_.close(ec);
+    }
+
+    // ---- idle connections ----
+
+    /// Checks for silence `after` from now. A connection silent for idle_timeout is pinged; one still
+    /// silent idle_timeout after the ping is closed with 1001. While the reader is paused (the handler
+    /// is behind and the inbox full), silence is ours, not the peer's: it does not count.
+    void schedule_idle_check(std::chrono::steady_clock::duration after) {
+        idle_timer_.expires_after(after);
+        idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (!ec) self->check_idle();
+        });
+    }
+
+    void check_idle() {
+        if (phase_ != phase::open) return;
+        const auto idle = endpoint_->options.idle_timeout;
+        const auto now = std::chrono::steady_clock::now();
+        if (reader_paused_) last_input_ = now;
+        if (ping_outstanding_ && last_input_ <= ping_sent_at_) {
+            asio::co_spawn(context_, close_from_server(shared_from_this(), close_code::going_away, "idle timeout"),
+                           asio::detached);
+            return;
+        }
+        ping_outstanding_ = false;
+        if (now - last_input_ >= idle) {
+            enqueue(detail::outbound_frame::unicast(opcode::ping, std::string()));
+            ping_outstanding_ = true;
+            ping_sent_at_ = now;
+            schedule_idle_check(idle);
+        } else {
+            schedule_idle_check(last_input_ + idle - now);
+        }
+    }
+
+    /// close() started by the server itself (idle timeout, slow consumer), keeping the connection
+    /// alive until it is done.
+    static task<> close_from_server(std::shared_ptr<websocket> self, close_code code, std::string reason) {
+        co_await self->close(code, reason);
     }
 
     // ---- reading ----
@@ -387,8 +453,13 @@ private:
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
                     }
-                    while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
-                        co_await inbox_space_.wait();
+                    if (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages) {
+                        reader_paused_ = true;
+                        while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
+                            co_await inbox_space_.wait();
+                        reader_paused_ = false;
+                        last_input_ = std::chrono::steady_clock::now();
+                    }
                     break;
                 case read_status::ping:
                     if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
@@ -438,15 +509,39 @@ private:
                 detail::as_tuple_awaitable);
             if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
             read_end_ += n;
+            last_input_ = std::chrono::steady_clock::now();
         }
     }
 
     // ---- writing ----
 
+    /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
+    /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
         if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
         enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
-        co_return;
+        while (queue_.bytes() > endpoint_->options.max_queued_bytes && !close_sent_ && !write_failed_)
+            co_await queue_drained_.wait();
+        if (write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    /// A broadcast frame arriving on this connection's thread. One that would take a non-empty queue
+    /// over the high-water mark meets the endpoint's slow_consumer policy.
+    void receive_broadcast(detail::shared_frame frame) {
+        if (phase_ != phase::open || write_failed_) return;
+        const std::size_t queued = queue_.bytes();
+        if (queued != 0 && queued + frame->size() > endpoint_->options.max_queued_bytes) {
+            if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
+            // The backlog not yet handed to the socket is dropped, so the close frame goes out next
+            // and the memory is released now, not when (if ever) the client catches up.
+            queue_.drop_unsent(frames_in_flight_);
+            asio::co_spawn(context_,
+                           close_from_server(shared_from_this(), close_code::policy_violation,
+                                             "slow consumer: outbound queue over its limit"),
+                           asio::detached);
+            return;
+        }
+        enqueue(detail::outbound_frame::broadcast(std::move(frame)));
     }
 
     void enqueue(detail::outbound_frame frame) {
@@ -472,13 +567,17 @@ private:
             gathered_.clear();
             const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
             const bool closing = queue_.contains_close(frames);
+            frames_in_flight_ = frames;
             auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            frames_in_flight_ = 0;
             if (ec) {
                 write_failed_ = true;
                 queue_.clear();
+                queue_drained_.notify_all();
                 break;
             }
             queue_.pop(frames);
+            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (closing) break;  // nothing may follow a close frame
         }
         writer_done_ = true;
@@ -522,6 +621,7 @@ private:
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     static constexpr std::size_t min_read_space = 4 * 1024;
     static constexpr std::size_t max_frames_per_write = 64;
+    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
 
     asio::ip::tcp::socket socket_;
     asio::io_context& context_;
@@ -547,6 +647,7 @@ private:
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
+    std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
     std::vector<asio::const_buffer> gathered_;
     bool stop_writer_ = false;
     bool writer_done_ = false;
@@ -561,7 +662,15 @@ private:
     bool handler_running_ = false;
     bool close_requested_ = false;
     bool processing_message_ = false;  // the handler holds a message it may still answer
+    detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
     asio::steady_timer deadline_;
+    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+
+    asio::steady_timer idle_timer_;
+    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point ping_sent_at_;
+    bool ping_outstanding_ = false;
+    bool reader_paused_ = false;  // waiting for inbox space, not reading the socket
 };
 
 }  // namespace starling

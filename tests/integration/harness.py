@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import weakref
 
 BUILD_ROOT = pathlib.Path(os.environ.get("STARLING_BUILD_ROOT", pathlib.Path(__file__).resolve().parents[2] / "build"))
 TIMEOUT = 10.0
@@ -27,12 +28,30 @@ def binary(relative):
     return str(path)
 
 
+def instrumented(path):
+    """True for a sanitizer build (ASan, TSan): its RSS says nothing about memory use (quarantine,
+    shadow memory) and it runs several times slower."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
+def vm_rss_kib(pid):
+    """A process's resident memory, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
 class Server:
     """A server process: `with Server('examples/echo') as s: s.url('/echo')`."""
 
     def __init__(self, relative, *args, env=None):
         # stderr goes to a file: a pipe nobody reads would block a server that logs a lot.
         self._stderr = tempfile.TemporaryFile()
+        weakref.finalize(self, self._stderr.close)  # readable after stop(), closed with the object
         self.process = subprocess.Popen([binary(relative), "--port", "0", *args],
                                         stdout=subprocess.PIPE, stderr=self._stderr,
                                         env=None if env is None else {**os.environ, **env})

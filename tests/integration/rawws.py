@@ -158,10 +158,15 @@ def upgrade_request(port, path="/echo", key=None, method="GET", version="HTTP/1.
 class Conn:
     """An open WebSocket connection on a raw socket."""
 
-    def __init__(self, port, path="/echo", headers=None):
+    def __init__(self, port, path="/echo", headers=None, rcvbuf=None):
+        """`rcvbuf`: a small receive buffer (SO_RCVBUF, set before connecting so the TCP window is
+        small too) for a client meant to fall behind."""
         request, key = upgrade_request(port, path, headers=headers)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(WAIT)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(request)
         head, self.buffer = read_http_response(self.sock)

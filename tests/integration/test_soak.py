@@ -11,7 +11,6 @@ server's RSS (VmRSS) is within a few MiB of its value after a warm-up round of t
 Under ~60 s by construction: fixed cycle counts, every wait bounded, and an overall deadline."""
 import asyncio
 import base64
-import json
 import os
 import random
 import socket
@@ -22,6 +21,7 @@ import unittest
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402
+import limits_stats  # noqa: E402
 import rawws  # noqa: E402
 from rawws import BINARY, CLOSE, CONT, PING, PONG, TEXT  # noqa: E402
 
@@ -45,20 +45,6 @@ class Failure(Exception):
     """The server did something wrong in one cycle."""
 
 
-def instrumented(path):
-    """True for a sanitizer build (ASan, TSan): its RSS says nothing about leaks (quarantine, shadow
-    memory) and it runs several times slower."""
-    with open(path, "rb") as f:
-        data = f.read()
-    return b"__asan_init" in data or b"__tsan_init" in data
-
-
-def vm_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 class Client:
@@ -338,18 +324,7 @@ class SoakTest(unittest.TestCase):
         self.addCleanup(self.server.stop)
 
     def counts(self):
-        conn = rawws.Conn(self.server.port, "/stats")
-        try:
-            conn.send(TEXT, "counts")
-            _, payload = conn.recv_message("the /stats answer")
-            counts = json.loads(payload)
-            counts["/stats"] -= 1
-            conn.send_close(1000)
-            conn.expect_close([1000])
-            conn.expect_eof()
-        finally:
-            conn.close_socket()
-        return counts
+        return limits_stats.connection_counts(self.server.port)
 
     def wait_for_zero_counts(self):
         """Every endpoint's connection count reaches zero within WAIT seconds (each look a round trip)."""
@@ -390,13 +365,13 @@ class SoakTest(unittest.TestCase):
     def test_soak(self):
         # Sanitizer builds skip the RSS comparison. They run every cycle: the Python clients, not the
         # server, set the pace (about 4 s for the soak round under ASan or TSan on two cores).
-        sanitized = instrumented(harness.binary("tests/limits_server"))
+        sanitized = harness.instrumented(harness.binary("tests/limits_server"))
         warmup_cycles, cycles = WARMUP_CYCLES, CYCLES
         started = time.monotonic()
         warmup, warmup_took = self.round(warmup_cycles, SEED)
-        rss_after_warmup = vm_rss_kib(self.server.process.pid)
+        rss_after_warmup = harness.vm_rss_kib(self.server.process.pid)
         soak, soak_took = self.round(cycles, SEED + 1)
-        rss_after_soak = vm_rss_kib(self.server.process.pid)
+        rss_after_soak = harness.vm_rss_kib(self.server.process.pid)
         total = time.monotonic() - started
         print(f"\nsoak seed {SEED}{' (sanitizer build)' if sanitized else ''}: warm-up {warmup_cycles} cycles "
               f"in {warmup_took:.1f} s, soak {cycles} cycles in {soak_took:.1f} s ({CONCURRENCY} concurrent); "

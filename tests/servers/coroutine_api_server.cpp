@@ -167,5 +167,16 @@ int main(int argc, char** argv) {
         }
     });
 
+    // Plain HTTP pages next to the endpoints: a fixed one, one built per request, one that throws, and
+    // one sharing its path with a WebSocket endpoint.
+    app.get("/page", starling::http::response{200, "text/html; charset=utf-8", "<p>hello</p>"});
+    app.get("/hello", [](const starling::http::request& request) {
+        return starling::http::response{200, "text/plain; charset=utf-8", "you asked for " + request.target};
+    });
+    app.get("/broken", [](const starling::http::request&) -> starling::http::response {
+        throw std::runtime_error("page failed");
+    });
+    app.get("/echo", starling::http::response{200, "text/plain; charset=utf-8", "the echo endpoint speaks WebSocket"});
+
     return example::serve(app, argc, argv);
 }

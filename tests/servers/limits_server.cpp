@@ -15,8 +15,24 @@
 //   /frames    endpoint.options: max_message_size 4000, max_frame_size 100, close_timeout 300 ms
 //   /default   no endpoint.options: the app-wide options, so the default 1 MiB message limit
 //   /lingering endpoint.options: max_message_size 1000, close_timeout 30 s (outlives the shutdown timeout)
+//   /broadcast       every message is broadcast to every client of /broadcast (sender included);
+//                    max_message_size 64 KiB, max_queued_bytes 256 KiB, slow_consumer close (the
+//                    default), close_timeout 10 s
+//   /broadcast_drop  the same with slow_consumer drop
+//   /flood     the text "flood N SIZE" makes the handler send N binary messages of SIZE bytes, each
+//              starting with its index as 8 bytes big-endian, as fast as send() lets it;
+//              max_queued_bytes 64 KiB. Progress is published in /stats.
+//   /idle      echo; idle_timeout 300 ms (ping after 300 ms of silence, 1001 after 300 more)
+//   /slow_connect  echo, but on_connect takes 500 ms before greeting "welcome" (a connection upgraded
+//              and not yet in the registry: what shutdown must still close with 1001)
 //   /stats     any text message is answered with {"/echo": n, "/big": n, ...}: connection_count() of
-//              every endpoint, /stats itself included.
+//              every endpoint, /stats itself included; plus "flood sent" (messages the /flood handler
+//              has queued so far), "flood queued" (its queued_bytes() after the last send) and
+//              "idle on_close" (how often /idle's on_close ran).
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -43,6 +59,41 @@ starling::task<> echo(starling::websocket& ws) {
             co_await ws.send_text(std::move(m.data));
         else
             co_await ws.send_bytes(std::move(m.data));
+    }
+}
+
+struct flood_progress {
+    std::atomic<long> sent{0};
+    std::atomic<long> queued{0};
+};
+
+/// /flood: "flood N SIZE" -> N numbered binary messages of SIZE bytes, sent as fast as backpressure
+/// allows; progress published for /stats.
+starling::task<> flood(starling::websocket& ws, flood_progress& progress) {
+    const std::string command = co_await ws.receive_text();
+    long count = 0;
+    std::size_t size = 0;
+    if (std::sscanf(command.c_str(), "flood %ld %zu", &count, &size) != 2 || size < 8) {
+        co_await ws.close(4001, "expected: flood N SIZE");
+        co_return;
+    }
+    for (long i = 0; i < count; ++i) {
+        std::string payload(size, 'n');
+        for (int b = 0; b < 8; ++b) payload[static_cast<std::size_t>(b)] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
+        co_await ws.send_bytes(std::move(payload));
+        progress.sent = i + 1;
+        progress.queued = static_cast<long>(ws.queued_bytes());
+    }
+    co_await ws.receive();  // stay open until the client is done
+}
+
+starling::task<> broadcast_all(starling::websocket& ws) {
+    for (;;) {
+        starling::message m = co_await ws.receive();
+        if (m.is_text())
+            co_await ws.broadcast(m.data);
+        else
+            co_await ws.broadcast_bytes(m.data);
     }
 }
 
@@ -117,11 +168,43 @@ int main(int argc, char** argv) {
     endpoints.emplace("/lingering", app.websocket("/lingering", echo));
     endpoints.at("/lingering").options(limits(1000, 30s));
 
-    endpoints.emplace("/stats", app.websocket("/stats", [&endpoints](starling::websocket& ws) -> starling::task<> {
+    starling::websocket_options broadcasting = limits(64 * 1024, 10s);
+    broadcasting.max_queued_bytes = 256 * 1024;
+    endpoints.emplace("/broadcast", app.websocket("/broadcast", broadcast_all));
+    endpoints.at("/broadcast").options(broadcasting);
+    broadcasting.slow_consumer = starling::slow_consumer_policy::drop;
+    endpoints.emplace("/broadcast_drop", app.websocket("/broadcast_drop", broadcast_all));
+    endpoints.at("/broadcast_drop").options(broadcasting);
+
+    flood_progress progress;
+    endpoints.emplace("/flood", app.websocket("/flood", [&progress](starling::websocket& ws) -> starling::task<> {
+        co_await flood(ws, progress);
+    }));
+    starling::websocket_options flooding = limits(1000, 300ms);
+    flooding.max_queued_bytes = 64 * 1024;
+    endpoints.at("/flood").options(flooding);
+
+    std::atomic<long> idle_closes{0};
+    endpoints.emplace("/idle", app.websocket("/idle", echo));
+    starling::websocket_options idling = limits(1000, 300ms);
+    idling.idle_timeout = 300ms;
+    endpoints.at("/idle").options(idling).on_close([&idle_closes](starling::websocket&) { ++idle_closes; });
+
+    endpoints.emplace("/slow_connect", app.websocket("/slow_connect", echo));
+    endpoints.at("/slow_connect").options(limits(1000, 300ms)).on_connect([](starling::websocket&) -> starling::task<std::string> {
+        asio::steady_timer pause(co_await asio::this_coro::executor, 500ms);
+        co_await pause.async_wait(asio::use_awaitable);
+        co_return "welcome";
+    });
+
+    endpoints.emplace("/stats", app.websocket("/stats", [&](starling::websocket& ws) -> starling::task<> {
         for (;;) {
             co_await ws.receive_text();
             std::map<std::string, long> counts;
             for (const auto& [path, e] : endpoints) counts[path] = static_cast<long>(e.connection_count());
+            counts["flood sent"] = progress.sent;
+            counts["flood queued"] = progress.queued;
+            counts["idle on_close"] = idle_closes;
             co_await ws.send_json(counts);
         }
     }));

@@ -1,5 +1,6 @@
-// A one-waiter wake-up signal for coroutines on one executor, built on a timer so waiting allocates
-// nothing beyond Asio's recycled operation memory.
+// Wake-up signals for coroutines on one executor, built on a timer so waiting allocates nothing beyond
+// Asio's recycled operation memory: async_event for one waiter with an optional deadline,
+// async_signal for any number of waiters.
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -7,6 +8,7 @@
 #include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
 #include <chrono>                   // std::chrono::steady_clock deadlines
+#include <cstddef>                  // std::size_t waiter count
 
 #include "starling/task.hpp"
 
@@ -32,6 +34,29 @@ public:
 
 private:
     asio::steady_timer timer_;
+};
+
+/// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
+/// queue to drain). No deadline: re-arming the timer for one waiter would cancel the others' waits.
+class async_signal {
+public:
+    template <class Executor>
+    explicit async_signal(const Executor& executor) : timer_(executor) {}
+
+    task<> wait() {
+        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        --waiters_;
+    }
+
+    void notify_all() noexcept {
+        if (waiters_ != 0) timer_.cancel();
+    }
+
+private:
+    asio::steady_timer timer_;
+    std::size_t waiters_ = 0;
 };
 
 }  // namespace starling::detail

@@ -95,6 +95,14 @@ public:
         }
     }
 
+    /// Drops every frame after the first `keep` (those handed to a write in progress).
+    void drop_unsent(std::size_t keep) {
+        while (frames_.size() > keep) {
+            bytes_ -= frames_.back().size();
+            frames_.pop_back();
+        }
+    }
+
     void clear() {
         frames_.clear();
         bytes_ = 0;
