@@ -1,6 +1,8 @@
 // Chat room: every message sent to /chat goes to every connected client, the sender included,
-// unchanged and with its type.
+// unchanged and with its type. GET / serves a browser client for it (examples/chat_page.hpp): open
+// http://127.0.0.1:8080/ in two tabs and talk.
 //   build/examples/chat --port 8080 [--workers N]
+#include "chat_page.hpp"
 #include "cli.hpp"
 
 int main(int argc, char** argv) {
@@ -14,5 +16,6 @@ int main(int argc, char** argv) {
                 co_await ws.broadcast_bytes(m.data);
         }
     });
+    app.get("/", starling::http::response{200, "text/html; charset=utf-8", std::string(example::chat_page)});
     return example::serve(app, argc, argv);
 }
