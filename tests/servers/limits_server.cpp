@@ -29,6 +29,8 @@
 //              every endpoint, /stats itself included; plus "flood sent" (messages the /flood handler
 //              has queued so far), "flood queued" (its queued_bytes() after the last send) and
 //              "idle on_close" (how often /idle's on_close ran).
+#include "../../examples/cli.hpp"  // first: Starling configures Asio's coroutine support for clang
+
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -41,8 +43,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "../../examples/cli.hpp"
 
 namespace {
 
