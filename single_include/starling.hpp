@@ -2727,10 +2727,10 @@ struct endpoint_state {
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
-#include <deque>                    // std::deque inbox
 #include <exception>                // std::exception_ptr
 #include <memory>                   // std::shared_ptr, std::enable_shared_from_this
 #include <optional>                 // std::optional receive-with-deadline results
+#include <span>                     // std::span: the gathered buffers, passed without copying
 #include <string>                   // std::string payloads
 #include <string_view>              // std::string_view views
 #include <utility>                  // std::move
@@ -2811,6 +2811,117 @@ private:
 }  // namespace starling::detail
 // ---- end starling/detail/async_event.hpp ----
 
+// ---- begin starling/detail/payload_pool.hpp ----
+// Payload strings a connection has finished writing, kept for the next messages it receives: an echo
+// hands the received string to send_text, the writer gives it back here once written, and the reader
+// fills it with the next message. That closes the loop that would otherwise allocate one string per
+// message. Bounded in count and bytes, so a burst of large messages does not stay resident.
+
+#include <cstddef>  // std::size_t
+#include <string>   // std::string payloads
+#include <utility>  // std::move
+#include <vector>   // std::vector free list
+
+namespace starling::detail {
+
+class payload_pool {
+public:
+    /// An empty string, with capacity if one is pooled.
+    std::string take() noexcept {
+        if (free_.empty()) return {};
+        std::string s = std::move(free_.back());
+        free_.pop_back();
+        bytes_ -= s.capacity();
+        return s;
+    }
+
+    /// Keeps `s`'s buffer for later, if it is worth keeping and there is room.
+    void give(std::string&& s) {
+        const std::size_t capacity = s.capacity();
+        if (capacity <= small_string || free_.size() == max_strings || bytes_ + capacity > max_bytes) return;
+        s.clear();
+        bytes_ += capacity;
+        free_.push_back(std::move(s));
+    }
+
+private:
+    static constexpr std::size_t small_string = sizeof(std::string);  // lives inside the object anyway
+    static constexpr std::size_t max_strings = 16;
+    static constexpr std::size_t max_bytes = 64 * 1024;
+
+    std::vector<std::string> free_;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/payload_pool.hpp ----
+
+// ---- begin starling/detail/ring.hpp ----
+// A FIFO on one growing circular array: what a connection's inbox and outbound queue are. Unlike
+// std::deque, which allocates and frees a node every few elements as a queue moves forward, a ring
+// that has reached its working size allocates nothing more (steady state allocates nothing per
+// message). It holds no memory until the first push, so an idle connection costs nothing here.
+
+#include <cstddef>  // std::size_t
+#include <memory>   // std::unique_ptr storage
+#include <utility>  // std::move
+
+namespace starling::detail {
+
+template <class T>
+class ring {
+public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+
+    /// The i-th element from the front.
+    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
+    const T& operator[](std::size_t i) const noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
+    T& front() noexcept { return (*this)[0]; }
+    T& back() noexcept { return (*this)[size_ - 1]; }
+
+    void push_back(T value) {
+        if (size_ == capacity_) grow();
+        (*this)[size_] = std::move(value);
+        ++size_;
+    }
+
+    /// Removes the front element; its slot keeps the moved-from value's storage for reuse.
+    void pop_front() noexcept {
+        front() = T();
+        head_ = (head_ + 1) & (capacity_ - 1);
+        --size_;
+    }
+
+    void pop_back() noexcept {
+        back() = T();
+        --size_;
+    }
+
+    void clear() noexcept {
+        while (!empty()) pop_front();
+    }
+
+private:
+    /// Doubles the capacity (a power of two, so indices wrap with a mask), keeping the order.
+    void grow() {
+        const std::size_t bigger = capacity_ == 0 ? 8 : capacity_ * 2;
+        auto slots = std::make_unique<T[]>(bigger);
+        for (std::size_t i = 0; i < size_; ++i) slots[i] = std::move((*this)[i]);
+        slots_ = std::move(slots);
+        capacity_ = bigger;
+        head_ = 0;
+    }
+
+    std::unique_ptr<T[]> slots_;
+    std::size_t capacity_ = 0;  // 0 or a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/ring.hpp ----
+
 // ---- begin starling/detail/uuid.hpp ----
 // Connection ids: random (version 4) UUID strings.
 
@@ -2861,7 +2972,6 @@ inline std::string make_uuid_v4() {
 #include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint8_t
-#include <deque>          // std::deque frame queue
 #include <memory>         // std::shared_ptr shared broadcast frames
 #include <string>         // std::string payloads
 #include <utility>        // std::move
@@ -2915,18 +3025,23 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
-    /// Appends the buffers of up to `max_frames` queued frames to `out` (one gathered write sends many
-    /// frames in one system call). Returns how many frames that covers; a close frame ends a batch.
-    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames) const {
+    /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
+    /// least one frame, however big), to `out`: one gathered write sends many frames in one system
+    /// call. Returns how many frames that covers; a close frame ends a batch. The byte bound keeps a
+    /// batch, which is released only when wholly written, small against the queue's high-water mark.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
         std::size_t n = 0;
-        for (const outbound_frame& f : frames_) {
-            if (n == max_frames) break;
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < frames_.size(); ++i) {
+            const outbound_frame& f = frames_[i];
+            if (n == max_frames || (n > 0 && bytes + f.size() > max_bytes)) break;
             if (f.shared) {
                 out.emplace_back(f.shared->data(), f.shared->size());
             } else {
                 out.emplace_back(f.header.data(), f.header_size);
                 if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
             }
+            bytes += f.size();
             ++n;
             if (f.is_close) break;
         }
@@ -2940,9 +3055,12 @@ public:
         return false;
     }
 
-    void pop(std::size_t n) {
+    /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
+    void pop(std::size_t n, payload_pool& pool) {
         for (std::size_t i = 0; i < n; ++i) {
-            bytes_ -= frames_.front().size();
+            outbound_frame& f = frames_.front();
+            bytes_ -= f.size();
+            if (!f.shared) pool.give(std::move(f.payload));
             frames_.pop_front();
         }
     }
@@ -2961,7 +3079,7 @@ public:
     }
 
 private:
-    std::deque<outbound_frame> frames_;
+    ring<outbound_frame> frames_;
     std::size_t bytes_ = 0;
 };
 
@@ -3610,6 +3728,7 @@ private:
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+                        m.data = payloads_.take();
                         reader_.take_payload(m.data);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
@@ -3726,10 +3845,13 @@ private:
                 continue;
             }
             gathered_.clear();
-            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
+            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
             const bool closing = queue_.contains_close(frames);
             frames_in_flight_ = frames;
-            auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            // A span, not the vector: the write operation copies its buffer sequence, and a vector's
+            // copy would allocate on every write.
+            auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
+                                                      detail::as_tuple_awaitable);
             frames_in_flight_ = 0;
             if (ec) {
                 write_failed_ = true;
@@ -3737,7 +3859,7 @@ private:
                 queue_drained_.notify_all();
                 break;
             }
-            queue_.pop(frames);
+            queue_.pop(frames, payloads_);
             if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (closing) break;  // nothing may follow a close frame
         }
@@ -3782,6 +3904,7 @@ private:
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     static constexpr std::size_t min_read_space = 4 * 1024;
     static constexpr std::size_t max_frames_per_write = 64;
+    static constexpr std::size_t max_bytes_per_write = 256 * 1024;
     static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
 
     asio::ip::tcp::socket socket_;
@@ -3804,10 +3927,11 @@ private:
     std::size_t read_begin_ = 0;
     std::size_t read_end_ = 0;
     message_reader reader_;
-    std::deque<message> inbox_;
+    detail::ring<message> inbox_;
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
+    detail::payload_pool payloads_;  // written payloads, reused for received messages
     std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
     std::vector<asio::const_buffer> gathered_;
     bool stop_writer_ = false;

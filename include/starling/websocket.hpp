@@ -19,10 +19,10 @@
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
-#include <deque>                    // std::deque inbox
 #include <exception>                // std::exception_ptr
 #include <memory>                   // std::shared_ptr, std::enable_shared_from_this
 #include <optional>                 // std::optional receive-with-deadline results
+#include <span>                     // std::span: the gathered buffers, passed without copying
 #include <string>                   // std::string payloads
 #include <string_view>              // std::string_view views
 #include <utility>                  // std::move
@@ -33,6 +33,8 @@
 #include "starling/close_code.hpp"
 #include "starling/detail/async_event.hpp"
 #include "starling/detail/endpoint_state.hpp"
+#include "starling/detail/payload_pool.hpp"
+#include "starling/detail/ring.hpp"
 #include "starling/detail/uuid.hpp"
 #include "starling/detail/write_queue.hpp"
 #include "starling/http/headers.hpp"
@@ -449,6 +451,7 @@ private:
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+                        m.data = payloads_.take();
                         reader_.take_payload(m.data);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
@@ -565,10 +568,13 @@ private:
                 continue;
             }
             gathered_.clear();
-            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write);
+            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
             const bool closing = queue_.contains_close(frames);
             frames_in_flight_ = frames;
-            auto [ec, n] = co_await asio::async_write(socket_, gathered_, detail::as_tuple_awaitable);
+            // A span, not the vector: the write operation copies its buffer sequence, and a vector's
+            // copy would allocate on every write.
+            auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
+                                                      detail::as_tuple_awaitable);
             frames_in_flight_ = 0;
             if (ec) {
                 write_failed_ = true;
@@ -576,7 +582,7 @@ private:
                 queue_drained_.notify_all();
                 break;
             }
-            queue_.pop(frames);
+            queue_.pop(frames, payloads_);
             if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (closing) break;  // nothing may follow a close frame
         }
@@ -621,6 +627,7 @@ private:
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     static constexpr std::size_t min_read_space = 4 * 1024;
     static constexpr std::size_t max_frames_per_write = 64;
+    static constexpr std::size_t max_bytes_per_write = 256 * 1024;
     static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
 
     asio::ip::tcp::socket socket_;
@@ -643,10 +650,11 @@ private:
     std::size_t read_begin_ = 0;
     std::size_t read_end_ = 0;
     message_reader reader_;
-    std::deque<message> inbox_;
+    detail::ring<message> inbox_;
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
+    detail::payload_pool payloads_;  // written payloads, reused for received messages
     std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
     std::vector<asio::const_buffer> gathered_;
     bool stop_writer_ = false;

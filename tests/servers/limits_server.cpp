@@ -16,7 +16,7 @@
 //   /default   no endpoint.options: the app-wide options, so the default 1 MiB message limit
 //   /lingering endpoint.options: max_message_size 1000, close_timeout 30 s (outlives the shutdown timeout)
 //   /broadcast       every message is broadcast to every client of /broadcast (sender included);
-//                    max_message_size 64 KiB, max_queued_bytes 256 KiB, slow_consumer close (the
+//                    max_message_size 64 KiB, max_queued_bytes 1 MiB, slow_consumer close (the
 //                    default), close_timeout 10 s
 //   /broadcast_drop  the same with slow_consumer drop
 //   /flood     the text "flood N SIZE" makes the handler send N binary messages of SIZE bytes, each
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
     endpoints.at("/lingering").options(limits(1000, 30s));
 
     starling::websocket_options broadcasting = limits(64 * 1024, 10s);
-    broadcasting.max_queued_bytes = 256 * 1024;
+    broadcasting.max_queued_bytes = 1024 * 1024;
     endpoints.emplace("/broadcast", app.websocket("/broadcast", broadcast_all));
     endpoints.at("/broadcast").options(broadcasting);
     broadcasting.slow_consumer = starling::slow_consumer_policy::drop;

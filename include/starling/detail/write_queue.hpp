@@ -8,12 +8,13 @@
 #include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint8_t
-#include <deque>          // std::deque frame queue
 #include <memory>         // std::shared_ptr shared broadcast frames
 #include <string>         // std::string payloads
 #include <utility>        // std::move
 #include <vector>         // std::vector buffer list
 
+#include "starling/detail/payload_pool.hpp"
+#include "starling/detail/ring.hpp"
 #include "starling/framer.hpp"
 
 namespace starling::detail {
@@ -63,18 +64,23 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
-    /// Appends the buffers of up to `max_frames` queued frames to `out` (one gathered write sends many
-    /// frames in one system call). Returns how many frames that covers; a close frame ends a batch.
-    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames) const {
+    /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
+    /// least one frame, however big), to `out`: one gathered write sends many frames in one system
+    /// call. Returns how many frames that covers; a close frame ends a batch. The byte bound keeps a
+    /// batch, which is released only when wholly written, small against the queue's high-water mark.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
         std::size_t n = 0;
-        for (const outbound_frame& f : frames_) {
-            if (n == max_frames) break;
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < frames_.size(); ++i) {
+            const outbound_frame& f = frames_[i];
+            if (n == max_frames || (n > 0 && bytes + f.size() > max_bytes)) break;
             if (f.shared) {
                 out.emplace_back(f.shared->data(), f.shared->size());
             } else {
                 out.emplace_back(f.header.data(), f.header_size);
                 if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
             }
+            bytes += f.size();
             ++n;
             if (f.is_close) break;
         }
@@ -88,9 +94,12 @@ public:
         return false;
     }
 
-    void pop(std::size_t n) {
+    /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
+    void pop(std::size_t n, payload_pool& pool) {
         for (std::size_t i = 0; i < n; ++i) {
-            bytes_ -= frames_.front().size();
+            outbound_frame& f = frames_.front();
+            bytes_ -= f.size();
+            if (!f.shared) pool.give(std::move(f.payload));
             frames_.pop_front();
         }
     }
@@ -109,7 +118,7 @@ public:
     }
 
 private:
-    std::deque<outbound_frame> frames_;
+    ring<outbound_frame> frames_;
     std::size_t bytes_ = 0;
 };
 
