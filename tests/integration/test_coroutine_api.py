@@ -16,9 +16,11 @@ import rawws  # noqa: E402
 
 
 class CoroutineApi(unittest.IsolatedAsyncioTestCase):
+    # Four workers whatever the machine: broadcast and send_to cross worker threads (and the
+    # ThreadSanitizer build checks them for races).
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server("tests/coroutine_api_server")
+        cls.server = harness.Server("tests/coroutine_api_server", "--workers", "4")
 
     @classmethod
     def tearDownClass(cls):
@@ -340,11 +342,12 @@ class EchoExample(unittest.IsolatedAsyncioTestCase):
 
 
 class ChatExample(unittest.IsolatedAsyncioTestCase):
-    """build/examples/chat: every message to every client, sender included, type kept, no greeting."""
+    """build/examples/chat --workers 4: every message to every client, sender included, type kept, no
+    greeting; the clients land on different workers."""
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server("examples/chat")
+        cls.server = harness.Server("examples/chat", "--workers", "4")
 
     @classmethod
     def tearDownClass(cls):
@@ -368,6 +371,34 @@ class ChatExample(unittest.IsolatedAsyncioTestCase):
                     if not (isinstance(m, str) and m.startswith("ready ")):
                         got.append(m)
                 self.assertEqual(sorted(got, key=repr), sorted(["hello, text", b"\x00\xffbinary"], key=repr))
+        finally:
+            for c in clients:
+                await c.close()
+
+    async def test_every_client_gets_every_senders_messages_in_order_across_workers(self):
+        clients = [await websockets.connect(self.server.url("/chat"), max_queue=None) for _ in range(8)]
+        try:
+            for i, c in enumerate(clients):
+                await c.send(f"ready {i}")
+                while await asyncio.wait_for(c.recv(), harness.TIMEOUT) != f"ready {i}":
+                    pass
+            per_sender = 25
+
+            async def send_all(i, c):  # each client's messages in order; all clients at once
+                for n in range(per_sender):
+                    await c.send(f"{i}:{n}")
+
+            await asyncio.gather(*[send_all(i, c) for i, c in enumerate(clients)])
+            for c in clients:
+                seen = {i: [] for i in range(len(clients))}
+                while sum(map(len, seen.values())) < len(clients) * per_sender:
+                    m = await asyncio.wait_for(c.recv(), harness.TIMEOUT)
+                    if m.startswith("ready "):
+                        continue
+                    sender, n = map(int, m.split(":"))
+                    seen[sender].append(n)
+                for sender, numbers in seen.items():
+                    self.assertEqual(numbers, list(range(per_sender)), f"messages of client {sender} out of order")
         finally:
             for c in clients:
                 await c.close()
