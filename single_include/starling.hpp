@@ -1485,6 +1485,47 @@ public:
     /// True between the first and the last fragment of a message.
     bool in_message() const noexcept { return in_message_; }
 
+    // ---- Direct input: a large frame's payload read straight into the message ----
+    // Between two read() calls that returned need_more, a caller may read the rest of the current
+    // data frame's payload into direct_buffer() instead of its own buffer, then commit_direct() the
+    // bytes it got. That saves copying a large message out of a small read buffer.
+
+    /// Payload bytes of the current data frame still to come; 0 outside a data frame's payload.
+    std::uint64_t data_payload_remaining() const noexcept {
+        if (failed_ || !in_payload_ || is_control(headers_.header().op)) return 0;
+        return headers_.header().payload_length - payload_seen_;
+    }
+
+    /// Room for up to `max` more payload bytes of the current data frame, at the end of the message
+    /// being assembled. Valid until the next call on this reader.
+    std::span<char> direct_buffer(std::size_t max) {
+        const std::uint64_t remaining = data_payload_remaining();
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining));
+        direct_start_ = assembled_.size();
+        // Room for the whole frame at once (its size passed the limit check): no reallocation while
+        // it arrives. Only `want` bytes are initialised, so `max` bounds the zero-filling per read.
+        assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        assembled_.resize(direct_start_ + want);
+        return {assembled_.data() + direct_start_, want};
+    }
+
+    /// Takes the first `n` bytes written into the last direct_buffer(): unmasked, validated, counted,
+    /// as read() would have. Returns need_more, message (the frame ended the message) or failed.
+    read_result commit_direct(std::size_t n) {
+        view_ = {};
+        assembled_.resize(direct_start_ + n);
+        const std::span<char> payload(assembled_.data() + direct_start_, n);
+        unmask(payload);
+        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), n)))
+            return fail(make_error_code(error::invalid_utf8), 0);
+        const frame_header& h = headers_.header();
+        if (payload_seen_ < h.payload_length) return {read_status::need_more, 0};
+        in_payload_ = false;
+        if (!h.fin) return {read_status::need_more, 0};
+        view_ = assembled_;
+        return finish_message(0);
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -1577,6 +1618,7 @@ private:
     opcode message_type_ = opcode::text;
     std::uint64_t message_size_ = 0;
     std::string assembled_;
+    std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_
     std::array<char, max_control_payload> control_{};
     std::size_t control_size_ = 0;
     std::string_view view_;
@@ -1921,12 +1963,12 @@ class router_dependencies : public dependency_container {};
 // connections of every worker thread join and leave it.
 
 #include <cstddef>        // std::size_t
+#include <functional>     // std::hash, std::equal_to<> for heterogeneous lookup
 #include <memory>         // std::shared_ptr entries
 #include <mutex>          // std::mutex guarding the map
 #include <string>         // std::string keys
 #include <string_view>    // std::string_view lookups
 #include <unordered_map>  // id -> connection
-#include <vector>         // snapshots
 
 namespace starling {
 
@@ -1948,18 +1990,17 @@ public:
 
     std::shared_ptr<websocket> find(std::string_view id) const {
         std::lock_guard lock(mutex_);
-        const auto it = connections_.find(std::string(id));
+        const auto it = connections_.find(id);  // heterogeneous: no string built per send_to
         return it == connections_.end() ? nullptr : it->second;
     }
 
-    /// A copy of the current members: sending happens outside the lock, so a slow receiver or a
-    /// connection leaving meanwhile never blocks or invalidates the others.
-    std::vector<std::shared_ptr<websocket>> snapshot() const {
+    /// Calls `visit(connection)` for every member, under the registry's lock: `visit` must only queue
+    /// work (a broadcast enqueues a shared frame or posts it to the receiver's thread), never block
+    /// or call back into the registry. Cheaper than copying the members out for every broadcast.
+    template <class Visit>
+    void for_each(Visit&& visit) const {
         std::lock_guard lock(mutex_);
-        std::vector<std::shared_ptr<websocket>> out;
-        out.reserve(connections_.size());
-        for (const auto& [id, connection] : connections_) out.push_back(connection);
-        return out;
+        for (const auto& [id, connection] : connections_) visit(connection);
     }
 
     std::size_t size() const {
@@ -1968,8 +2009,14 @@ public:
     }
 
 private:
+    /// Lets find() look up by string_view.
+    struct id_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    };
+
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::shared_ptr<websocket>> connections_;
+    std::unordered_map<std::string, std::shared_ptr<websocket>, id_hash, std::equal_to<>> connections_;
 };
 
 }  // namespace detail
@@ -2716,8 +2763,7 @@ struct endpoint_state {
 
 #include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
 #include <asio/detached.hpp>        // asio::detached
-#include <asio/dispatch.hpp>        // asio::dispatch: deliver to a connection on its own thread
-#include <asio/post.hpp>            // asio::post abort() onto the connection's thread
+#include <asio/post.hpp>            // asio::post: deliveries and abort() onto the connection's thread
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
@@ -2775,14 +2821,22 @@ public:
     task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
         timer_.expires_at(deadline);
         std::error_code ec;
+        waiting_ = true;
         co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        waiting_ = false;
         co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
     }
 
-    void notify() noexcept { timer_.cancel(); }
+    /// Cheap when nobody waits (the common case on a busy connection): no timer operation at all.
+    void notify() noexcept {
+        if (!waiting_) return;
+        waiting_ = false;  // the waiter is woken; further notifies before it runs have nothing to do
+        timer_.cancel();
+    }
 
 private:
     asio::steady_timer timer_;
+    bool waiting_ = false;
 };
 
 /// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
@@ -3538,7 +3592,11 @@ public:
     /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
     /// whose queue is over its high-water mark gets the endpoint's slow_consumer policy instead.
     void deliver(detail::shared_frame frame) {
-        asio::dispatch(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
+        if (context_.get_executor().running_in_this_thread()) {
+            receive_broadcast(std::move(frame));  // same worker: queue it now, no hand-off
+            return;
+        }
+        asio::post(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
             self->receive_broadcast(std::move(frame));
         });
     }
@@ -3717,10 +3775,17 @@ private:
     // ---- reading ----
 
     task<> read_loop() {
+        std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
         for (;;) {
-            while (read_begin_ < read_end_) {
-                const auto r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
-                read_begin_ += r.consumed;
+            while (direct || read_begin_ < read_end_) {
+                read_result r{read_status::need_more, 0};
+                if (direct) {
+                    r = *direct;
+                    direct.reset();
+                } else {
+                    r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+                    read_begin_ += r.consumed;
+                }
                 switch (r.status) {
                 case read_status::need_more: break;
                 case read_status::message:
@@ -3771,6 +3836,17 @@ private:
                 if (r.status == read_status::need_more) break;
             }
             if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+            if (read_begin_ == read_end_ && reader_.data_payload_remaining() >= direct_read_threshold) {
+                // The rest of a large frame goes straight into the message: no copy out of the read
+                // buffer, and far fewer reads than through 16 KiB.
+                const std::span<char> into = reader_.direct_buffer(direct_read_size);
+                auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
+                                                                detail::as_tuple_awaitable);
+                if (ec) co_return;
+                last_input_ = std::chrono::steady_clock::now();
+                direct = reader_.commit_direct(n);
+                continue;
+            }
             if (read_buffer_.empty()) {
                 // An idle connection holds no receive buffer: it gets one when the peer sends.
                 auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
@@ -3831,10 +3907,10 @@ private:
     }
 
     void fan_out(const detail::shared_frame& frame, recipients who) {
-        for (const auto& receiver : endpoint_->registry.snapshot()) {
-            if (who == recipients::others && receiver.get() == this) continue;
+        endpoint_->registry.for_each([&](const std::shared_ptr<websocket>& receiver) {
+            if (who == recipients::others && receiver.get() == this) return;
             receiver->deliver(frame);
-        }
+        });
     }
 
     task<> write_loop(std::shared_ptr<websocket>) {
@@ -3903,6 +3979,8 @@ private:
 
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     static constexpr std::size_t min_read_space = 4 * 1024;
+    static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
+    static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
     static constexpr std::size_t max_frames_per_write = 64;
     static constexpr std::size_t max_bytes_per_write = 256 * 1024;
     static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -331,4 +332,66 @@ TEST_CASE("payload() holds nothing stale after an event that has no payload") {
     const auto second = reader.read(std::span<char>(wire).subspan(first.consumed));
     REQUIRE(second.status == read_status::failed);
     CHECK(reader.payload().empty());
+}
+
+namespace {
+
+/// Feeds `wire` the way the server does for large frames: read() until the frame's payload is
+/// pending, then the rest through direct_buffer() / commit_direct() in pieces of `piece` bytes.
+read_result feed_direct(message_reader& reader, std::string wire, std::size_t header_and_some, std::size_t piece) {
+    std::span<char> first(wire.data(), header_and_some);
+    read_result r = reader.read(first);
+    REQUIRE(r.status == read_status::need_more);
+    REQUIRE(r.consumed == header_and_some);
+    std::size_t at = header_and_some;
+    while (at < wire.size()) {
+        REQUIRE(reader.data_payload_remaining() == wire.size() - at);
+        const std::span<char> into = reader.direct_buffer(piece);
+        const std::size_t n = std::min(into.size(), wire.size() - at);
+        std::copy_n(wire.data() + at, n, into.data());  // what a read from the socket would put there
+        at += n;
+        r = reader.commit_direct(n);
+        if (r.status != read_status::need_more) return r;
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("direct input: a large frame's payload read straight into the message") {
+    std::string payload(200000, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
+    const std::string wire = client_frame(opcode::text, payload);
+    for (const std::size_t piece : {std::size_t{1000}, std::size_t{65536}, std::size_t{1} << 20}) {
+        message_reader reader;
+        const read_result r = feed_direct(reader, wire, 14 + 100, piece);  // 14: header with 64-bit length and mask
+        REQUIRE(r.status == read_status::message);
+        CHECK(reader.message_type() == opcode::text);
+        CHECK(reader.payload() == payload);
+        CHECK(reader.data_payload_remaining() == 0);
+        std::string taken;
+        reader.take_payload(taken);
+        CHECK(taken == payload);
+    }
+}
+
+TEST_CASE("direct input: fragments, invalid UTF-8 and the next frame") {
+    // A fragmented message whose first fragment arrives directly, then an ordinary final fragment.
+    const std::string first_part(100000, 'x');
+    const std::string wire = client_frame(opcode::text, first_part, false);
+    message_reader reader;
+    REQUIRE(feed_direct(reader, wire, 14, 4096).status == read_status::need_more);
+    CHECK(reader.data_payload_remaining() == 0);
+    std::string tail = client_frame(opcode::continuation, "end");
+    const read_result r = reader.read(tail);
+    REQUIRE(r.status == read_status::message);
+    CHECK(reader.payload() == first_part + "end");
+
+    // Invalid UTF-8 arriving directly fails with 1007 at once.
+    std::string bad(100000, 'y');
+    bad[70000] = static_cast<char>(0xFF);
+    message_reader strict;
+    const read_result failed = feed_direct(strict, client_frame(opcode::text, bad), 14, 65536);
+    CHECK(failed.status == read_status::failed);
+    CHECK(strict.error() == error::invalid_utf8);
 }

@@ -3,12 +3,12 @@
 #pragma once
 
 #include <cstddef>        // std::size_t
+#include <functional>     // std::hash, std::equal_to<> for heterogeneous lookup
 #include <memory>         // std::shared_ptr entries
 #include <mutex>          // std::mutex guarding the map
 #include <string>         // std::string keys
 #include <string_view>    // std::string_view lookups
 #include <unordered_map>  // id -> connection
-#include <vector>         // snapshots
 
 namespace starling {
 
@@ -30,18 +30,17 @@ public:
 
     std::shared_ptr<websocket> find(std::string_view id) const {
         std::lock_guard lock(mutex_);
-        const auto it = connections_.find(std::string(id));
+        const auto it = connections_.find(id);  // heterogeneous: no string built per send_to
         return it == connections_.end() ? nullptr : it->second;
     }
 
-    /// A copy of the current members: sending happens outside the lock, so a slow receiver or a
-    /// connection leaving meanwhile never blocks or invalidates the others.
-    std::vector<std::shared_ptr<websocket>> snapshot() const {
+    /// Calls `visit(connection)` for every member, under the registry's lock: `visit` must only queue
+    /// work (a broadcast enqueues a shared frame or posts it to the receiver's thread), never block
+    /// or call back into the registry. Cheaper than copying the members out for every broadcast.
+    template <class Visit>
+    void for_each(Visit&& visit) const {
         std::lock_guard lock(mutex_);
-        std::vector<std::shared_ptr<websocket>> out;
-        out.reserve(connections_.size());
-        for (const auto& [id, connection] : connections_) out.push_back(connection);
-        return out;
+        for (const auto& [id, connection] : connections_) visit(connection);
     }
 
     std::size_t size() const {
@@ -50,8 +49,14 @@ public:
     }
 
 private:
+    /// Lets find() look up by string_view.
+    struct id_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    };
+
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::shared_ptr<websocket>> connections_;
+    std::unordered_map<std::string, std::shared_ptr<websocket>, id_hash, std::equal_to<>> connections_;
 };
 
 }  // namespace detail

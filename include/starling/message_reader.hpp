@@ -122,6 +122,47 @@ public:
     /// True between the first and the last fragment of a message.
     bool in_message() const noexcept { return in_message_; }
 
+    // ---- Direct input: a large frame's payload read straight into the message ----
+    // Between two read() calls that returned need_more, a caller may read the rest of the current
+    // data frame's payload into direct_buffer() instead of its own buffer, then commit_direct() the
+    // bytes it got. That saves copying a large message out of a small read buffer.
+
+    /// Payload bytes of the current data frame still to come; 0 outside a data frame's payload.
+    std::uint64_t data_payload_remaining() const noexcept {
+        if (failed_ || !in_payload_ || is_control(headers_.header().op)) return 0;
+        return headers_.header().payload_length - payload_seen_;
+    }
+
+    /// Room for up to `max` more payload bytes of the current data frame, at the end of the message
+    /// being assembled. Valid until the next call on this reader.
+    std::span<char> direct_buffer(std::size_t max) {
+        const std::uint64_t remaining = data_payload_remaining();
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining));
+        direct_start_ = assembled_.size();
+        // Room for the whole frame at once (its size passed the limit check): no reallocation while
+        // it arrives. Only `want` bytes are initialised, so `max` bounds the zero-filling per read.
+        assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        assembled_.resize(direct_start_ + want);
+        return {assembled_.data() + direct_start_, want};
+    }
+
+    /// Takes the first `n` bytes written into the last direct_buffer(): unmasked, validated, counted,
+    /// as read() would have. Returns need_more, message (the frame ended the message) or failed.
+    read_result commit_direct(std::size_t n) {
+        view_ = {};
+        assembled_.resize(direct_start_ + n);
+        const std::span<char> payload(assembled_.data() + direct_start_, n);
+        unmask(payload);
+        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), n)))
+            return fail(make_error_code(error::invalid_utf8), 0);
+        const frame_header& h = headers_.header();
+        if (payload_seen_ < h.payload_length) return {read_status::need_more, 0};
+        in_payload_ = false;
+        if (!h.fin) return {read_status::need_more, 0};
+        view_ = assembled_;
+        return finish_message(0);
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -214,6 +255,7 @@ private:
     opcode message_type_ = opcode::text;
     std::uint64_t message_size_ = 0;
     std::string assembled_;
+    std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_
     std::array<char, max_control_payload> control_{};
     std::size_t control_size_ = 0;
     std::string_view view_;

@@ -26,14 +26,22 @@ public:
     task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
         timer_.expires_at(deadline);
         std::error_code ec;
+        waiting_ = true;
         co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        waiting_ = false;
         co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
     }
 
-    void notify() noexcept { timer_.cancel(); }
+    /// Cheap when nobody waits (the common case on a busy connection): no timer operation at all.
+    void notify() noexcept {
+        if (!waiting_) return;
+        waiting_ = false;  // the waiter is woken; further notifies before it runs have nothing to do
+        timer_.cancel();
+    }
 
 private:
     asio::steady_timer timer_;
+    bool waiting_ = false;
 };
 
 /// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
