@@ -741,6 +741,19 @@ class IdleTimeout(LimitsTestCase):
         self.assertEqual(self.counts()["/idle"], 0)
         self.assert_healthy("/idle")
 
+    def test_silence_while_the_server_is_busy_is_not_idleness(self):
+        # /idle_busy's handler takes 1 s over "busy" (more than two idle timeouts) and its inbox holds
+        # one message, so the server stops reading this client meanwhile. The client, waiting for
+        # answers, says nothing; no ping and no close may come, only the echoes, in order.
+        conn = self.connect("/idle_busy")
+        for text in ("busy", "after 1", "after 2"):
+            conn.send(TEXT, text)
+        for text in ("busy", "after 1", "after 2"):
+            conn.expect(TEXT, text)
+        conn.send_close(1000)
+        conn.expect_close([1000])
+        conn.expect_eof()
+
     def test_a_peer_that_keeps_talking_is_not_pinged(self):
         conn = self.connect("/idle")
         # Back-to-back echoes for three idle timeouts: every answer must be the echo, never a ping,

@@ -23,6 +23,7 @@
 //              starting with its index as 8 bytes big-endian, as fast as send() lets it;
 //              max_queued_bytes 64 KiB. Progress is published in /stats.
 //   /idle      echo; idle_timeout 300 ms (ping after 300 ms of silence, 1001 after 300 more)
+//   /idle_busy echo, idle_timeout 300 ms, inbox_messages 1; the text "busy" takes the handler 1 s
 //   /slow_connect  echo, but on_connect takes 500 ms before greeting "welcome" (a connection upgraded
 //              and not yet in the registry: what shutdown must still close with 1001)
 //   /stats     any text message is answered with {"/echo": n, "/big": n, ...}: connection_count() of
@@ -189,6 +190,24 @@ int main(int argc, char** argv) {
     starling::websocket_options idling = limits(1000, 300ms);
     idling.idle_timeout = 300ms;
     endpoints.at("/idle").options(idling).on_close([&idle_closes](starling::websocket&) { ++idle_closes; });
+
+    // /idle_busy: idle_timeout 300 ms, an inbox of one message, and a handler that takes 1 s over the
+    // text "busy": while it works, the server stops reading that client, and that silence is not the
+    // client's.
+    endpoints.emplace("/idle_busy", app.websocket("/idle_busy", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            starling::message m = co_await ws.receive();
+            if (m.is_text() && m.data == "busy") {
+                asio::steady_timer work(co_await asio::this_coro::executor, 1s);
+                co_await work.async_wait(asio::use_awaitable);
+            }
+            co_await ws.send_text(std::move(m.data));
+        }
+    }));
+    starling::websocket_options busy = limits(1000, 300ms);
+    busy.idle_timeout = 300ms;
+    busy.inbox_messages = 1;
+    endpoints.at("/idle_busy").options(busy);
 
     endpoints.emplace("/slow_connect", app.websocket("/slow_connect", echo));
     endpoints.at("/slow_connect").options(limits(1000, 300ms)).on_connect([](starling::websocket&) -> starling::task<std::string> {
