@@ -1,8 +1,8 @@
 // The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
-// coroutines. Internally a connection runs three coroutines on its worker's event loop: a reader (the
-// only one that reads the socket; it answers pings and feeds an inbox), a writer (the only one that
-// writes; it drains the outbound queue, gathering many frames into one write), and the user's
-// handler. The lifecycle rules of SPEC.md section 1 live in run().
+// coroutines. Internally a connection runs on its worker's event loop as a reader coroutine (the only
+// one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
+// a writer (the only one that writes: a chain of completion handlers that drains the outbound queue,
+// gathering many frames into one write). The lifecycle rules of SPEC.md section 1 live in run().
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -70,7 +70,6 @@ public:
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
           inbox_space_(context.get_executor()),
-          writer_wake_(context.get_executor()),
           writer_finished_(context.get_executor()),
           on_close_finished_(context.get_executor()),
           handler_caught_up_(context.get_executor()),
@@ -217,7 +216,6 @@ public:
     /// server began shutting down during the handshake: 1001).
     task<> run(std::optional<close_reason> close_at_once = std::nullopt) {
         auto self = shared_from_this();
-        asio::co_spawn(context_, write_loop(self), asio::detached);
         if (close_at_once) {
             on_close_state_ = callback_state::done;
             co_await close(close_at_once->code, close_at_once->reason);
@@ -231,7 +229,7 @@ public:
         co_await run_on_close(/*server_closing=*/false);
         // Let the writer send what is queued (our close frame among it), within the close timeout.
         stop_writer_ = true;
-        writer_wake_.notify();
+        flush();
         arm_deadline();
         while (!writer_done_)
             if (!co_await writer_finished_.wait(close_deadline_)) break;
@@ -251,7 +249,7 @@ public:
             self->socket_.close(ignored);
             self->deadline_.cancel();
             self->idle_timer_.cancel();
-            self->writer_wake_.notify();
+            self->flush();  // an idle writer finishes at once; a busy one sees its write fail
             self->queue_drained_.notify_all();
             self->handler_caught_up_.notify();
         });
@@ -571,7 +569,7 @@ private:
     void enqueue(detail::outbound_frame frame) {
         if (write_failed_ || (close_sent_ && !frame.is_close)) return;
         queue_.push(std::move(frame));
-        writer_wake_.notify();
+        schedule_flush();
     }
 
     void fan_out(const detail::shared_frame& frame, recipients who) {
@@ -581,32 +579,61 @@ private:
         });
     }
 
-    task<> write_loop(std::shared_ptr<websocket>) {
-        for (;;) {
-            if (queue_.empty()) {
-                if (stop_writer_) break;
-                co_await writer_wake_.wait();
-                continue;
-            }
-            gathered_.clear();
-            const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
-            const bool closing = queue_.contains_close(frames);
-            frames_in_flight_ = frames;
-            // A span, not the vector: the write operation copies its buffer sequence, and a vector's
-            // copy would allocate on every write.
-            auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
-                                                      detail::as_tuple_awaitable);
-            frames_in_flight_ = 0;
-            if (ec) {
-                write_failed_ = true;
-                queue_.clear();
-                queue_drained_.notify_all();
-                break;
-            }
-            queue_.pop(frames, payloads_);
-            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
-            if (closing) break;  // nothing may follow a close frame
+    // The writer: not a coroutine but a chain of completion handlers, so an idle connection holds no
+    // writer frame and waking it costs one post. Everything queued during one turn of the event loop
+    // goes out in one gathered write at the end of it.
+
+    /// Starts a write at the end of this turn, unless one is running or already scheduled.
+    void schedule_flush() {
+        if (writing_ || flush_scheduled_ || writer_done_) return;
+        flush_scheduled_ = true;
+        asio::post(context_, [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->flush();
+        });
+    }
+
+    /// Writes what is queued (up to a batch); when nothing is and run() has stopped the writer, the
+    /// writer is done.
+    void flush() {
+        if (writing_ || writer_done_) return;
+        if (queue_.empty()) {
+            if (stop_writer_) finish_writer();
+            return;
         }
+        gathered_.clear();
+        const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
+        const bool closing = queue_.contains_close(frames);
+        frames_in_flight_ = frames;
+        writing_ = true;
+        // A span, not the vector: the write operation copies its buffer sequence, and a vector's copy
+        // would allocate on every write.
+        asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
+                          [self = shared_from_this(), frames, closing](std::error_code ec, std::size_t) {
+                              self->written(ec, frames, closing);
+                          });
+    }
+
+    void written(std::error_code ec, std::size_t frames, bool closing) {
+        writing_ = false;
+        frames_in_flight_ = 0;
+        if (ec) {
+            write_failed_ = true;
+            queue_.clear();
+            queue_drained_.notify_all();
+            finish_writer();
+            return;
+        }
+        queue_.pop(frames, payloads_);
+        if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
+        if (closing) {
+            finish_writer();  // nothing may follow a close frame
+            return;
+        }
+        flush();
+    }
+
+    void finish_writer() {
         writer_done_ = true;
         writer_finished_.notify();
     }
@@ -680,13 +707,14 @@ private:
     detail::payload_pool payloads_;  // written payloads, reused for received messages
     std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
     std::vector<asio::const_buffer> gathered_;
-    bool stop_writer_ = false;
+    bool writing_ = false;          // a gathered write is in flight
+    bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
+    bool stop_writer_ = false;      // run() is ending: the writer finishes once the queue is empty
     bool writer_done_ = false;
     bool write_failed_ = false;
 
     detail::async_event inbox_ready_;
     detail::async_event inbox_space_;
-    detail::async_event writer_wake_;
     detail::async_event writer_finished_;
     detail::async_event on_close_finished_;
     detail::async_event handler_caught_up_;
