@@ -1,6 +1,6 @@
-// expect: include <starling.hpp> before any Asio header
+// expect: include <starling.hpp> before Asio's coroutine headers
 // (clang only: g++ needs no help from Starling to give Asio coroutine support.)
-#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
 #include <starling.hpp>
 
 int main() {}

@@ -3,10 +3,12 @@
 // this, clang builds would have no asio::awaitable at all.
 #pragma once
 
-// Asio decides once, in its first header; if that came before Starling's, clang is left without
-// asio::awaitable and every later error would be about use_awaitable. Say what to do instead.
-#if defined(__clang__) && defined(ASIO_DETAIL_CONFIG_HPP) && !defined(ASIO_HAS_CO_AWAIT)
-#error "Starling: include <starling.hpp> before any Asio header (clang needs Starling's Asio coroutine setting first), or compile with -DASIO_HAS_CO_AWAIT=1"
+// Asio's coroutine headers (awaitable, use_awaitable, co_spawn) are empty when included without
+// ASIO_HAS_CO_AWAIT; if one came before Starling under clang, every later error would be about
+// use_awaitable. Say what to do instead. (Other Asio headers first are harmless.)
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && \
+    (defined(ASIO_AWAITABLE_HPP) || defined(ASIO_USE_AWAITABLE_HPP) || defined(ASIO_CO_SPAWN_HPP))
+#error "Starling: include <starling.hpp> before Asio's coroutine headers (clang needs Starling's Asio coroutine setting first), or compile with -DASIO_HAS_CO_AWAIT=1"
 #endif
 
 #if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && defined(__cpp_impl_coroutine)
