@@ -1514,10 +1514,7 @@ public:
     read_result commit_direct(std::size_t n) {
         view_ = {};
         assembled_.resize(direct_start_ + n);
-        const std::span<char> payload(assembled_.data() + direct_start_, n);
-        unmask(payload);
-        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), n)))
-            return fail(make_error_code(error::invalid_utf8), 0);
+        if (const auto ec = accept_data({assembled_.data() + direct_start_, n}); ec) return fail(ec, 0);
         const frame_header& h = headers_.header();
         if (payload_seen_ < h.payload_length) return {read_status::need_more, 0};
         in_payload_ = false;
@@ -1573,10 +1570,18 @@ private:
         return {};
     }
 
-    std::error_code take_data(std::span<char> payload) {
+    /// Unmasks data payload bytes in place, counts them, and validates them as they arrive if the
+    /// message is text: what every data byte goes through, read() or direct input.
+    std::error_code accept_data(std::span<char> payload) {
         unmask(payload);
+        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), payload.size())))
+            return make_error_code(error::invalid_utf8);
+        return {};
+    }
+
+    std::error_code take_data(std::span<char> payload) {
+        if (const auto ec = accept_data(payload); ec) return ec;
         const std::string_view bytes(payload.data(), payload.size());
-        if (message_type_ == opcode::text && !utf8_.write(bytes)) return make_error_code(error::invalid_utf8);
         const frame_header& h = headers_.header();
         // Only a message that cannot be handed out in place is copied.
         const bool in_place = h.fin && h.op != opcode::continuation && payload_seen_ == h.payload_length &&
@@ -3087,11 +3092,17 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
+    /// What gather() put in one write.
+    struct batch {
+        std::size_t frames = 0;
+        bool ends_with_close = false;  // nothing may be written after it
+    };
+
     /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
     /// least one frame, however big), to `out`: one gathered write sends many frames in one system
-    /// call. Returns how many frames that covers; a close frame ends a batch. The byte bound keeps a
-    /// batch, which is released only when wholly written, small against the queue's high-water mark.
-    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
+    /// call. A close frame ends a batch. The byte bound keeps a batch, which is released only when
+    /// wholly written, small against the queue's high-water mark.
+    batch gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
         std::size_t n = 0;
         std::size_t bytes = 0;
         for (std::size_t i = 0; i < frames_.size(); ++i) {
@@ -3105,16 +3116,9 @@ public:
             }
             bytes += f.size();
             ++n;
-            if (f.is_close) break;
+            if (f.is_close) return {n, true};
         }
-        return n;
-    }
-
-    /// True if the first `n` frames include a close frame.
-    bool contains_close(std::size_t n) const noexcept {
-        for (std::size_t i = 0; i < n && i < frames_.size(); ++i)
-            if (frames_[i].is_close) return true;
-        return false;
+        return {n, false};
     }
 
     /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
@@ -3942,19 +3946,18 @@ private:
             return;
         }
         gathered_.clear();
-        const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
-        const bool closing = queue_.contains_close(frames);
-        frames_in_flight_ = frames;
+        const detail::write_queue::batch batch = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
+        frames_in_flight_ = batch.frames;
         writing_ = true;
         // A span, not the vector: the write operation copies its buffer sequence, and a vector's copy
         // would allocate on every write.
         asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
-                          [self = shared_from_this(), frames, closing](std::error_code ec, std::size_t) {
-                              self->written(ec, frames, closing);
+                          [self = shared_from_this(), batch](std::error_code ec, std::size_t) {
+                              self->written(ec, batch);
                           });
     }
 
-    void written(std::error_code ec, std::size_t frames, bool closing) {
+    void written(std::error_code ec, detail::write_queue::batch batch) {
         writing_ = false;
         frames_in_flight_ = 0;
         if (ec) {
@@ -3964,9 +3967,9 @@ private:
             finish_writer();
             return;
         }
-        queue_.pop(frames, payloads_);
+        queue_.pop(batch.frames, payloads_);
         if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
-        if (closing) {
+        if (batch.ends_with_close) {
             finish_writer();  // nothing may follow a close frame
             return;
         }
@@ -4655,6 +4658,7 @@ private:
         // The handshake's buffers are gone by the time the connection runs: an idle connection costs
         // only what it keeps.
         std::optional<upgraded> session = co_await handshake(socket, context);
+        socket.reset();  // moved into the websocket, or done with; not kept for the connection's life
         if (!session) co_return;
         if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
             session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};

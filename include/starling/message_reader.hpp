@@ -151,10 +151,7 @@ public:
     read_result commit_direct(std::size_t n) {
         view_ = {};
         assembled_.resize(direct_start_ + n);
-        const std::span<char> payload(assembled_.data() + direct_start_, n);
-        unmask(payload);
-        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), n)))
-            return fail(make_error_code(error::invalid_utf8), 0);
+        if (const auto ec = accept_data({assembled_.data() + direct_start_, n}); ec) return fail(ec, 0);
         const frame_header& h = headers_.header();
         if (payload_seen_ < h.payload_length) return {read_status::need_more, 0};
         in_payload_ = false;
@@ -210,10 +207,18 @@ private:
         return {};
     }
 
-    std::error_code take_data(std::span<char> payload) {
+    /// Unmasks data payload bytes in place, counts them, and validates them as they arrive if the
+    /// message is text: what every data byte goes through, read() or direct input.
+    std::error_code accept_data(std::span<char> payload) {
         unmask(payload);
+        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), payload.size())))
+            return make_error_code(error::invalid_utf8);
+        return {};
+    }
+
+    std::error_code take_data(std::span<char> payload) {
+        if (const auto ec = accept_data(payload); ec) return ec;
         const std::string_view bytes(payload.data(), payload.size());
-        if (message_type_ == opcode::text && !utf8_.write(bytes)) return make_error_code(error::invalid_utf8);
         const frame_header& h = headers_.header();
         // Only a message that cannot be handed out in place is copied.
         const bool in_place = h.fin && h.op != opcode::continuation && payload_seen_ == h.payload_length &&

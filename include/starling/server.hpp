@@ -196,6 +196,7 @@ private:
         // The handshake's buffers are gone by the time the connection runs: an idle connection costs
         // only what it keeps.
         std::optional<upgraded> session = co_await handshake(socket, context);
+        socket.reset();  // moved into the websocket, or done with; not kept for the connection's life
         if (!session) co_return;
         if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
             session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};

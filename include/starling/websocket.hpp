@@ -602,19 +602,18 @@ private:
             return;
         }
         gathered_.clear();
-        const std::size_t frames = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
-        const bool closing = queue_.contains_close(frames);
-        frames_in_flight_ = frames;
+        const detail::write_queue::batch batch = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
+        frames_in_flight_ = batch.frames;
         writing_ = true;
         // A span, not the vector: the write operation copies its buffer sequence, and a vector's copy
         // would allocate on every write.
         asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
-                          [self = shared_from_this(), frames, closing](std::error_code ec, std::size_t) {
-                              self->written(ec, frames, closing);
+                          [self = shared_from_this(), batch](std::error_code ec, std::size_t) {
+                              self->written(ec, batch);
                           });
     }
 
-    void written(std::error_code ec, std::size_t frames, bool closing) {
+    void written(std::error_code ec, detail::write_queue::batch batch) {
         writing_ = false;
         frames_in_flight_ = 0;
         if (ec) {
@@ -624,9 +623,9 @@ private:
             finish_writer();
             return;
         }
-        queue_.pop(frames, payloads_);
+        queue_.pop(batch.frames, payloads_);
         if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
-        if (closing) {
+        if (batch.ends_with_close) {
             finish_writer();  // nothing may follow a close frame
             return;
         }

@@ -139,6 +139,35 @@ def http_exchange(port, request):
     return status, reason, headers, sock
 
 
+def http_answer(port, request):
+    """Sends `request` on a new connection and reads the answer until the server closes it. Returns
+    (status, headers, body). Fails if the server does not close the connection after answering."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    try:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break  # an answer followed by a reset still counts as answered and closed
+            except socket.timeout:
+                raise AssertionError(f"the server did not close the connection; got {data!r}") from None
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head:
+        raise AssertionError("the server closed the connection without an answer")
+    status, _, headers = parse_http_head(head)
+    return status, headers, body
+
+
 def upgrade_request(port, path="/echo", key=None, method="GET", version="HTTP/1.1", headers=None):
     """An opening handshake request. headers: ordered list of (name, value); None values are omitted.
     The defaults are Host, Upgrade: websocket, Connection: Upgrade, the key and version 13."""

@@ -68,35 +68,6 @@ def request_of_size(port, size, path="/echo"):
     return request
 
 
-def http_answer(port, request):
-    """Sends `request` on a new connection and reads the answer until the server closes it. Returns
-    (status, headers, body). Fails if the server does not close the connection after answering."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=rawws.WAIT)
-    try:
-        try:
-            sock.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        data = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break  # an answer followed by a reset still counts as answered and closed
-            except socket.timeout:
-                raise AssertionError(f"the server did not close the connection; got {data!r}") from None
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head:
-        raise AssertionError("the server closed the connection without an answer")
-    status, _, headers = rawws.parse_http_head(head)
-    return status, headers, body
-
-
 class LimitsTestCase(unittest.TestCase):
     """One limits_server per class (restarted if a case crashed it)."""
     server_args = ()
@@ -419,7 +390,7 @@ class ConnectionLimit(LimitsTestCase):
     def expect_503(self):
         """The next connection is answered 503 with a body, and the server closes it."""
         request, _ = rawws.upgrade_request(self.port, "/echo")
-        status, headers, body = http_answer(self.port, request)
+        status, headers, body = rawws.http_answer(self.port, request)
         self.assertEqual(status, 503)
         self.assertEqual(headers.get("connection"), ["close"])
         self.assertEqual(body, b"Too many connections")

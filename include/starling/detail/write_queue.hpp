@@ -64,11 +64,17 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
+    /// What gather() put in one write.
+    struct batch {
+        std::size_t frames = 0;
+        bool ends_with_close = false;  // nothing may be written after it
+    };
+
     /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
     /// least one frame, however big), to `out`: one gathered write sends many frames in one system
-    /// call. Returns how many frames that covers; a close frame ends a batch. The byte bound keeps a
-    /// batch, which is released only when wholly written, small against the queue's high-water mark.
-    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
+    /// call. A close frame ends a batch. The byte bound keeps a batch, which is released only when
+    /// wholly written, small against the queue's high-water mark.
+    batch gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
         std::size_t n = 0;
         std::size_t bytes = 0;
         for (std::size_t i = 0; i < frames_.size(); ++i) {
@@ -82,16 +88,9 @@ public:
             }
             bytes += f.size();
             ++n;
-            if (f.is_close) break;
+            if (f.is_close) return {n, true};
         }
-        return n;
-    }
-
-    /// True if the first `n` frames include a close frame.
-    bool contains_close(std::size_t n) const noexcept {
-        for (std::size_t i = 0; i < n && i < frames_.size(); ++i)
-            if (frames_[i].is_close) return true;
-        return false;
+        return {n, false};
     }
 
     /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
