@@ -2781,7 +2781,6 @@ struct endpoint_state {
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <asio/write.hpp>           // asio::async_write gathered writes
 #include <algorithm>                // std::copy when compacting the read buffer
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
@@ -3092,47 +3091,55 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
-    /// What gather() put in one write.
-    struct batch {
-        std::size_t frames = 0;
-        bool ends_with_close = false;  // nothing may be written after it
-    };
-
-    /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
-    /// least one frame, however big), to `out`: one gathered write sends many frames in one system
-    /// call. A close frame ends a batch. The byte bound keeps a batch, which is released only when
-    /// wholly written, small against the queue's high-water mark.
-    batch gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
-        std::size_t n = 0;
+    /// Appends to `out` the buffers of the bytes not yet written, front first: at most `max_buffers`
+    /// buffers (what one system call takes) and, past the first frame, no more than `max_bytes`. A
+    /// close frame ends the list, since nothing may be written after it. Returns the bytes listed.
+    /// The buffers point into the queue: they are valid until the next push, consume or drop.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_buffers, std::size_t max_bytes) const {
         std::size_t bytes = 0;
+        std::size_t skip = front_written_;  // only the front frame can be partly written
         for (std::size_t i = 0; i < frames_.size(); ++i) {
             const outbound_frame& f = frames_[i];
-            if (n == max_frames || (n > 0 && bytes + f.size() > max_bytes)) break;
+            const std::size_t buffers = f.shared || f.payload.empty() ? 1 : 2;
+            if (out.size() + buffers > max_buffers || (i > 0 && bytes + f.size() > max_bytes)) break;
             if (f.shared) {
-                out.emplace_back(f.shared->data(), f.shared->size());
+                add(out, bytes, skip, f.shared->data(), f.shared->size());
             } else {
-                out.emplace_back(f.header.data(), f.header_size);
-                if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
+                add(out, bytes, skip, f.header.data(), f.header_size);
+                add(out, bytes, skip, f.payload.data(), f.payload.size());
             }
-            bytes += f.size();
-            ++n;
-            if (f.is_close) return {n, true};
+            if (f.is_close) break;
         }
-        return {n, false};
+        return bytes;
     }
 
-    /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
-    void pop(std::size_t n, payload_pool& pool) {
-        for (std::size_t i = 0; i < n; ++i) {
+    /// Records that the first `n` gathered bytes were written. Frames written whole leave the queue
+    /// (their owned payloads go back to `pool` for reuse); a frame written in part stays at the front
+    /// and the next gather starts where it stopped. Returns true when a close frame was completed.
+    bool consume(std::size_t n, payload_pool& pool) {
+        bytes_ -= n;
+        n += front_written_;
+        front_written_ = 0;
+        bool closed = false;
+        while (n != 0) {
             outbound_frame& f = frames_.front();
-            bytes_ -= f.size();
+            const std::size_t size = f.size();
+            if (n < size) {
+                front_written_ = n;
+                break;
+            }
+            n -= size;
+            closed = closed || f.is_close;
             if (!f.shared) pool.give(std::move(f.payload));
             frames_.pop_front();
         }
+        return closed;
     }
 
-    /// Drops every frame after the first `keep` (those handed to a write in progress).
-    void drop_unsent(std::size_t keep) {
+    /// Drops every frame not yet begun on the wire; a frame written in part stays, since a frame
+    /// cut short would corrupt the stream.
+    void drop_unsent() {
+        const std::size_t keep = front_written_ != 0 ? 1 : 0;
         while (frames_.size() > keep) {
             bytes_ -= frames_.back().size();
             frames_.pop_back();
@@ -3142,11 +3149,25 @@ public:
     void clear() {
         frames_.clear();
         bytes_ = 0;
+        front_written_ = 0;
     }
 
 private:
+    /// Appends [data, data + size) less its first `skip` bytes (those already written).
+    static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
+                    std::size_t size) {
+        if (skip >= size) {
+            skip -= size;
+            return;
+        }
+        out.emplace_back(static_cast<const char*>(data) + skip, size - skip);
+        bytes += size - skip;
+        skip = 0;
+    }
+
     ring<outbound_frame> frames_;
     std::size_t bytes_ = 0;
+    std::size_t front_written_ = 0;  // bytes of the front frame already written
 };
 
 }  // namespace starling::detail
@@ -3423,6 +3444,8 @@ public:
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
         if (!ec) client_ = {remote.address().to_string(), remote.port()};
+        // The writer writes synchronously until the kernel refuses, and waits only then.
+        socket_.non_blocking(true, ec);
         read_buffer_.assign(already_read.begin(), already_read.end());
         read_end_ = read_buffer_.size();
     }
@@ -3593,7 +3616,7 @@ public:
             self->socket_.close(ignored);
             self->deadline_.cancel();
             self->idle_timer_.cancel();
-            self->flush();  // an idle writer finishes at once; a busy one sees its write fail
+            self->flush();  // an idle writer finishes at once; a waiting one sees its wait aborted
             self->queue_drained_.notify_all();
             self->handler_caught_up_.notify();
         });
@@ -3891,16 +3914,18 @@ private:
         if (write_failed_) throw websocket_disconnect(close_code_, close_reason_);
     }
 
-    /// A broadcast frame arriving on this connection's thread. One that would take a non-empty queue
-    /// over the high-water mark meets the endpoint's slow_consumer policy.
+    /// A broadcast frame arriving on this connection's thread. One that would take the queue over the
+    /// high-water mark while the kernel refuses this client's bytes meets the endpoint's
+    /// slow_consumer policy. Only then: a queue that grew while this thread was busy elsewhere (a
+    /// burst of broadcasts, a long handler on the same worker) says nothing about the client, and is
+    /// written at the end of the turn.
     void receive_broadcast(detail::shared_frame frame) {
         if (phase_ != phase::open || write_failed_) return;
-        const std::size_t queued = queue_.bytes();
-        if (queued != 0 && queued + frame->size() > endpoint_->options.max_queued_bytes) {
+        if (awaiting_writable_ && queue_.bytes() + frame->size() > endpoint_->options.max_queued_bytes) {
             if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
-            // The backlog not yet handed to the socket is dropped, so the close frame goes out next
-            // and the memory is released now, not when (if ever) the client catches up.
-            queue_.drop_unsent(frames_in_flight_);
+            // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
+            // the memory is released now, not when (if ever) the client catches up.
+            queue_.drop_unsent();
             asio::co_spawn(context_,
                            close_from_server(shared_from_this(), close_code::policy_violation,
                                              "slow consumer: outbound queue over its limit"),
@@ -3923,13 +3948,15 @@ private:
         });
     }
 
-    // The writer: not a coroutine but a chain of completion handlers, so an idle connection holds no
-    // writer frame and waking it costs one post. Everything queued during one turn of the event loop
-    // goes out in one gathered write at the end of it.
+    // The writer: not a coroutine. Everything queued during one turn of the event loop is written at
+    // the end of it, synchronously, on the non-blocking socket, for as long as the kernel takes bytes.
+    // Only when it refuses (the client reads slower than we send) does the writer wait for the socket
+    // to become writable, which is also what marks a consumer as slow. No buffer list is kept across
+    // that wait: the next attempt gathers afresh from the queue, whose storage may have moved.
 
-    /// Starts a write at the end of this turn, unless one is running or already scheduled.
+    /// Writes at the end of this turn, unless the writer is waiting for the socket or already due.
     void schedule_flush() {
-        if (writing_ || flush_scheduled_ || writer_done_) return;
+        if (awaiting_writable_ || flush_scheduled_ || writer_done_) return;
         flush_scheduled_ = true;
         asio::post(context_, [self = shared_from_this()] {
             self->flush_scheduled_ = false;
@@ -3937,43 +3964,42 @@ private:
         });
     }
 
-    /// Writes what is queued (up to a batch); when nothing is and run() has stopped the writer, the
-    /// writer is done.
+    /// Writes what is queued until the queue is empty (then, if run() has stopped the writer, the
+    /// writer is done), a close frame has gone out, or the kernel takes no more.
     void flush() {
-        if (writing_ || writer_done_) return;
-        if (queue_.empty()) {
-            if (stop_writer_) finish_writer();
-            return;
+        if (awaiting_writable_ || writer_done_) return;
+        if (write_failed_) return fail_writer();
+        while (!queue_.empty()) {
+            gathered_.clear();
+            queue_.gather(gathered_, max_buffers_per_write, max_bytes_per_write);
+            std::error_code ec;
+            // A span, not the vector: the operation copies its buffer sequence, and copying a vector
+            // would allocate.
+            const std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(gathered_), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
+            if (ec) return fail_writer();
+            const bool close_written = queue_.consume(n, payloads_);
+            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
+            if (close_written) return finish_writer();  // nothing may follow a close frame
         }
-        gathered_.clear();
-        const detail::write_queue::batch batch = queue_.gather(gathered_, max_frames_per_write, max_bytes_per_write);
-        frames_in_flight_ = batch.frames;
-        writing_ = true;
-        // A span, not the vector: the write operation copies its buffer sequence, and a vector's copy
-        // would allocate on every write.
-        asio::async_write(socket_, std::span<const asio::const_buffer>(gathered_),
-                          [self = shared_from_this(), batch](std::error_code ec, std::size_t) {
-                              self->written(ec, batch);
-                          });
+        if (stop_writer_) finish_writer();
     }
 
-    void written(std::error_code ec, detail::write_queue::batch batch) {
-        writing_ = false;
-        frames_in_flight_ = 0;
-        if (ec) {
-            write_failed_ = true;
-            queue_.clear();
-            queue_drained_.notify_all();
-            finish_writer();
-            return;
-        }
-        queue_.pop(batch.frames, payloads_);
-        if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
-        if (batch.ends_with_close) {
-            finish_writer();  // nothing may follow a close frame
-            return;
-        }
-        flush();
+    void await_writable() {
+        awaiting_writable_ = true;
+        socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
+            self->awaiting_writable_ = false;
+            if (ec) return self->fail_writer();
+            self->flush();
+        });
+    }
+
+    /// The socket failed (or was closed under the writer): what is queued can never be written.
+    void fail_writer() {
+        write_failed_ = true;
+        queue_.clear();
+        queue_drained_.notify_all();
+        finish_writer();
     }
 
     void finish_writer() {
@@ -4019,7 +4045,7 @@ private:
     static constexpr std::size_t min_read_space = 4 * 1024;
     static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
     static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
-    static constexpr std::size_t max_frames_per_write = 64;
+    static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
     static constexpr std::size_t max_bytes_per_write = 256 * 1024;
     static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
 
@@ -4048,9 +4074,8 @@ private:
 
     detail::write_queue queue_;
     detail::payload_pool payloads_;  // written payloads, reused for received messages
-    std::size_t frames_in_flight_ = 0;  // the front frames of queue_ handed to the current write
-    std::vector<asio::const_buffer> gathered_;
-    bool writing_ = false;          // a gathered write is in flight
+    std::vector<asio::const_buffer> gathered_;  // the buffer list of one write, reused
+    bool awaiting_writable_ = false;  // the kernel refused bytes; waiting until it takes more
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
     bool stop_writer_ = false;      // run() is ending: the writer finishes once the queue is empty
     bool writer_done_ = false;

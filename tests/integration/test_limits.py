@@ -643,6 +643,38 @@ class SlowConsumer(LimitsTestCase):
         slow.expect_eof()
 
 
+class BroadcastBurst(LimitsTestCase):
+    """A handler that broadcasts a burst bigger than max_queued_bytes without yielding queues it all
+    before anything can be written. Readers that keep up are not slow consumers: each gets the whole
+    burst, under either policy. (The policy is for clients whose socket stops taking bytes.)"""
+
+    BURST = 200  # of BURST_SIZE: 3.1 MiB, three times the 1 MiB limit of /broadcast and /broadcast_drop
+
+    def test_readers_that_keep_up_get_a_burst_larger_than_the_queue_limit(self):
+        for path in ("/broadcast", "/broadcast_drop"):
+            with self.subTest(path=path):
+                async def scenario():
+                    clients = [await websockets.connect(self.server.url(path), open_timeout=harness.TIMEOUT,
+                                                        max_size=None, max_queue=None, ping_interval=None)
+                               for _ in range(3)]
+                    try:
+                        await clients[0].send(f"burst {self.BURST} {BURST_SIZE}")
+                        for n, ws in enumerate(clients):
+                            for i in range(self.BURST):
+                                got = await asyncio.wait_for(ws.recv(), harness.TIMEOUT)
+                                self.assertEqual(got, numbered(i, BURST_SIZE), f"client {n}: message {i}")
+                        # Still open and served: an echo through the same endpoint reaches all three.
+                        await clients[1].send("still here")
+                        for ws in clients:
+                            self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), "still here")
+                    finally:
+                        for ws in clients:
+                            await ws.close()
+
+                harness.run(scenario())
+                self.assert_counts_return_to_zero()
+
+
 class SendBackpressure(LimitsTestCase):
     """`co_await send...` suspends while the connection's queue is over max_queued_bytes: a handler
     flooding a client that does not read is held at the client's pace, and the server's memory with

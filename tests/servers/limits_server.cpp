@@ -18,6 +18,8 @@
 //   /broadcast       every message is broadcast to every client of /broadcast (sender included);
 //                    max_message_size 64 KiB, max_queued_bytes 1 MiB, slow_consumer close (the
 //                    default), close_timeout 10 s
+//                    The text "burst N SIZE" instead broadcasts N numbered binary messages of
+//                    SIZE bytes (as /flood numbers them) in one go, without yielding in between.
 //   /broadcast_drop  the same with slow_consumer drop
 //   /flood     the text "flood N SIZE" makes the handler send N binary messages of SIZE bytes, each
 //              starting with its index as 8 bytes big-endian, as fast as send() lets it;
@@ -63,6 +65,13 @@ starling::task<> echo(starling::websocket& ws) {
     }
 }
 
+/// SIZE bytes (at least 8) starting with `index` as 8 bytes big-endian: what /flood and "burst" send.
+std::string numbered(long index, std::size_t size) {
+    std::string payload(size, 'n');
+    for (int b = 0; b < 8; ++b) payload[static_cast<std::size_t>(b)] = static_cast<char>((index >> (56 - 8 * b)) & 0xff);
+    return payload;
+}
+
 struct flood_progress {
     std::atomic<long> sent{0};
     std::atomic<long> queued{0};
@@ -79,9 +88,7 @@ starling::task<> flood(starling::websocket& ws, flood_progress& progress) {
         co_return;
     }
     for (long i = 0; i < count; ++i) {
-        std::string payload(size, 'n');
-        for (int b = 0; b < 8; ++b) payload[static_cast<std::size_t>(b)] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
-        co_await ws.send_bytes(std::move(payload));
+        co_await ws.send_bytes(numbered(i, size));
         progress.sent = i + 1;
         progress.queued = static_cast<long>(ws.queued_bytes());
     }
@@ -91,7 +98,15 @@ starling::task<> flood(starling::websocket& ws, flood_progress& progress) {
 starling::task<> broadcast_all(starling::websocket& ws) {
     for (;;) {
         starling::message m = co_await ws.receive();
-        if (m.is_text())
+        long count = 0;
+        std::size_t size = 0;
+        if (m.is_text() && std::sscanf(m.data.c_str(), "burst %ld %zu", &count, &size) == 2 && size >= 8) {
+            // All in one turn of the event loop: nothing is written until the burst is queued.
+            for (long i = 0; i < count; ++i) {
+                const std::string payload = numbered(i, size);
+                co_await ws.broadcast_bytes(payload);
+            }
+        } else if (m.is_text())
             co_await ws.broadcast(m.data);
         else
             co_await ws.broadcast_bytes(m.data);

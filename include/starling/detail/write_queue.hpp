@@ -64,47 +64,55 @@ public:
     /// Bytes queued and not yet written: what backpressure limits.
     std::size_t bytes() const noexcept { return bytes_; }
 
-    /// What gather() put in one write.
-    struct batch {
-        std::size_t frames = 0;
-        bool ends_with_close = false;  // nothing may be written after it
-    };
-
-    /// Appends the buffers of up to `max_frames` queued frames, and of no more than `max_bytes` (at
-    /// least one frame, however big), to `out`: one gathered write sends many frames in one system
-    /// call. A close frame ends a batch. The byte bound keeps a batch, which is released only when
-    /// wholly written, small against the queue's high-water mark.
-    batch gather(std::vector<asio::const_buffer>& out, std::size_t max_frames, std::size_t max_bytes) const {
-        std::size_t n = 0;
+    /// Appends to `out` the buffers of the bytes not yet written, front first: at most `max_buffers`
+    /// buffers (what one system call takes) and, past the first frame, no more than `max_bytes`. A
+    /// close frame ends the list, since nothing may be written after it. Returns the bytes listed.
+    /// The buffers point into the queue: they are valid until the next push, consume or drop.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_buffers, std::size_t max_bytes) const {
         std::size_t bytes = 0;
+        std::size_t skip = front_written_;  // only the front frame can be partly written
         for (std::size_t i = 0; i < frames_.size(); ++i) {
             const outbound_frame& f = frames_[i];
-            if (n == max_frames || (n > 0 && bytes + f.size() > max_bytes)) break;
+            const std::size_t buffers = f.shared || f.payload.empty() ? 1 : 2;
+            if (out.size() + buffers > max_buffers || (i > 0 && bytes + f.size() > max_bytes)) break;
             if (f.shared) {
-                out.emplace_back(f.shared->data(), f.shared->size());
+                add(out, bytes, skip, f.shared->data(), f.shared->size());
             } else {
-                out.emplace_back(f.header.data(), f.header_size);
-                if (!f.payload.empty()) out.emplace_back(f.payload.data(), f.payload.size());
+                add(out, bytes, skip, f.header.data(), f.header_size);
+                add(out, bytes, skip, f.payload.data(), f.payload.size());
             }
-            bytes += f.size();
-            ++n;
-            if (f.is_close) return {n, true};
+            if (f.is_close) break;
         }
-        return {n, false};
+        return bytes;
     }
 
-    /// Removes the first `n` frames (written); their owned payloads go back to `pool` for reuse.
-    void pop(std::size_t n, payload_pool& pool) {
-        for (std::size_t i = 0; i < n; ++i) {
+    /// Records that the first `n` gathered bytes were written. Frames written whole leave the queue
+    /// (their owned payloads go back to `pool` for reuse); a frame written in part stays at the front
+    /// and the next gather starts where it stopped. Returns true when a close frame was completed.
+    bool consume(std::size_t n, payload_pool& pool) {
+        bytes_ -= n;
+        n += front_written_;
+        front_written_ = 0;
+        bool closed = false;
+        while (n != 0) {
             outbound_frame& f = frames_.front();
-            bytes_ -= f.size();
+            const std::size_t size = f.size();
+            if (n < size) {
+                front_written_ = n;
+                break;
+            }
+            n -= size;
+            closed = closed || f.is_close;
             if (!f.shared) pool.give(std::move(f.payload));
             frames_.pop_front();
         }
+        return closed;
     }
 
-    /// Drops every frame after the first `keep` (those handed to a write in progress).
-    void drop_unsent(std::size_t keep) {
+    /// Drops every frame not yet begun on the wire; a frame written in part stays, since a frame
+    /// cut short would corrupt the stream.
+    void drop_unsent() {
+        const std::size_t keep = front_written_ != 0 ? 1 : 0;
         while (frames_.size() > keep) {
             bytes_ -= frames_.back().size();
             frames_.pop_back();
@@ -114,11 +122,25 @@ public:
     void clear() {
         frames_.clear();
         bytes_ = 0;
+        front_written_ = 0;
     }
 
 private:
+    /// Appends [data, data + size) less its first `skip` bytes (those already written).
+    static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
+                    std::size_t size) {
+        if (skip >= size) {
+            skip -= size;
+            return;
+        }
+        out.emplace_back(static_cast<const char*>(data) + skip, size - skip);
+        bytes += size - skip;
+        skip = 0;
+    }
+
     ring<outbound_frame> frames_;
     std::size_t bytes_ = 0;
+    std::size_t front_written_ = 0;  // bytes of the front frame already written
 };
 
 }  // namespace starling::detail
