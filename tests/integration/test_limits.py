@@ -117,6 +117,14 @@ class LimitsTestCase(unittest.TestCase):
         """connection_count() of every endpoint, /stats itself not counted."""
         return limits_stats.connection_counts(self.port)
 
+    async def wait_for_members(self, path, n):
+        """Waits until `path` has n connections: a client's handshake completes before the server
+        adds it to the registry, and a broadcast reaches only members."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + LATE
+        while (await loop.run_in_executor(None, self.counts))[path] != n:
+            self.assertLess(time.monotonic(), deadline, f"{path} did not reach {n} connections")
+
     def assert_counts_return_to_zero(self):
         """Every endpoint's connection count reaches zero within LATE seconds; each look is a round
         trip."""
@@ -572,12 +580,6 @@ class SlowConsumer(LimitsTestCase):
         growth, result = harness.run(scenario())
         return slow, growth, result
 
-    async def wait_for_members(self, path, n):
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + LATE
-        while (await loop.run_in_executor(None, self.counts))[path] != n:
-            self.assertLess(time.monotonic(), deadline, f"{path} did not reach {n} connections")
-
     def assert_memory_bounded(self, growth_kib):
         if not harness.instrumented(harness.binary(SERVER)):  # sanitizers' RSS says nothing
             self.assertLess(growth_kib, RSS_GROWTH_LIMIT_KIB, "the slow client's backlog grew the server's memory")
@@ -658,6 +660,7 @@ class BroadcastBurst(LimitsTestCase):
                                                         max_size=None, max_queue=None, ping_interval=None)
                                for _ in range(3)]
                     try:
+                        await self.wait_for_members(path, 3)
                         await clients[0].send(f"burst {self.BURST} {BURST_SIZE}")
                         for n, ws in enumerate(clients):
                             for i in range(self.BURST):
