@@ -612,6 +612,7 @@ private:
             const std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(gathered_), ec);
             if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
             if (ec) return fail_writer();
+            if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
             const bool close_written = queue_.consume(n, payloads_);
             if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (close_written) return finish_writer();  // nothing may follow a close frame
