@@ -1,12 +1,13 @@
 // The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
 // coroutines. Internally a connection runs on its worker's event loop as a reader coroutine (the only
 // one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
-// a writer (the only one that writes: a chain of completion handlers that drains the outbound queue,
-// gathering many frames into one write). The lifecycle rules of SPEC.md section 1 live in run().
+// a writer (the only one that writes: not a coroutine; at the end of each turn of the event loop it
+// writes the outbound queue in gathered writes until the kernel refuses, and only then waits for the
+// socket). The lifecycle rules of SPEC.md section 1 live in run().
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
-#include <asio/co_spawn.hpp>        // asio::co_spawn for the writer and handler coroutines
+#include <asio/co_spawn.hpp>        // asio::co_spawn for the handler and server-initiated closes
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/post.hpp>            // asio::post: deliveries and abort() onto the connection's thread
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
@@ -259,7 +260,7 @@ public:
     }
 
     /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
-    /// whose queue is over its high-water mark gets the endpoint's slow_consumer policy instead.
+    /// that is a slow consumer (see receive_broadcast) gets the endpoint's slow_consumer policy instead.
     void deliver(detail::shared_frame frame) {
         if (context_.get_executor().running_in_this_thread()) {
             receive_broadcast(std::move(frame));  // same worker: queue it now, no hand-off

@@ -10,24 +10,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402
+import rawws  # noqa: E402
 
 
 def http_get(port, target):
     """The status, content type and body the server answers to a WebSocket upgrade request."""
-    s, head = harness.raw_connect(port, target)
-    body = b""
-    try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    finally:
-        s.close()
-    status_line, _, rest = head.partition(b"\r\n")
-    headers, _, body = rest.partition(b"\r\n\r\n")
-    fields = dict(line.split(b": ", 1) for line in headers.split(b"\r\n") if b": " in line)
-    return int(status_line.split()[1]), fields.get(b"Content-Type", b"").decode(), body.decode()
+    request, _ = rawws.upgrade_request(port, target)
+    status, headers, body = rawws.http_answer(port, request)
+    return status, headers.get("content-type", [""])[0], body.decode()
 
 
 class QueryParamsExample(unittest.IsolatedAsyncioTestCase):
