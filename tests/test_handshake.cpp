@@ -191,6 +191,43 @@ TEST_CASE("handshake: any version other than one 13 is unsupported_version, answ
     CHECK(starling::http_status_for(error::unsupported_version) == 426);
 }
 
+TEST_CASE("handshake: a request that announces a body is request_has_body, answered with 400") {
+    // What follows the head is read as WebSocket frames, so a body would be taken for frames.
+    for (const char* length : {"5", "1", "00001", "18446744073709551616", "-0", "0x0", "abc", "", "0, 5", "5, 5"}) {
+        CAPTURE(length);
+        CHECK(validate_both_ways(make_request(adding("Content-Length", length))) == error::request_has_body);
+    }
+    for (const char* coding : {"chunked", "gzip, chunked", "identity", ""}) {
+        CAPTURE(coding);
+        CHECK(validate_both_ways(make_request(adding("Transfer-Encoding", coding))) == error::request_has_body);
+    }
+    field_list both = adding("Content-Length", "5");
+    both.emplace_back("Transfer-Encoding", "chunked");
+    CHECK(validate_both_ways(make_request(both)) == error::request_has_body);
+    // A second Content-Length that disagrees with a first 0 still announces a body.
+    field_list repeated = adding("Content-Length", "0");
+    repeated.emplace_back("Content-Length", "7");
+    CHECK(validate_both_ways(make_request(repeated)) == error::request_has_body);
+    // Names are case-insensitive here as everywhere.
+    CHECK(validate_both_ways(make_request(adding("content-length", "2"))) == error::request_has_body);
+    CHECK(validate_both_ways(make_request(adding("TRANSFER-ENCODING", "chunked"))) == error::request_has_body);
+
+    CHECK(starling::http_status_for(error::request_has_body) == 400);
+    CHECK(std::error_code(error::request_has_body) == starling::condition::handshake_failed);
+    CHECK(std::error_code(error::request_has_body).message() == "WebSocket upgrade request must not have a body");
+    CHECK(starling::make_error_response(error::request_has_body).starts_with("HTTP/1.1 400 Bad Request\r\n"));
+}
+
+TEST_CASE("handshake: Content-Length 0 is no body, and is accepted") {
+    for (const char* length : {"0", "000", " 0 "}) {
+        CAPTURE(length);
+        CHECK_FALSE(validate_both_ways(make_request(adding("Content-Length", length))));
+    }
+    field_list twice = adding("Content-Length", "0");
+    twice.emplace_back("Content-Length", "0");
+    CHECK_FALSE(validate_both_ways(make_request(twice)));
+}
+
 TEST_CASE("handshake: whitespace around key and version is ignored in hand-built requests") {
     // The parser trims values already; a request built by hand may not be.
     field_list fields = {{"Host", "a"}, {"Upgrade", " websocket "}, {"Connection", "\tUpgrade"}};
@@ -217,6 +254,11 @@ TEST_CASE("handshake: problems are reported in a fixed order") {
                                            {"Connection", "upgrade"},
                                            {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}})) ==
           error::unsupported_version);
+    CHECK(validate_both_ways(make_request({{"Host", "a"},
+                                           {"Upgrade", "websocket"},
+                                           {"Connection", "upgrade"},
+                                           {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                                           {"Content-Length", "5"}})) == error::unsupported_version);
 }
 
 TEST_CASE("handshake: field names and token lists are case-insensitive") {

@@ -44,6 +44,7 @@ enum class error {
     missing_key,               // 400
     bad_key,                   // 400
     unsupported_version,       // 426 with Sec-WebSocket-Version: 13
+    request_has_body,          // 400
     not_found,                 // 404
 };
 
@@ -100,6 +101,7 @@ public:
         case error::missing_key: return "missing Sec-WebSocket-Key header";
         case error::bad_key: return "Sec-WebSocket-Key is not 16 base64-encoded bytes";
         case error::unsupported_version: return "unsupported Sec-WebSocket-Version (13 required)";
+        case error::request_has_body: return "WebSocket upgrade request must not have a body";
         case error::not_found: return "no endpoint at this path";
         }
         return "unknown starling error";

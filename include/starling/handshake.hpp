@@ -36,11 +36,28 @@ inline bool is_websocket_upgrade(const http::request& req) {
     return req.fields.has_token("Upgrade", "websocket");
 }
 
+namespace detail {
+
+/// True if the request announces a body: a Transfer-Encoding field of any value, or a Content-Length
+/// that is not exactly a run of zeros. A malformed or repeated-and-different Content-Length counts as
+/// a body too: whatever it means, the request is not one with nothing after its head.
+inline bool announces_body(const http::request& req) {
+    if (req.fields.contains("Transfer-Encoding")) return true;
+    for (const std::string_view value : req.fields.get_all("Content-Length")) {
+        const std::string_view digits = http::detail::trim_ows(value);
+        if (digits.empty() || digits.find_first_not_of('0') != std::string_view::npos) return true;
+    }
+    return false;
+}
+
+}  // namespace detail
+
 /// Checks a request against RFC 6455 section 4.2.1, in this order: GET (bad_method), HTTP/1.1
 /// (bad_http_version), exactly one Host (missing_host), Upgrade lists "websocket" (missing_upgrade),
 /// Connection lists "upgrade" (missing_connection_upgrade), exactly one Sec-WebSocket-Key
 /// (missing_key when absent) that is the base64 of exactly 16 bytes (bad_key), exactly one
-/// Sec-WebSocket-Version of "13" (unsupported_version, also when absent). Empty when acceptable.
+/// Sec-WebSocket-Version of "13" (unsupported_version, also when absent), no body
+/// (request_has_body: a Content-Length other than 0, or any Transfer-Encoding). Empty when acceptable.
 inline std::error_code validate_upgrade_request(const http::request& req) {
     if (req.method != "GET") return error::bad_method;
     if (req.version != "HTTP/1.1") return error::bad_http_version;
@@ -63,6 +80,9 @@ inline std::error_code validate_upgrade_request(const http::request& req) {
     if (versions.size() != 1 || http::detail::trim_ows(versions.front()) != "13") {
         return error::unsupported_version;
     }
+    // The bytes after the head are read as WebSocket frames: a body there would be taken for frames
+    // (and a client that meant to send one is confused about the protocol), so refuse it outright.
+    if (detail::announces_body(req)) return error::request_has_body;
     return {};
 }
 

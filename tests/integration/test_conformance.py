@@ -1075,5 +1075,30 @@ def _(self):
     self.assert_healthy()
 
 
+def refuses_body(self, headers, body):
+    """An upgrade request that announces a body (and sends it) gets 400 with the reason as its body,
+    and the server closes the connection rather than reading the body as frames."""
+    request, _ = rawws.upgrade_request(self.server.port, headers=headers)
+    status, response_headers, answer = rawws.http_answer(self.server.port, request + body)
+    self.assertEqual(status, 400, f"answered {status} to a request with a body: {answer!r}")
+    self.assertEqual(answer, b"WebSocket upgrade request must not have a body")
+    self.assertEqual(response_headers.get("content-type"), ["text/plain; charset=utf-8"])
+    self.assert_healthy()
+
+
+make("9_28_content_length_body_is_400", refuses_body, [("Content-Length", "5")], b"hello")
+make("9_29_chunked_body_is_400", refuses_body, [("Transfer-Encoding", "chunked")], b"5\r\nhello\r\n0\r\n\r\n")
+make("9_30_content_length_and_chunked_body_is_400", refuses_body,
+     [("Content-Length", "5"), ("Transfer-Encoding", "chunked")], b"5\r\nhello\r\n0\r\n\r\n")
+
+
+@case("9_31_content_length_0_is_accepted")
+def _(self):
+    # No body: the bytes after the head are the first frame, as without the field.
+    conn = self.connect(headers=[("Content-Length", "0")])
+    self.echo(conn, TEXT, "no body here")
+    self.closes_normally(conn)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
