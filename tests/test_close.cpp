@@ -214,3 +214,64 @@ TEST_CASE("close: write_close_payload") {
     }
     static_assert(noexcept(starling::write_close_payload(1000, "", buf)));
 }
+
+namespace {
+
+/// The reason write_close_payload writes for `reason` (with code 1000).
+std::string written_reason(std::string_view reason) {
+    std::array<char, 125> buf{};
+    const std::size_t n = starling::write_close_payload(1000, reason, buf);
+    REQUIRE(n >= 2);
+    REQUIRE(n <= 125);
+    return std::string(buf.data() + 2, n - 2);
+}
+
+}  // namespace
+
+TEST_CASE("close: write_close_payload never writes a reason that is not UTF-8") {
+    const std::string fffd = "\xef\xbf\xbd";
+
+    SUBCASE("each ill-formed piece becomes one U+FFFD, and the text around it stays") {
+        CHECK(written_reason("ok\xff") == "ok" + fffd);
+        CHECK(written_reason("\xffroom\xfe") == fffd + "room" + fffd);
+        CHECK(written_reason("\x80") == fffd);
+        CHECK(written_reason("caf\xe9 au lait") == "caf" + fffd + " au lait");  // Latin-1, not UTF-8
+        // A sequence cut short is one piece; what follows it is read on its own.
+        CHECK(written_reason("cut \xe2\x82 here") == "cut " + fffd + " here");
+        CHECK(written_reason("\xf0\x9f\x98") == fffd);
+        // Overlong forms, surrogates and values above U+10FFFF: no valid start, byte by byte.
+        CHECK(written_reason("\xc0\x80") == fffd + fffd);
+        CHECK(written_reason("\xed\xa0\x80") == fffd + fffd + fffd);
+        CHECK(written_reason("\xf4\x90\x80\x80") == fffd + fffd + fffd + fffd);
+        // Valid multi-byte text passes unchanged next to a bad byte.
+        CHECK(written_reason("\xe2\x82\xac\xff\xf0\x9f\x98\x80") == "\xe2\x82\xac" + fffd + "\xf0\x9f\x98\x80");
+    }
+    SUBCASE("a replacement that does not fit is left out, like a code point that does not") {
+        const std::string start(122, 'a');
+        CHECK(written_reason(start + "\xff") == start);
+        CHECK(written_reason(std::string(120, 'a') + "\xff") == std::string(120, 'a') + fffd);
+        CHECK(written_reason(std::string(120, 'a') + "\xff" + "b") == std::string(120, 'a') + fffd);
+        // A reason of nothing but bad bytes is 41 replacements (123 bytes), not 123 bytes of junk.
+        CHECK(written_reason(std::string(300, '\xff')).size() == 123);
+    }
+    SUBCASE("whatever the bytes, the payload parses back") {
+        // Random byte strings of every length around the limit, from a fixed seed.
+        std::uint32_t state = 12345;
+        auto next_byte = [&state] {
+            state = state * 1664525u + 1013904223u;
+            return static_cast<char>(state >> 24);
+        };
+        for (std::size_t length = 0; length < 300; ++length) {
+            std::string reason;
+            for (std::size_t i = 0; i < length; ++i) reason += next_byte();
+            CAPTURE(length);
+            std::array<char, 125> buf{};
+            const std::size_t n = starling::write_close_payload(4000, reason, buf);
+            REQUIRE(n <= 125);
+            starling::close_reason out;
+            CHECK_FALSE(starling::parse_close_payload({buf.data(), n}, out));
+            CHECK(out.code == 4000);
+            CHECK(starling::is_valid_utf8(out.reason));
+        }
+    }
+}

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <starling/utf8.hpp>  // is_valid_utf8 on the messages
+
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -125,6 +127,47 @@ TEST_CASE("defaults, optionals and vectors are not required") {
     using ids = query<"id", std::vector<int>>;
     CHECK((**resolve<ids>("id=1&id=2").first) == std::vector<int>{1, 2});
     CHECK(resolve<ids>("id=1&id=x").second == "Invalid value 'x' for parameter 'id': expected integer");
+}
+
+TEST_CASE("string parameters are UTF-8 text") {
+    CHECK(query_coercion<std::string>::parse("caf\xc3\xa9") == std::string("caf\xc3\xa9"));
+    CHECK(query_coercion<std::string_view>::parse("\xf0\x9f\x98\x80") == std::string_view("\xf0\x9f\x98\x80"));
+    for (std::string_view bad : {std::string_view("\xff"), std::string_view("caf\xe9"), std::string_view("\xc0\x80"),
+                                 std::string_view("\xed\xa0\x80"), std::string_view("cut \xe2\x82")}) {
+        CAPTURE(bad);
+        CHECK_FALSE(query_coercion<std::string>::parse(bad));
+        CHECK_FALSE(query_coercion<std::string_view>::parse(bad));
+    }
+
+    using room = query<"room", std::string>;
+    CHECK(**resolve<room>("room=caf%C3%A9").first == "caf\xc3\xa9");
+    CHECK(resolve<room>("room=%FF").second == "Invalid value '%FF' for parameter 'room': expected UTF-8 text");
+    CHECK(resolve<query<"room", std::string_view>>("room=%FF").second ==
+          "Invalid value '%FF' for parameter 'room': expected UTF-8 text");
+    CHECK(resolve<query<"room", std::string, "lobby">>("room=a%FFb").second ==
+          "Invalid value 'a%FFb' for parameter 'room': expected UTF-8 text");
+    CHECK(resolve<query<"room", std::optional<std::string>>>("room=%C0%80").second ==
+          "Invalid value '%C0%80' for parameter 'room': expected UTF-8 text");
+    CHECK(resolve<query<"tag", std::vector<std::string>>>("tag=ok&tag=%E2%82").second ==
+          "Invalid value '%E2%82' for parameter 'tag': expected UTF-8 text");
+}
+
+TEST_CASE("an invalid value is quoted as UTF-8: valid text as it is, bad bytes percent-encoded") {
+    using starling::detail::quote_value;
+    CHECK(quote_value("") == "");
+    CHECK(quote_value("abc") == "abc");
+    CHECK(quote_value("caf\xc3\xa9") == "caf\xc3\xa9");
+    CHECK(quote_value("\xff") == "%FF");
+    CHECK(quote_value("caf\xe9!") == "caf%E9!");
+    CHECK(quote_value("\xe2\x82\xac\xe2\x82x") == "\xe2\x82\xac%E2%82x");
+    CHECK(quote_value("\xed\xa0\x80") == "%ED%A0%80");
+    CHECK(quote_value(std::string_view("\0\x01", 2)) == std::string("\0\x01", 2));  // valid, if unprintable
+
+    // Whatever the type, the message is UTF-8 text, since it becomes an HTTP body or a close reason.
+    const std::string message = resolve<query<"page", int>>("page=%FF%FE9").second;
+    CHECK(message == "Invalid value '%FF%FE9' for parameter 'page': expected integer");
+    CHECK(starling::is_valid_utf8(message));
+    CHECK(resolve<query<"c", color>>("c=r%E9d").second == "Invalid value 'r%E9d' for parameter 'c': expected enum value name");
 }
 
 TEST_CASE("a query parameter reads like its value") {

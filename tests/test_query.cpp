@@ -32,6 +32,13 @@ TEST_CASE("query: percent_decode of valid escapes") {
     CHECK(percent_decode("") == "");
 }
 
+TEST_CASE("query: parameters hold decoded bytes; whether they must be text is the typed parameter's call") {
+    const query_params params = query_params::parse("room=%FF&name=caf%C3%A9&%FE=k");
+    CHECK(params.get("room") == std::string_view("\xFF"));
+    CHECK(params.get("name") == std::string_view("caf\xC3\xA9"));
+    CHECK(params.get("\xFE") == std::string_view("k"));
+}
+
 TEST_CASE("query: '+' is a space only when asked") {
     CHECK(percent_decode("a+b") == "a b");
     CHECK(percent_decode("+++") == "   ");

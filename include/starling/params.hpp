@@ -17,6 +17,7 @@
 #include <utility>      // std::move
 #include <vector>       // std::vector parameters
 
+#include "starling/detail/utf8_sequence.hpp"
 #include "starling/query.hpp"
 #include "starling/query_coercion.hpp"
 
@@ -125,11 +126,37 @@ struct is_query_parameter : std::false_type {};
 template <fixed_string Name, class T, fixed_string Default>
 struct is_query_parameter<query<Name, T, Default>> : std::true_type {};
 
+/// A decoded value as an error message quotes it. The message is an HTTP body or a close reason, both
+/// text, so the quote must be UTF-8 even when the value is not: valid text is quoted as it is, and
+/// each byte of an ill-formed piece is written percent-encoded again ("%FF"), as the client sent it,
+/// so the client sees exactly which bytes were refused. (A literal "%FF" that the client itself
+/// encoded as "%25FF" looks the same; the message is for reading, not for parsing back.)
+inline std::string quote_value(std::string_view text) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(text.size());
+    while (!text.empty()) {
+        const utf8_step step = next_utf8_step(text);
+        if (step.valid) {
+            out.append(text.substr(0, step.size));
+        } else {
+            for (const char c : text.substr(0, step.size)) {
+                const auto byte = static_cast<unsigned char>(c);
+                out += '%';
+                out += hex[byte >> 4];
+                out += hex[byte & 0xF];
+            }
+        }
+        text.remove_prefix(step.size);
+    }
+    return out;
+}
+
 template <class Element>
 std::optional<Element> coerce_one(std::string_view name, std::string_view text, parameter_error& error) {
     auto value = query_coercion<Element>::parse(text);
     if (!value) {
-        error.message = "Invalid value '" + std::string(text) + "' for parameter '" + std::string(name) +
+        error.message = "Invalid value '" + quote_value(text) + "' for parameter '" + std::string(name) +
                         "': expected " + std::string(query_coercion<Element>::expected);
     }
     return value;

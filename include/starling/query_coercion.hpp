@@ -1,4 +1,4 @@
-// How a query-parameter string becomes a typed value: the built-in coercions (strings, integers with
+// How a query-parameter string becomes a typed value: the built-in coercions (UTF-8 strings, integers with
 // range checks, floating point, bool, enums by name) and the customisation point for user types.
 //
 // To make your own type usable in starling::query<"name", YourType>, specialise query_coercion:
@@ -24,6 +24,8 @@
 #include <system_error>  // std::errc
 #include <type_traits>   // std::is_enum_v
 #include <utility>       // std::pair
+
+#include "starling/utf8.hpp"  // is_valid_utf8 for string values
 
 namespace starling {
 
@@ -51,17 +53,26 @@ concept named_enum = std::is_enum_v<E> && !std::is_same_v<std::remove_cvref_t<de
 
 }  // namespace detail
 
+// Strings are text: a percent-decoded value that is not UTF-8 ("%FF") is refused here, so a handler
+// never has to check, and never echoes bytes a browser could not display or a peer would fail a text
+// message over. A handler that wants raw bytes can declare a type of its own.
 template <>
 struct query_coercion<std::string> {
-    static constexpr std::string_view expected = "string";
-    static std::optional<std::string> parse(std::string_view text) { return std::string(text); }
+    static constexpr std::string_view expected = "UTF-8 text";
+    static std::optional<std::string> parse(std::string_view text) {
+        if (!is_valid_utf8(text)) return std::nullopt;
+        return std::string(text);
+    }
 };
 
 template <>
 struct query_coercion<std::string_view> {
-    static constexpr std::string_view expected = "string";
+    static constexpr std::string_view expected = "UTF-8 text";
     // The view points into the connection's own query parameters, which live as long as it does.
-    static std::optional<std::string_view> parse(std::string_view text) { return text; }
+    static std::optional<std::string_view> parse(std::string_view text) {
+        if (!is_valid_utf8(text)) return std::nullopt;
+        return text;
+    }
 };
 
 template <>

@@ -51,6 +51,18 @@ class QueryParamsExample(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(failed.exception.status_code, 400)
 
 
+    async def test_room_that_is_not_utf8_is_rejected_with_400(self):
+        # %FF decodes to a byte that is not UTF-8; the message quotes it percent-encoded, as sent.
+        for target, quoted in (("/ws?room=%FF", "%FF"), ("/ws?room=caf%E9&page=2", "caf%E9"),
+                               ("/ws?room=%E2%82%AC%E2%82", "\u20ac%E2%82")):
+            with self.subTest(target=target):
+                status, content_type, body = http_get(self.server.port, target)
+                self.assertEqual((status, content_type), (400, "text/plain"))
+                self.assertEqual(body, f"Invalid value '{quoted}' for parameter 'room': expected UTF-8 text")
+        async with websockets.connect(self.server.url("/ws?room=caf%C3%A9")) as ws:
+            self.assertEqual(await ws.recv(), "connected to caf\u00e9")
+
+
 class ParamsServer(unittest.IsolatedAsyncioTestCase):
     @classmethod
     def setUpClass(cls):
@@ -105,6 +117,26 @@ class ParamsServer(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(closed.exception.rcvd.reason, "Missing required parameter: 'page'")
         async with websockets.connect(self.server.url("/close_policy?page=3")) as ws:
             self.assertEqual(await ws.recv(), "page 3")
+
+    def test_close_policy_reason_is_utf8_and_fits_a_close_frame(self):
+        # Raw sockets, to see the reason's bytes: a value that is not UTF-8 is quoted percent-encoded,
+        # and a message longer than a close frame holds is cut at a code point boundary.
+        for query, expected in (("page=%FF", "Invalid value '%FF' for parameter 'page': expected integer"),
+                                ("page=" + "%C3%A9" * 80, None)):
+            with self.subTest(query=query[:20]):
+                conn = rawws.Conn(self.server.port, "/close_policy?" + query)
+                self.addCleanup(conn.close_socket)
+                code, reason = conn.expect_close(1008)  # checks the reason is UTF-8
+                conn.send_close(1000)
+                conn.expect_eof()
+                self.assertLessEqual(len(reason), 123)
+                text = reason.decode("utf-8")
+                if expected is not None:
+                    self.assertEqual(text, expected)
+                else:
+                    full = "Invalid value '" + "\u00e9" * 80 + "' for parameter 'page': expected integer"
+                    self.assertTrue(full.startswith(text), text)
+                    self.assertGreater(len(reason), 121, "cut more than the one code point that did not fit")
 
     async def test_parameters_in_any_order_in_handler_and_callbacks(self):
         before = await self.stats()
