@@ -52,6 +52,19 @@ constexpr bool declares_text(std::tuple<A...>*) {
     return ((source_of<A>() == source::message) || ...);
 }
 
+/// Instantiated for an event handler parameter no source supplies: the compiler's notes read
+/// `unsupported_event_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_event_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in an event handler (the note "
+                  "'unsupported_event_parameter<position, type>' names it, counting from 1); it may declare "
+                  "starling::connector&, the message (std::string_view, std::string, "
+                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
 template <class F>
 event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text) {
     if constexpr (!has_readable_signature<F>) {
@@ -60,12 +73,7 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
                       "types (no 'auto' parameters)");
         return {};
     } else if constexpr (!signature_of<F>::template all_allowed<event_api_parameter>) {
-        static_assert(dependent_false<F>,
-                      "starling: unsupported parameter type in an event handler; it may declare "
-                      "starling::connector&, the message (std::string_view, std::string, "
-                      "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
-                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
-                      "dependency as T& or std::shared_ptr<T>");
+        (void)sizeof(typename signature_of<F>::template unsupported_report<event_api_parameter, unsupported_event_parameter>);
         return {};
     } else {
         static_assert(returns_text_or_nothing<result_of<F>>,

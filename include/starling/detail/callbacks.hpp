@@ -85,22 +85,36 @@ inline call_context context_for(websocket& ws) {
     return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
 }
 
+/// Instantiated for a handler or callback parameter no source supplies: the compiler's notes read
+/// `unsupported_handler_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_handler_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in a websocket handler or callback (the note "
+                  "'unsupported_handler_parameter<position, type>' names it, counting from 1); it may "
+                  "declare starling::websocket&, starling::query<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
 template <class F>
 constexpr bool readable_coroutine_api_signature() {
+    if constexpr (!has_readable_signature<F>) return false;
+    else return signature_of<F>::template all_allowed<coroutine_api_parameter>;
+}
+
+/// The one readable error for a signature readable_coroutine_api_signature rejects. Kept apart from
+/// that check, which sits in `if constexpr` conditions: a failed instantiation inside it would make
+/// clang report the condition as not constant, a second error.
+template <class F>
+void reject_coroutine_api_signature() {
     if constexpr (!has_readable_signature<F>) {
         static_assert(dependent_false<F>,
                       "starling: a handler or callback must be a function or a lambda with concrete "
                       "parameter types (no 'auto' parameters)");
-        return false;
-    } else if constexpr (!signature_of<F>::template all_allowed<coroutine_api_parameter>) {
-        static_assert(dependent_false<F>,
-                      "starling: unsupported parameter type in a websocket handler or callback; it may "
-                      "declare starling::websocket&, starling::query<\"name\", T>, "
-                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
-                      "dependency as T& or std::shared_ptr<T>");
-        return false;
     } else {
-        return true;
+        (void)sizeof(typename signature_of<F>::template unsupported_report<coroutine_api_parameter,
+                                                                             unsupported_handler_parameter>);
     }
 }
 
@@ -117,6 +131,8 @@ void adapt_handler(F handler, endpoint_state& endpoint) {
             };
             endpoint.handler_checks = signature_of<F>::checks();
         }
+    } else {
+        reject_coroutine_api_signature<F>();
     }
 }
 
@@ -130,6 +146,8 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
             return invoke_for_text(callback, context_for(ws));
         };
         checks = signature_of<F>::checks();
+    } else {
+        reject_coroutine_api_signature<F>();
     }
 }
 

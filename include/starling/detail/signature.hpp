@@ -12,6 +12,7 @@
 #include <tuple>        // std::tuple argument lists
 #include <type_traits>  // std::remove_cvref_t and friends
 #include <typeindex>    // std::type_index requirements
+#include <utility>      // std::index_sequence parameter positions
 #include <vector>       // std::vector requirements
 
 #include "starling/dependencies.hpp"
@@ -148,6 +149,14 @@ struct signature_checks {
     std::vector<dependency_requirement> dependencies;
 };
 
+/// Derives from report<position, P> only when the parameter is not supported. report's static_assert
+/// then fails inside a template whose arguments are the parameter's position and type, so the
+/// compiler's instantiation notes show both next to the message.
+template <bool supported, template <int, class> class report, int position, class P>
+struct report_if_unsupported {};
+template <template <int, class> class report, int position, class P>
+struct report_if_unsupported<false, report, position, P> : report<position, P> {};
+
 template <class Arguments>
 struct signature;
 
@@ -156,6 +165,15 @@ struct signature<std::tuple<A...>> {
     /// True when every parameter's source is one `allowed` accepts (each API has its own set).
     template <bool (*allowed)(source)>
     static constexpr bool all_allowed = (allowed(source_of<A>()) && ...);
+
+    /// Fails compilation once for each parameter `allowed` rejects, through report<position, type>
+    /// (position counted from 1 over the whole parameter list), when its size is asked for.
+    template <bool (*allowed)(source), template <int, class> class report,
+              class = std::index_sequence_for<A...>>
+    struct unsupported_report;
+    template <bool (*allowed)(source), template <int, class> class report, std::size_t... I>
+    struct unsupported_report<allowed, report, std::index_sequence<I...>>
+        : report_if_unsupported<allowed(source_of<A>()), report, static_cast<int>(I) + 1, A>... {};
 
     static std::optional<std::string> check_query(const query_params& params) {
         std::optional<std::string> failure;
