@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starling against Boost.Beast and websocketpp, side by side, in one run (SPEC.md section 7).
+# Starling against Boost.Beast and websocketpp, side by side, in one run.
 #
 #   bench/run.sh [--quick] [--reps N] [--duration S] [--warmup S] [--build-dir DIR]
 #

@@ -1,6 +1,6 @@
 // Broadcasting, two ways:
-//   /chat   (seed 004): "User <id>: msg" to everyone, then "Your message was sent" to the sender only.
-//   /chat2  (seed 002): "You said: msg" to the sender, then "User <id>: msg" to everyone.
+//   /chat:  "User <id>: msg" to everyone, then "Your message was sent" to the sender only.
+//   /chat2: "You said: msg" to the sender, then "User <id>: msg" to everyone.
 //   build/examples/broadcast_chat --port 8080 [--workers N]
 #include "cli.hpp"
 

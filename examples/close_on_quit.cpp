@@ -1,6 +1,6 @@
 // Closing from the server side:
-//   /ws           (seed 004): "quit" closes the connection (1000), anything else is answered "Got: msg".
-//   /admin_panel  (seed 002): "shutdown" says "Shutting down connection..." and closes (1000);
+//   /ws:          "quit" closes the connection (1000), anything else is answered "Got: msg".
+//   /admin_panel: "shutdown" says "Shutting down connection..." and closes (1000);
 //                 "kick_user:<id>" tells every admin-panel client "User <id> has been kicked";
 //                 any other command is answered "Command executed: <command>".
 //   build/examples/close_on_quit --port 8080 [--workers N]

@@ -1,4 +1,4 @@
-// Dependency injection (seed 002): a global dependency and a router dependency, read by name in the
+// Dependency injection, as in Robyn's WebSockets guide: a global dependency and a router dependency, read by name in the
 // handler and in on_connect.
 //   build/examples/dependencies --port N
 // /web_socket_di sends "connect: GLOBAL DEPENDENCY ROUTER DEPENDENCY" on connect and answers every

@@ -1,6 +1,7 @@
-// The dependency-injection chat of seed 002, with small in-memory stand-ins for its services: a
-// logger, a database and metrics as global dependencies; a cache and a token-checking auth service as
-// the app's router dependencies. Clients connect with ?token=...; an unknown token is closed (1008).
+// The dependency-injection chat of Robyn's WebSockets guide, with small in-memory stand-ins for its
+// services: a logger, a database and metrics as global dependencies; a cache and a token-checking auth
+// service as the app's router dependencies. Clients connect with ?token=...; an unknown token is
+// closed (1008).
 //   build/examples/di_chat --port N      then ws://127.0.0.1:N/chat?token=batman
 #include <cstdio>
 #include <mutex>

@@ -1,4 +1,4 @@
-// Seed 002's first example: /web_socket echoes each text message prefixed with the connection's id,
+// The first example of Robyn's WebSockets guide: /web_socket echoes each text message prefixed with the connection's id,
 // greets in two steps and says goodbye when the server ends the connection.
 //   build/examples/echo_with_id --port 8080 [--workers N]
 #include <cstdio>     // std::fprintf for the Python print() calls

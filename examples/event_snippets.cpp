@@ -1,4 +1,4 @@
-// Every snippet of Robyn's event-API pages (seeds 000, 001, 003), one endpoint each. In C++ the
+// Every snippet of the event API in Robyn's WebSockets guide, one endpoint each. In C++ the
 // "typed" and "untyped" variants of a snippet are the same program.
 //   build/examples/event_snippets --port N
 #include <string>

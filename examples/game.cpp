@@ -1,4 +1,4 @@
-// Seed 002's game relay: players send JSON actions to /game and every player (the mover included)
+// A game relay: players send JSON actions to /game and every player (the mover included)
 // gets the resulting event as JSON:
 //   {"type": "move", "position": P}   -> {"type": "player_moved", "player_id": id, "position": P}
 //   {"type": "chat", "message": M}    -> {"type": "chat_message", "player_id": id, "message": M}

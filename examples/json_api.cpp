@@ -1,4 +1,4 @@
-// Seed 002's JSON API: /api/ws answers each JSON message with {"id", "echo", "timestamp"}, the echo
+// A JSON API: /api/ws answers each JSON message with {"id", "echo", "timestamp"}, the echo
 // being the received value itself and the timestamp seconds since the Unix epoch (Python's time.time()).
 // A message that is not JSON ends the connection with 1007 (invalid payload).
 //   build/examples/json_api --port 8080 [--workers N]

@@ -1,11 +1,11 @@
-// Error handling and timeouts (seed 002):
+// Error handling and timeouts (the patterns of Robyn's WebSockets guide):
 //   /monitored_service: "Processed: msg" for each message; after 30 s of silence, "Keep-alive ping".
 //   /robust_chat:       "Echo: msg" for each message.
 // Both log how the connection ended, and on an unexpected error tell the client (where they still can)
 // and close with 1011.
 //   build/examples/keep_alive --port 8080 [--workers N]
 #include <chrono>     // the keep-alive interval
-#include <cstdio>     // std::fprintf standing in for the seed's logger
+#include <cstdio>     // std::fprintf standing in for a logger
 #include <exception>  // std::exception
 #include <optional>   // receive_text_for's result
 #include <string>

@@ -1,4 +1,4 @@
-// Seed 002's connection limit: /limited_service admits at most 5 open connections per client IP; the
+// A connection limit: /limited_service admits at most 5 open connections per client IP; the
 // 6th gets "Connection limit exceeded" and is closed (1008). Admitted clients get "Processed: msg".
 //   build/examples/limited_service --port 8080 [--workers N]
 #include <map>     // per-IP counts

@@ -1,4 +1,4 @@
-// Seed 002's notification hub: each text sent to /notifications goes to every client as
+// A notification hub: each text sent to /notifications goes to every client as
 // "Notification: msg", and the sender then gets "Notification sent!".
 //   build/examples/notifications --port 8080 [--workers N]
 #include "cli.hpp"

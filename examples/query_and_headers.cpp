@@ -1,9 +1,9 @@
 // Query parameters and headers:
-//   /ws?name=gordon&role=commissioner  (seed 004): Gordon's arrival is broadcast ("Gordon authorized!"),
+//   /ws?name=gordon&role=commissioner  Gordon's arrival is broadcast ("Gordon authorized!"),
 //                      then every message is answered "Hello <name>: msg".
-//   /secure_chat?token=T&room=R        (seed 002): a valid token joins room R ("Joined room: R") and each
+//   /secure_chat?token=T&room=R        a valid token joins room R ("Joined room: R") and each
 //                      message is broadcast as "Room R - <id>: msg"; a bad or missing token closes (1008).
-//   /api/stream                        (seed 002): a valid X-API-Key header gets a JSON reading every
+//   /api/stream                        a valid X-API-Key header gets a JSON reading every
 //                      250 ms ({"seq": n, "time": t}); a bad or missing key closes (1008).
 // Tokens and keys are checked against small in-memory sets, standing in for a real auth service.
 //   build/examples/query_and_headers --port 8080 [--workers N]
@@ -30,7 +30,7 @@ bool validate_api_key(std::optional<std::string_view> key) { return key && valid
 
 constexpr auto stream_interval = 250ms;
 
-/// Stands in for the seed's undefined get_stream_data(): waits for the next tick with an Asio timer on
+/// Stands in for a real data source: waits for the next tick with an Asio timer on
 /// the connection's own event loop (task<> is asio::awaitable, so any Asio operation can be awaited),
 /// then returns a reading.
 starling::task<starling::json_object> get_stream_data(starling::websocket& ws, int& seq) {
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
         co_await ws.send_text("Joined room: " + std::string(room_id));
         for (;;) {
             const std::string message = co_await ws.receive_text();
-            // As in the seed, this reaches every /secure_chat client: the room only labels the message.
+            // On purpose, this reaches every /secure_chat client: the room only labels the message.
             // Per-room delivery would keep room -> ids and use send_to().
             co_await ws.broadcast("Room " + std::string(room_id) + " - " + ws.id() + ": " + message);
         }

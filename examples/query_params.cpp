@@ -1,4 +1,4 @@
-// Typed query parameters (seed 004, "Easy Access Query Params"):
+// Typed query parameters, read from the handler's signature:
 //   ws://127.0.0.1:N/ws?room=chat&page=5
 // `room` defaults to "default" and `page` to 1; `page=abc` is refused before the upgrade with HTTP 400
 // "Invalid value 'abc' for parameter 'page': expected integer".

@@ -1,4 +1,4 @@
-// Seed 004's "Connect and Close Callbacks": /chat relays every text message to all clients, greets
+// Connect and close callbacks: /chat relays every text message to all clients, greets
 // each newcomer by id and says "Goodbye!" when the server closes the connection.
 //   build/examples/welcome_chat --port 8080 [--workers N]
 #include "cli.hpp"

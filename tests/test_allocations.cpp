@@ -1,4 +1,4 @@
-// Steady state allocates nothing per message (SPEC.md section 7): a real server (one worker) echoes
+// Steady state allocates nothing per message: a real server (one worker) echoes
 // over loopback to a blocking client on the test's thread, and a replaced global operator new counts
 // every allocation made on any other thread, that is, by the server. After a warm-up (buffers grown,
 // Asio's recycled operation memory primed), a bounded loop of echoes must not allocate at all.

@@ -1,4 +1,4 @@
-// The event API's view of a connection (seeds 000, 001, 003): what an event handler's `ws` is.
+// The event API's view of a connection: what an event handler's `ws` is.
 #pragma once
 
 #include <string>       // std::string ids

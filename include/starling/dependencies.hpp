@@ -1,4 +1,4 @@
-// Dependency injection (seed 002): containers of shared services, looked up by type or by name.
+// Dependency injection: containers of shared services, looked up by type or by name.
 //
 //     app.inject_global(logger{...});                 // by type: deps.get<logger>()
 //     app.inject_global("audit", logger{...});        // by name: deps.get<logger>("audit")

@@ -1,4 +1,4 @@
-// The event API (seeds 000, 001, 003): Robyn's older style, where a WebSocket object on a path gets
+// The event API: Robyn's older style, where a WebSocket object on a path gets
 // "connect", "message" and "close" handlers whose returned text is sent to the client.
 //
 //     starling::WebSocket websocket(app, "/web_socket");

@@ -1,4 +1,4 @@
-"""Protocol conformance of examples/echo over raw sockets (SPEC.md section 5, RFC 6455): the cases of
+"""Protocol conformance of examples/echo over raw sockets (RFC 6455): the cases of
 the Autobahn testsuite families 1-7 (framing, pings and pongs, reserved bits, opcodes, fragmentation,
 UTF-8, close), the limits (masking, frame and message size) and the opening handshake errors.
 Frames are written and read by hand (tests/integration/rawws.py); Python standard library only.
@@ -849,7 +849,7 @@ for _i, _code in enumerate(INVALID_CLOSE_CODES, 1):
 
 
 # =================================================================================================
-# Masking and size limits (SPEC section 5 and 6).
+# Masking and size limits.
 # =================================================================================================
 
 @case("8_1_unmasked_text_frame_fails_1002")
@@ -959,7 +959,7 @@ def _(self):
 
 
 # =================================================================================================
-# 9. The opening handshake (SPEC section 5).
+# 9. The opening handshake.
 # =================================================================================================
 
 def handshake_status(self, expected_status, request=None, **request_args):

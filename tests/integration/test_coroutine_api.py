@@ -1,4 +1,4 @@
-"""The coroutine API (SPEC.md section 1, seeds 002 and 004) over the wire, with Python's websockets
+"""The coroutine API over the wire, with Python's websockets
 client: lifecycle, echo, JSON, broadcast, send_to, close codes, disconnects, query and headers."""
 import asyncio
 import json

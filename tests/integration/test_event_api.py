@@ -1,4 +1,4 @@
-"""The event API (SPEC.md section 2, seeds 000, 001, 003) over the wire with Python's websockets client:
+"""The event API over the wire with Python's websockets client:
 Robyn's own legacy acceptance flow on examples/events, every snippet of examples/event_snippets, and
 tests/servers/event_api_server for close handlers, ordering, binary messages, parameters and DI."""
 import asyncio
@@ -66,7 +66,7 @@ class RobynLegacyFlow(unittest.IsolatedAsyncioTestCase):
 
 
 class EventSnippets(unittest.IsolatedAsyncioTestCase):
-    """Each snippet of the event-API seed pages (examples/event_snippets)."""
+    """Each event-API snippet of Robyn's WebSockets guide (examples/event_snippets)."""
 
     @classmethod
     def setUpClass(cls):

@@ -1,4 +1,4 @@
-"""Typed query parameters, dependency injection and routers (SPEC.md sections 3 and 4) over the wire:
+"""Typed query parameters, dependency injection and routers over the wire:
 the query_params, dependencies, subrouter and di_chat examples, and tests/servers/params_server."""
 import json
 import sys

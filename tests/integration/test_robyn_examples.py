@@ -1,5 +1,5 @@
-"""The seed example programs (examples/*.cpp translating the Python snippets of Robyn's WebSocket docs,
-seeds 002 and 004) over the wire, with Python's websockets client: exact messages and their order,
+"""The example programs that translate the Python snippets of Robyn's WebSockets guide (examples/*.cpp)
+over the wire, with Python's websockets client: exact messages and their order,
 broadcasts reaching the other clients, close codes, the query / header / IP checks.
 
 Synchronisation without sleeps: a client is known to be in its endpoint's broadcast registry once its
@@ -388,7 +388,7 @@ class QueryAndHeaders(ExampleTest):
         b_line = await recv(b)
         b_id = re.fullmatch(r"Room cave - (\S+): ready", b_line).group(1)
         self.assertRegex(b_id, UUID)
-        self.assertEqual(await recv(a), b_line)  # as in the seed, every /secure_chat client gets it
+        self.assertEqual(await recv(a), b_line)  # on purpose, every /secure_chat client gets it
         await a.send("the signal is on")
         a_line = await recv(a)
         self.assertRegex(a_line, r"^Room rooftop - \S+: the signal is on$")
