@@ -11,11 +11,12 @@
 #include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
 #include <asio/post.hpp>          // asio::post cross-thread hand-offs
 #include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
-#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
+#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline, accept pause
 #include <asio/use_awaitable.hpp> // asio::use_awaitable
 #include <asio/write.hpp>         // asio::async_write responses
 #include <algorithm>              // std::max, std::min
 #include <atomic>                 // std::atomic counters and flags
+#include <cerrno>                 // ENFILE
 #include <chrono>                 // std::chrono deadlines
 #include <csignal>                // SIGINT, SIGTERM
 #include <cstddef>                // std::size_t
@@ -28,9 +29,11 @@
 #include <thread>                 // std::thread workers
 #include <vector>                 // std::vector workers
 
+#include "starling/detail/accept_backoff.hpp"
 #include "starling/detail/async_event.hpp"
 #include "starling/detail/endpoint_state.hpp"
 #include "starling/detail/live_connections.hpp"
+#include "starling/detail/reserve_descriptor.hpp"
 #include "starling/handshake.hpp"
 #include "starling/http/request_parser.hpp"
 #include "starling/http/response.hpp"
@@ -49,6 +52,7 @@ public:
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
         acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
+        accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->context);
         drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
     }
 
@@ -69,6 +73,10 @@ public:
         acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
         acceptor_->bind(where);
         acceptor_->listen(asio::socket_base::max_listen_connections);
+        // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
+        // wait on it; asynchronous ones work the same either way.
+        acceptor_->non_blocking(true);
+        reserve_.acquire();
         port_ = acceptor_->local_endpoint().port();
         asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
         return port_;
@@ -140,14 +148,70 @@ private:
             auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
             if (ec) {
                 if (stopping_ || ec == asio::error::operation_aborted) co_return;
-                log_line(log_level::warning, "accept failed: " + ec.message());
-                continue;  // e.g. out of file descriptors: keep serving the connections we have
+                co_await pause_accepting(ec);  // keep serving the connections we have, then retry
+                continue;
             }
+            backoff_.succeeded();
+            if (!reserve_.held()) reserve_.acquire();  // given back earlier and not re-taken then
             // Counted here, at accept, not when serve() first runs on its worker: with several workers
             // a burst of connections would otherwise pass the limit before any of them was counted.
             const bool over_limit = active_.fetch_add(1) >= options_.max_connections;
             asio::co_spawn(w.context, serve(std::move(socket), w.context, over_limit), asio::detached);
         }
+    }
+
+    /// EMFILE (this process) or ENFILE (the whole system). Asio reports them in a category of its own,
+    /// which std::errc conditions do not match.
+    static bool out_of_descriptors(std::error_code ec) noexcept {
+        return ec == asio::error::no_descriptors || ec == std::error_code(ENFILE, asio::error::get_system_category());
+    }
+
+    /// After a failed accept: refuse the connections that wait in the backlog if descriptors ran out,
+    /// log (at most once per report interval), and pause before the next accept, longer each time
+    /// in a row. Without the pause, a connection that cannot be accepted stays in the backlog and every
+    /// retry fails at once: a core spent on retries and log lines.
+    task<> pause_accepting(std::error_code ec) {
+        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections() : 0;
+        const std::chrono::milliseconds pause = backoff_.failed();
+        if (const std::optional<std::size_t> unreported = backoff_.report(std::chrono::steady_clock::now())) {
+            std::string line = "accept failed: " + ec.message() + "; pausing accepts for " +
+                               std::to_string(pause.count()) + " ms";
+            if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
+            if (*unreported != 0)
+                line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
+            log_line(log_level::warning, line);
+        }
+        accept_pause_->expires_after(pause);
+        co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
+    }
+
+    /// Out of descriptors, the connections in the backlog would wait for an answer that never comes.
+    /// The reserve descriptor is given back, so each of them can be accepted in turn (reusing the one
+    /// number freed), answered 503 and closed; then the reserve is taken again. Returns how many were
+    /// answered. Bounded, so that a flood of connections cannot keep the loop here.
+    std::size_t refuse_waiting_connections() {
+        if (!reserve_.release()) return 0;
+        static constexpr std::size_t most_at_once = 256;
+        const std::string answer = make_response(503, "text/plain", "Too many open files");
+        std::size_t refused = 0;
+        while (refused < most_at_once) {
+            std::error_code ec;
+            asio::ip::tcp::socket socket(workers_[0]->context);
+            acceptor_->accept(socket, ec);
+            if (ec) break;  // none left (would block), or another thread took the freed descriptor
+            socket.non_blocking(true, ec);
+            // Read what the client sent already, so that closing does not reset the connection (which
+            // could discard our answer), then answer without waiting: a few bytes into an empty send
+            // buffer.
+            char request[4096];
+            socket.read_some(asio::buffer(request), ec);
+            socket.write_some(asio::buffer(answer), ec);
+            socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            socket.close(ec);
+            ++refused;
+        }
+        reserve_.acquire();
+        return refused;
     }
 
     /// Ends the count of a connection that accept_loop() counted; the last one out during shutdown
@@ -210,13 +274,19 @@ private:
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
-        // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
+        // A client gets handshake_timeout for its whole handshake, its request and our answer; then
+        // its socket is closed. Closed, not cancelled: a cancel reaches only the operation pending at
+        // that moment, so a read that had just completed (its bytes on their way to this coroutine)
+        // would miss it, and the next read would wait on the client with no deadline left. On a closed
+        // socket every later operation fails at once, whatever the client does. The timer lives until
+        // this coroutine returns, and its destruction cancels it; had it fired just before, it closes
+        // the moved-from socket of an upgraded connection, which does nothing.
         asio::steady_timer deadline(context);
         deadline.expires_after(options_.handshake_timeout);
         deadline.async_wait([socket_ptr](std::error_code ec) {
             if (!ec) {
                 std::error_code ignore;
-                socket_ptr->cancel(ignore);
+                socket_ptr->close(ignore);
             }
         });
 
@@ -237,7 +307,6 @@ private:
                 break;
             }
         }
-        deadline.cancel();
 
         const http::request& request = parser.get();
         if (stopping_) {
@@ -299,6 +368,7 @@ private:
     task<> shutdown() {
         std::error_code ignored;
         acceptor_->close(ignored);
+        accept_pause_->cancel();
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
@@ -323,6 +393,9 @@ private:
     std::shared_ptr<const logger> log_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+    std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
+    accept_backoff backoff_;                            // used by accept_loop only, on worker 0
+    reserve_descriptor reserve_;                        // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
     std::atomic<std::size_t> active_{0};

@@ -48,13 +48,15 @@ def vm_rss_kib(pid):
 class Server:
     """A server process: `with Server('examples/echo') as s: s.url('/echo')`."""
 
-    def __init__(self, relative, *args, env=None):
+    def __init__(self, relative, *args, env=None, preexec_fn=None):
+        """`preexec_fn` runs in the child before the server starts (to lower a resource limit, say)."""
         # stderr goes to a file: a pipe nobody reads would block a server that logs a lot.
         self._stderr = tempfile.TemporaryFile()
         weakref.finalize(self, self._stderr.close)  # readable after stop(), closed with the object
         self.process = subprocess.Popen([binary(relative), "--port", "0", *args],
                                         stdout=subprocess.PIPE, stderr=self._stderr,
-                                        env=None if env is None else {**os.environ, **env})
+                                        env=None if env is None else {**os.environ, **env},
+                                        preexec_fn=preexec_fn)
         self.port = self._read_port()
 
     def _read_port(self):
