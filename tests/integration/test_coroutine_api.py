@@ -400,3 +400,62 @@ class ChatExample(unittest.IsolatedAsyncioTestCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+class ScoreboardExample(unittest.IsolatedAsyncioTestCase):
+    """build/examples/scoreboard, README's walk-through: JSON fields read and written, a coroutine
+    on_connect that closes, a coroutine on_close that broadcasts, and the disconnect's code and reason
+    as the handler sees them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server("examples/scoreboard", "--workers", "2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    async def recv(self, ws):
+        return await asyncio.wait_for(ws.recv(), harness.TIMEOUT)
+
+    async def join(self, name):
+        """A member: greeted, and its first score has come back through the broadcast."""
+        ws = await websockets.connect(self.server.url(f"/scores?player={name}"))
+        self.assertEqual(await self.recv(ws), f"welcome, {name}")
+        return ws
+
+    async def test_on_connect_that_closes_sends_nothing_else(self):
+        async with websockets.connect(self.server.url("/scores")) as ws:
+            with self.assertRaises(ConnectionClosed) as closed:
+                self.fail(f"got a message: {await self.recv(ws)!r}")
+            self.assertEqual(closed.exception.rcvd.code, 1008)
+            self.assertEqual(closed.exception.rcvd.reason, "player missing")
+
+    async def test_scores_joins_departures_and_the_close_code_seen_by_the_handler(self):
+        ann = await self.join("ann")
+        try:
+            await ann.send(json.dumps({"points": 1}))  # once it comes back, ann is a member
+            self.assertEqual(json.loads(await self.recv(ann)), {"player": "ann", "points": 1, "total": 1})
+            self.assertEqual(await self.recv(ann), "keep going")
+            bob = await self.join("bob")
+            self.assertEqual(await self.recv(ann), "bob joined")
+            await bob.send(json.dumps({"points": 99}))
+            update = {"player": "bob", "points": 99, "total": 99}
+            self.assertEqual(json.loads(await self.recv(bob)), update)
+            self.assertEqual(json.loads(await self.recv(ann)), update)
+            self.assertEqual(await self.recv(bob), "keep going")
+            await bob.send(json.dumps({"points": "many"}))
+            self.assertEqual(await self.recv(bob), "points must be an integer")
+            await bob.send(json.dumps({"points": 1}))
+            self.assertEqual(json.loads(await self.recv(bob))["total"], 100)
+            self.assertEqual(await self.recv(bob), "bob wins")
+            self.assertEqual(json.loads(await self.recv(ann))["total"], 100)
+            await bob.close(code=4000, reason="done for today")
+            self.assertEqual(await self.recv(ann), "bob left")
+            await ann.send("not json")
+            with self.assertRaises(ConnectionClosed) as closed:
+                self.fail(f"got a message: {await self.recv(ann)!r}")
+            self.assertEqual(closed.exception.rcvd.code, 1007)
+        finally:
+            await ann.close()
+        self.assertIn("bob left: 4000 done for today", self.server.stderr())
