@@ -395,3 +395,35 @@ TEST_CASE("direct input: fragments, invalid UTF-8 and the next frame") {
     CHECK(failed.status == read_status::failed);
     CHECK(strict.error() == error::invalid_utf8);
 }
+
+TEST_CASE("direct input: the room offered follows the bytes that arrived, not the length announced") {
+    // The header of a 1 MiB frame and a few bytes: a peer that stops there must not have made the
+    // reader commit the frame.
+    const std::string payload(1024 * 1024, 'z');
+    std::string wire = client_frame(opcode::binary, payload);
+    message_reader reader;
+    std::span<char> start(wire.data(), 14 + 10);
+    REQUIRE(reader.read(start).status == read_status::need_more);
+    std::span<char> room = reader.direct_buffer(256 * 1024);
+    CHECK(room.size() == message_reader::min_direct_room);
+
+    // As the bytes come, the room grows with them, up to what the caller asks for.
+    std::size_t at = 14 + 10;
+    std::size_t previous = 0;
+    while (at < wire.size()) {
+        room = reader.direct_buffer(256 * 1024);
+        const std::size_t received = at - 14;
+        if (received < message_reader::proven_sender)
+            CHECK(room.size() <= std::max(message_reader::min_direct_room, received));
+        if (wire.size() - at > room.size()) CHECK(room.size() >= previous);
+        previous = std::max(previous, room.size());
+        const std::size_t n = std::min(room.size(), wire.size() - at);
+        std::copy_n(wire.data() + at, n, room.data());
+        at += n;
+        const read_result r = reader.commit_direct(n);
+        if (at < wire.size()) REQUIRE(r.status == read_status::need_more);
+        else REQUIRE(r.status == read_status::message);
+    }
+    CHECK(previous == 256 * 1024);
+    CHECK(reader.payload() == payload);
+}

@@ -135,21 +135,40 @@ public:
 
     /// Room for up to `max` more payload bytes of the current data frame, at the end of the message
     /// being assembled. Valid until the next call on this reader.
+    ///
+    /// What is committed follows what has arrived, never what a header announces. Until the message
+    /// holds `proven_sender` bytes, the room is at most the bytes so far (and at least
+    /// `min_direct_room`): a peer that sends the 14-byte header of a 1 MiB frame and then trickles
+    /// commits a few KiB, not the frame. Past it, the whole frame is reserved at once (address space,
+    /// which the kernel backs only as bytes land), so a large message is not copied as it grows.
     std::span<char> direct_buffer(std::size_t max) {
         const std::uint64_t remaining = data_payload_remaining();
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining));
+        std::size_t room = max;
+        if (direct_offered_) assembled_.resize(direct_start_);  // the last room was never committed
+        direct_offered_ = true;
         direct_start_ = assembled_.size();
-        // Room for the whole frame at once (its size passed the limit check): no reallocation while
-        // it arrives. Only `want` bytes are initialised, so `max` bounds the zero-filling per read.
-        assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        if (direct_start_ < proven_sender)
+            room = std::max(min_direct_room, direct_start_);
+        else
+            assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({max, remaining, room}));
         assembled_.resize(direct_start_ + want);
         return {assembled_.data() + direct_start_, want};
     }
+
+    /// Bytes of the current message received so far (when it is not handed out in place).
+    std::size_t message_bytes_buffered() const noexcept { return assembled_.size(); }
+
+    /// The least room direct_buffer() offers (unless the frame needs less).
+    static constexpr std::size_t min_direct_room = 16 * 1024;
+    /// Bytes of a message after which its sender has shown it really sends it.
+    static constexpr std::size_t proven_sender = 64 * 1024;
 
     /// Takes the first `n` bytes written into the last direct_buffer(): unmasked, validated, counted,
     /// as read() would have. Returns need_more, message (the frame ended the message) or failed.
     read_result commit_direct(std::size_t n) {
         view_ = {};
+        direct_offered_ = false;
         assembled_.resize(direct_start_ + n);
         if (const auto ec = accept_data({assembled_.data() + direct_start_, n}); ec) return fail(ec, 0);
         const frame_header& h = headers_.header();
@@ -261,6 +280,7 @@ private:
     std::uint64_t message_size_ = 0;
     std::string assembled_;
     std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_
+    bool direct_offered_ = false;   // a direct_buffer() is out and not committed yet
     std::array<char, max_control_payload> control_{};
     std::size_t control_size_ = 0;
     std::string_view view_;

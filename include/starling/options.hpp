@@ -33,13 +33,18 @@ struct websocket_options {
     /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
     /// full the server stops reading from that client (TCP backpressure), nothing grows.
     std::size_t inbox_messages = 64;
+    /// The same bound in bytes of memory (1 MiB): the inbox is full when either is reached. One
+    /// message always fits, however large (up to max_message_size).
+    std::size_t max_inbox_bytes = 1024 * 1024;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
     /// a peer that never answers our close frame is dropped after it.
     std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
-    /// High-water mark of the outbound queue, in bytes. Above it, `co_await send...` suspends until
-    /// the writer has drained the queue back to it, and a broadcast applies `slow_consumer`.
+    /// High-water mark of the outbound queue, in bytes of memory: each frame's payload plus a fixed
+    /// overhead per frame (about a hundred bytes), control frames included. Above it,
+    /// `co_await send...` suspends until the writer has drained the queue back to it, and a
+    /// broadcast applies `slow_consumer`.
     std::size_t max_queued_bytes = 1024 * 1024;
     /// What a broadcast does for a receiver over max_queued_bytes.
     slow_consumer_policy slow_consumer = slow_consumer_policy::close;
@@ -47,6 +52,14 @@ struct websocket_options {
     /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
     /// it does not answer that either). 0 turns pings off.
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+    /// A client whose socket takes no byte for this long while data waits for it (it stopped reading)
+    /// is closed with 1008 "write timeout", its unsent backlog dropped; if even the close frame cannot
+    /// be written, the connection is dropped close_timeout later. 0 turns the check off.
+    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+    /// A message must arrive whole within this time of its first bytes; one that does not (a peer
+    /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
+    /// check off.
+    std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
 };
 
 /// Server-wide settings: app.start(server_options{...}).

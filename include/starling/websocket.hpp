@@ -3,7 +3,9 @@
 // one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
 // a writer (the only one that writes: not a coroutine; at the end of each turn of the event loop it
 // writes the outbound queue in gathered writes until the kernel refuses, and only then waits for the
-// socket). The lifecycle rules of SPEC.md section 1 live in run().
+// socket). One timer keeps every time limit of the connection (see "the deadline" below). How a
+// connection begins and ends (greeting first, on_close exactly once, the close handshake within its
+// timeout) lives in run().
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -14,7 +16,7 @@
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <algorithm>                // std::copy when compacting the read buffer
+#include <algorithm>                // std::min of the deadlines
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
@@ -35,6 +37,7 @@
 #include "starling/detail/payload_pool.hpp"
 #include "starling/detail/ring.hpp"
 #include "starling/detail/uuid.hpp"
+#include "starling/detail/worker_read_buffer.hpp"
 #include "starling/detail/write_queue.hpp"
 #include "starling/http/headers.hpp"
 #include "starling/http/request.hpp"
@@ -67,6 +70,7 @@ public:
           path_(request.path()),
           query_(std::move(query)),
           headers_(std::move(request.fields)),
+          worker_buffer_(asio::use_service<detail::worker_read_buffer>(static_cast<asio::execution_context&>(context))),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
           inbox_space_(context.get_executor()),
@@ -74,15 +78,13 @@ public:
           on_close_finished_(context.get_executor()),
           handler_caught_up_(context.get_executor()),
           queue_drained_(context.get_executor()),
-          deadline_(context.get_executor()),
-          idle_timer_(context.get_executor()) {
+          deadline_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
         if (!ec) client_ = {remote.address().to_string(), remote.port()};
         // The writer writes synchronously until the kernel refuses, and waits only then.
         socket_.non_blocking(true, ec);
-        read_buffer_.assign(already_read.begin(), already_read.end());
-        read_end_ = read_buffer_.size();
+        carried_.assign(already_read.begin(), already_read.end());
     }
 
     websocket(const websocket&) = delete;
@@ -116,7 +118,7 @@ public:
         }
     }
 
-    /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
+    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's guide writes with wait_for).
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
         caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -188,7 +190,7 @@ public:
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         if (connection_id == id_) {  // also before this connection joins the registry (in on_connect)
-            if (close_sent_ || write_failed_) return false;
+            if (!can_send()) return false;
             enqueue(detail::outbound_frame::unicast(opcode::text, std::string(text)));
             return true;
         }
@@ -225,7 +227,7 @@ public:
             co_await close(close_at_once->code, close_at_once->reason);
         } else {
             asio::co_spawn(context_, handler_loop(self), asio::detached);
-            if (endpoint_->options.idle_timeout.count() > 0) schedule_idle_check(endpoint_->options.idle_timeout);
+            update_deadline();  // the idle check
         }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
@@ -238,7 +240,8 @@ public:
         while (!writer_done_)
             if (!co_await writer_finished_.wait(close_deadline_)) break;
         co_await linger_and_close();
-        idle_timer_.cancel();
+        finished_ = true;
+        deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
         endpoint_->registry.remove(id_);
     }
 
@@ -251,8 +254,8 @@ public:
             self->write_failed_ = true;  // nothing more is queued; the writer's aborted write clears the queue
             std::error_code ignored;
             self->socket_.close(ignored);
+            self->finished_ = true;
             self->deadline_.cancel();
-            self->idle_timer_.cancel();
             self->flush();  // an idle writer finishes at once; a waiting one sees its wait aborted
             self->queue_drained_.notify_all();
             self->handler_caught_up_.notify();
@@ -282,8 +285,9 @@ public:
     /// The event loop this connection lives on; its coroutines must run there.
     asio::io_context& context() const noexcept { return context_; }
 
-    /// How many bytes wait in the outbound queue.
-    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
+    /// overhead per frame.
+    std::size_t queued_bytes() const noexcept { return queue_.memory(); }
 
 private:
     enum class phase { open, closing };
@@ -295,6 +299,7 @@ private:
         if (!inbox_.empty()) {
             message m = std::move(inbox_.front());
             inbox_.pop_front();
+            inbox_bytes_ -= inbox_cost(m);
             inbox_space_.notify();
             processing_message_ = true;
             return m;
@@ -335,7 +340,10 @@ private:
         phase_ = phase::closing;
         close_code_ = code;
         close_reason_ = std::string(reason);
-        if (server_closing) inbox_.clear();
+        if (server_closing) {
+            inbox_.clear();
+            inbox_bytes_ = 0;
+        }
         inbox_ready_.notify();
         inbox_space_.notify();
         queue_drained_.notify_all();
@@ -372,18 +380,12 @@ private:
     }
 
     /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
-    /// our queue, waiting for TCP's end) shares one deadline, after which the socket's operations are
-    /// cancelled and nothing waits for the peer any more.
+    /// our queue, waiting for TCP's end) shares one deadline, after which the socket is closed under
+    /// whatever still uses it, however much the peer keeps sending.
     void arm_deadline() {
         if (close_deadline_ != no_deadline) return;
         close_deadline_ = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
-        deadline_.expires_at(close_deadline_);
-        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
-            if (!ec) {
-                std::error_code ignored;
-                self->socket_.cancel(ignored);
-            }
-        });
+        update_deadline();
     }
 
     /// Closes TCP politely: stop sending, read (and discard) until the peer closes or the close
@@ -403,37 +405,88 @@ private:
         socket_.close(ec);
     }
 
-    // ---- idle connections ----
+    // ---- the deadline ----
+    // One timer per connection serves every time limit: the close timeout, idle pings and the idle
+    // close, the write-stall timeout and the message timeout. It is armed for the earliest of them;
+    // when it fires it checks them all against the clock and re-arms for the next. Moving a time
+    // forward (more input arrived) costs nothing: the timer fires at the old time and finds nothing
+    // due yet.
 
-    /// Checks for silence `after` from now. A connection silent for idle_timeout is pinged; one still
-    /// silent idle_timeout after the ping is closed with 1001. While the reader is paused (the handler
-    /// is behind and the inbox full), silence is ours, not the peer's: it does not count.
-    void schedule_idle_check(std::chrono::steady_clock::duration after) {
-        idle_timer_.expires_after(after);
-        idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-            if (!ec) self->check_idle();
+    /// The earliest time something must be checked, or no_deadline.
+    std::chrono::steady_clock::time_point next_check() const noexcept {
+        const websocket_options& o = endpoint_->options;
+        auto due = close_deadline_;
+        if (phase_ == phase::open) {
+            if (o.idle_timeout.count() > 0)
+                due = std::min(due, (ping_outstanding_ ? ping_sent_at_ : last_input_) + o.idle_timeout);
+            if (o.write_timeout.count() > 0 && awaiting_writable_) due = std::min(due, stall_since_ + o.write_timeout);
+            if (o.message_timeout.count() > 0 && message_started_ != no_deadline)
+                due = std::min(due, message_started_ + o.message_timeout);
+        }
+        return due;
+    }
+
+    /// Arms the timer for next_check() if that is earlier than what it is armed for.
+    void update_deadline() {
+        if (finished_) return;
+        const auto due = next_check();
+        if (due >= armed_for_) return;
+        armed_for_ = due;
+        deadline_.expires_at(due);  // replaces a later wait, whose handler sees operation_aborted
+        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec) return;
+            self->armed_for_ = no_deadline;
+            self->check_deadlines();
+            self->update_deadline();
         });
     }
 
-    void check_idle() {
-        if (phase_ != phase::open) return;
-        const auto idle = endpoint_->options.idle_timeout;
+    void check_deadlines() {
+        if (finished_) return;
         const auto now = std::chrono::steady_clock::now();
-        if (reader_paused_) last_input_ = now;
-        if (ping_outstanding_ && last_input_ <= ping_sent_at_) {
-            asio::co_spawn(context_, close_from_server(shared_from_this(), close_code::going_away, "idle timeout"),
-                           asio::detached);
+        if (now >= close_deadline_) {
+            // Closing took too long: the socket goes, and with it every read and write still using it.
+            std::error_code ignored;
+            socket_.close(ignored);
             return;
         }
-        ping_outstanding_ = false;
+        if (phase_ != phase::open) return;
+        const websocket_options& o = endpoint_->options;
+        if (o.write_timeout.count() > 0 && awaiting_writable_ && now - stall_since_ >= o.write_timeout) {
+            // The client stopped reading: what it has not begun to receive is dropped, so the close
+            // frame is next in line and the memory is released now.
+            queue_.drop_unsent();
+            return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
+        }
+        if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
+            return close_soon(close_code::policy_violation, "message timeout: a message did not arrive whole in time");
+        if (o.idle_timeout.count() > 0) check_idle(now, o.idle_timeout);
+    }
+
+    /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
+    /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
+    /// silence is ours, not the peer's: it does not count.
+    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
+        if (reader_paused_) last_input_ = now;
+        if (ping_outstanding_) {
+            if (last_input_ > ping_sent_at_) {
+                ping_outstanding_ = false;
+            } else if (now - ping_sent_at_ >= idle) {
+                return close_soon(close_code::going_away, "idle timeout");
+            } else {
+                return;
+            }
+        }
         if (now - last_input_ >= idle) {
             enqueue(detail::outbound_frame::unicast(opcode::ping, std::string()));
             ping_outstanding_ = true;
             ping_sent_at_ = now;
-            schedule_idle_check(idle);
-        } else {
-            schedule_idle_check(last_input_ + idle - now);
         }
+    }
+
+    /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
+    void close_soon(close_code code, std::string_view reason) {
+        asio::co_spawn(context_, close_from_server(shared_from_this(), code, std::string(reason)), asio::detached);
     }
 
     /// close() started by the server itself (idle timeout, slow consumer), keeping the connection
@@ -443,41 +496,62 @@ private:
     }
 
     // ---- reading ----
+    // The reader reads into its worker's shared buffer (detail/worker_read_buffer.hpp) and parses all
+    // of it before it next suspends. Only two things make it suspend with bytes unparsed: a full inbox
+    // (the rest moves to carried_, this connection's own, until the handler makes room) and the end of
+    // the connection (the rest no longer matters). A large frame's payload is read straight into the
+    // message instead, in reads that grow with what has arrived.
 
     task<> read_loop() {
+        std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
+        bool input_is_carried = true;
         std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
+        unsigned reads_in_a_row = 0;
         for (;;) {
-            while (direct || read_begin_ < read_end_) {
+            while (direct || !input.empty()) {
                 read_result r{read_status::need_more, 0};
                 if (direct) {
                     r = *direct;
                     direct.reset();
                 } else {
-                    r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
-                    read_begin_ += r.consumed;
+                    r = reader_.read(input);
+                    input = input.subspan(r.consumed);
                 }
                 switch (r.status) {
                 case read_status::need_more: break;
                 case read_status::message:
+                    message_started_ = no_deadline;
                     if (phase_ != phase::open) break;  // closing: data is no longer delivered
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
                         m.data = payloads_.take();
                         reader_.take_payload(m.data);
+                        inbox_bytes_ += inbox_cost(m);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
                     }
-                    if (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages) {
+                    if (phase_ == phase::open && inbox_full()) {
+                        // Other connections of this worker read into the shared buffer while this one
+                        // waits: what is left of the input must be this connection's own.
+                        if (!input_is_carried) {
+                            carried_.assign(input.data(), input.size());
+                        } else {
+                            carried_.erase(0, static_cast<std::size_t>(input.data() - carried_.data()));
+                        }
+                        input = std::span<char>(carried_.data(), carried_.size());
+                        input_is_carried = true;
                         reader_paused_ = true;
-                        while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
-                            co_await inbox_space_.wait();
+                        while (phase_ == phase::open && inbox_full()) co_await inbox_space_.wait();
                         reader_paused_ = false;
                         last_input_ = std::chrono::steady_clock::now();
                     }
                     break;
                 case read_status::ping:
-                    if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
+                    if (!close_sent_) {
+                        queue_.push_pong(reader_.payload());
+                        schedule_flush();
+                    }
                     break;
                 case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
                 case read_status::close: {
@@ -505,10 +579,19 @@ private:
                 }
                 if (r.status == read_status::need_more) break;
             }
-            if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
-            if (read_begin_ == read_end_ && reader_.data_payload_remaining() >= direct_read_threshold) {
-                // The rest of a large frame goes straight into the message: no copy out of the read
-                // buffer, and far fewer reads than through 16 KiB.
+            if (input_is_carried) {
+                std::string().swap(carried_);  // parsed: the storage goes
+                input_is_carried = false;
+            }
+            if (reader_.in_message() && message_started_ == no_deadline) {
+                // A message has begun and not ended with this read: from now on it has message_timeout.
+                message_started_ = std::chrono::steady_clock::now();
+                update_deadline();
+            }
+            // Straight into the message only once its sender has sent a good part of it: bytes that
+            // have not arrived commit no memory.
+            if (reader_.data_payload_remaining() >= direct_read_threshold &&
+                reader_.message_bytes_buffered() >= message_reader::proven_sender) {
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
                 auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
                                                                 detail::as_tuple_awaitable);
@@ -517,26 +600,34 @@ private:
                 direct = reader_.commit_direct(n);
                 continue;
             }
-            if (read_buffer_.empty()) {
-                // An idle connection holds no receive buffer: it gets one when the peer sends.
+            if (++reads_in_a_row > reads_before_yield) {
+                // A peer that always has more to send must not keep this worker's other connections
+                // and timers waiting.
+                reads_in_a_row = 0;
+                co_await asio::post(context_, asio::use_awaitable);
+            }
+            const std::span<char> buffer = worker_buffer_.get();
+            std::error_code ec;
+            const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                reads_in_a_row = 0;
                 auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
-                if (wait_ec) co_return;
+                if (wait_ec) co_return;  // dropped, or the close deadline closed the socket
+                continue;
             }
-            if (read_buffer_.size() - read_end_ < min_read_space) {
-                // Move the unparsed tail to the front, growing the buffer only if that is not enough.
-                std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
-                          read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
-                read_end_ -= read_begin_;
-                read_begin_ = 0;
-                if (read_buffer_.size() - read_end_ < min_read_space) read_buffer_.resize(read_end_ + read_buffer_size);
-            }
-            auto [ec, n] = co_await socket_.async_read_some(
-                asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-                detail::as_tuple_awaitable);
-            if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
-            read_end_ += n;
+            if (ec) co_return;  // dropped, reset, or the close deadline closed the socket
             last_input_ = std::chrono::steady_clock::now();
+            input = buffer.first(n);
         }
+    }
+
+    /// What a received message costs while it waits in the inbox.
+    static std::size_t inbox_cost(const message& m) noexcept { return sizeof(message) + m.data.capacity(); }
+
+    /// Full by count or by bytes; one message always fits.
+    bool inbox_full() const noexcept {
+        const websocket_options& o = endpoint_->options;
+        return inbox_.size() >= o.inbox_messages || (inbox_bytes_ >= o.max_inbox_bytes && !inbox_.empty());
     }
 
     // ---- writing ----
@@ -544,12 +635,16 @@ private:
     /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
     /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
-        if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
         enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
-        while (queue_.bytes() > endpoint_->options.max_queued_bytes && !close_sent_ && !write_failed_)
-            co_await queue_drained_.wait();
-        if (write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        while (queue_.memory() > endpoint_->options.max_queued_bytes && can_send()) co_await queue_drained_.wait();
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
     }
+
+    /// False once the connection is gone for sending, however it went: our close frame is queued, the
+    /// socket failed, or the connection is being torn down (the peer dropped TCP). A send then throws,
+    /// so a handler that only sends (a timer loop) ends too.
+    bool can_send() const noexcept { return !close_sent_ && !write_failed_ && !stop_writer_; }
 
     /// A broadcast frame arriving on this connection's thread. One that would take the queue over the
     /// high-water mark while the kernel refuses this client's bytes meets the endpoint's
@@ -558,16 +653,12 @@ private:
     /// written at the end of the turn.
     void receive_broadcast(detail::shared_frame frame) {
         if (phase_ != phase::open || write_failed_) return;
-        if (awaiting_writable_ && queue_.bytes() + frame->size() > endpoint_->options.max_queued_bytes) {
+        if (awaiting_writable_ && queue_.memory() + frame->size() > endpoint_->options.max_queued_bytes) {
             if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
             // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
             // the memory is released now, not when (if ever) the client catches up.
             queue_.drop_unsent();
-            asio::co_spawn(context_,
-                           close_from_server(shared_from_this(), close_code::policy_violation,
-                                             "slow consumer: outbound queue over its limit"),
-                           asio::detached);
-            return;
+            return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
         enqueue(detail::outbound_frame::broadcast(std::move(frame)));
     }
@@ -579,6 +670,9 @@ private:
     }
 
     void fan_out(const detail::shared_frame& frame, recipients who) {
+        // In on_connect the connection is not in the registry yet (nothing reaches a client before its
+        // greeting), but a broadcast it makes itself still includes it.
+        if (who == recipients::everyone && !registered_) receive_broadcast(frame);
         endpoint_->registry.for_each([&](const std::shared_ptr<websocket>& receiver) {
             if (who == recipients::others && receiver.get() == this) return;
             receiver->deliver(frame);
@@ -617,7 +711,7 @@ private:
             if (ec) return fail_writer();
             if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
             const bool close_written = queue_.consume(n, payloads_);
-            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
+            if (queue_.memory() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (close_written) return finish_writer();  // nothing may follow a close frame
         }
         if (stop_writer_) finish_writer();
@@ -625,6 +719,8 @@ private:
 
     void await_writable() {
         awaiting_writable_ = true;
+        stall_since_ = std::chrono::steady_clock::now();
+        update_deadline();  // the write-stall timeout
         socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
             self->awaiting_writable_ = false;
             if (ec) return self->fail_writer();
@@ -657,7 +753,10 @@ private:
                 if (greeting && phase_ == phase::open) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*greeting)));
             }
             // Join the registry only now: no broadcast can reach the client before its greeting.
-            if (phase_ == phase::open) endpoint_->registry.add(id_, self);
+            if (phase_ == phase::open) {
+                endpoint_->registry.add(id_, self);
+                registered_ = true;
+            }
             if (phase_ == phase::open) co_await endpoint_->handler(*this);
         } catch (const websocket_disconnect&) {
             // The connection is over; run() finishes it.
@@ -679,8 +778,7 @@ private:
         co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
     }
 
-    static constexpr std::size_t read_buffer_size = 16 * 1024;
-    static constexpr std::size_t min_read_space = 4 * 1024;
+    static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
     static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
     static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
     static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
@@ -703,11 +801,11 @@ private:
     std::string close_reason_;
     callback_state on_close_state_ = callback_state::not_run;
 
-    std::vector<char> read_buffer_;
-    std::size_t read_begin_ = 0;
-    std::size_t read_end_ = 0;
+    detail::worker_read_buffer& worker_buffer_;
+    std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
     message_reader reader_;
     detail::ring<message> inbox_;
+    std::size_t inbox_bytes_ = 0;  // inbox_cost() of the messages in the inbox
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
@@ -728,10 +826,14 @@ private:
     bool close_requested_ = false;
     bool processing_message_ = false;  // the handler holds a message it may still answer
     detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
-    asio::steady_timer deadline_;
-    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+    bool registered_ = false;  // in the endpoint's registry: broadcasts of others reach it
 
-    asio::steady_timer idle_timer_;
+    asio::steady_timer deadline_;  // the one timer: see next_check()
+    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
+    bool finished_ = false;  // run() is over or the connection was aborted: the timer stays off
+    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the socket
+    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
     bool ping_outstanding_ = false;

@@ -36,6 +36,8 @@ HANDSHAKE_TIMEOUT = 0.3
 MAX_CONNECTIONS = 20
 CLOSE_TIMEOUT = 0.3
 SHUTDOWN_TIMEOUT = 2.0
+WRITE_TIMEOUT = 0.3  # /stalled
+MESSAGE_TIMEOUT = 0.3  # /trickle
 # Timers never fire early; a little under the configured value absorbs clock granularity. The upper
 # bounds are generous (sanitizer builds, loaded machines) yet far below "never".
 EARLY = 0.05
@@ -772,6 +774,102 @@ class IdleTimeout(LimitsTestCase):
         conn.send_close(1000)
         conn.expect_close([1000])
         conn.expect_eof()
+
+
+class WriteTimeout(LimitsTestCase):
+    """websocket_options::write_timeout (300 ms on /stalled): a client whose socket takes no byte for
+    that long while data waits for it is closed, and released within the close timeout after."""
+
+    def test_client_that_stops_reading_is_released(self):
+        conn = rawws.Conn(self.port, "/stalled", rcvbuf=4096)
+        self.addCleanup(conn.close_socket)
+        conn.send(TEXT, "flood 100000 16384")  # far more than the kernel's buffers hold
+        started = time.monotonic()
+        deadline = started + WRITE_TIMEOUT + CLOSE_TIMEOUT + LATE
+        while self.counts()["/stalled"] != 0:
+            self.assertLess(time.monotonic(), deadline, "a client that stopped reading was never released")
+        self.assertGreater(time.monotonic() - started, WRITE_TIMEOUT - EARLY, "released before the write timeout")
+        self.assert_healthy()
+
+    def test_client_that_reads_slowly_is_not_closed(self):
+        # The writer waits for the socket often, but never for 300 ms: every message arrives.
+        conn = rawws.Conn(self.port, "/stalled", rcvbuf=16384)
+        self.addCleanup(conn.close_socket)
+        conn.send(TEXT, f"flood 200 {BURST_SIZE}")
+        for i in range(200):
+            conn.expect(BINARY, numbered(i, BURST_SIZE), f"flood message {i}")
+        conn.send_close(1000)
+        conn.expect_close([1000])
+        conn.expect_eof()
+
+
+class MessageTimeout(LimitsTestCase):
+    """websocket_options::message_timeout (300 ms on /trickle): a message must arrive whole within
+    that time of its first bytes, however its sender paces them."""
+
+    def test_message_trickled_too_slowly_is_closed_1008(self):
+        conn = self.connect("/trickle")
+        payload = b"t" * 1000
+        wire = frame(BINARY, payload)
+        started = time.monotonic()
+        sent = 0
+        # One byte every 50 ms: the connection is never idle, and the message never completes in time.
+        # The wait for the server's close frame paces the bytes.
+        while not select.select([conn.sock], [], [], 0.05)[0]:
+            self.assertLess(sent, len(wire) - 1, "the whole message went out before any close")
+            conn.send_raw(wire[sent:sent + 1])
+            sent += 1
+        code, reason = conn.expect_close([1008])
+        self.assertIn(b"message timeout", reason)
+        self.assertGreater(time.monotonic() - started, MESSAGE_TIMEOUT - EARLY)
+        self.assert_healthy()
+
+    def test_message_in_time_is_echoed_and_the_next_one_gets_its_own_time(self):
+        conn = self.connect("/trickle")
+        for i in range(3):
+            first, second = frame(TEXT, f"part {i} ", fin=False), frame(CONT, "end")
+            conn.send_raw(first)
+            conn.send_raw(second)
+            conn.expect(TEXT, f"part {i} end")
+        conn.send_close(1000)
+        conn.expect_close([1000])
+
+
+class SendAfterTheClientVanished(LimitsTestCase):
+    """A handler that only sends (/ticker: "tick N" every 20 ms) ends when its client drops TCP
+    without a close frame: its next send throws websocket_disconnect."""
+
+    def wait_for_ended(self, expected):
+        deadline = time.monotonic() + LATE
+        while limits_stats.stats(self.port)["ticker ended"] != expected:
+            self.assertLess(time.monotonic(), deadline, "the send-only handler did not end")
+
+    def test_reset_and_plain_close_end_the_handler(self):
+        ended = limits_stats.stats(self.port)["ticker ended"]
+        for reset in (True, False):
+            conn = rawws.Conn(self.port, "/ticker")
+            conn.expect(TEXT, "tick 1")
+            conn.expect(TEXT, "tick 2")
+            if reset:  # SO_LINGER 0: an RST
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close_socket()
+            ended += 1
+            self.wait_for_ended(ended)
+        self.assertEqual(self.counts()["/ticker"], 0)
+
+
+class BroadcastFromOnConnect(LimitsTestCase):
+    """A broadcast made in on_connect reaches everyone, the connecting client included (it is not in
+    the endpoint's registry yet, since nothing else may reach it before its greeting)."""
+
+    def test_connecting_client_gets_its_own_broadcast(self):
+        first = self.connect("/joined")
+        first.expect(TEXT, "joined")
+        self.echo(first, TEXT, "first is a member now")
+        second = self.connect("/joined")
+        second.expect(TEXT, "joined")
+        first.expect(TEXT, "joined")  # the second one's arrival
+        self.echo(second, TEXT, "and so is the second")
 
 
 class Shutdown(unittest.TestCase):

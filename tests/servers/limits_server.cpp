@@ -29,10 +29,15 @@
 //   /idle_busy echo, idle_timeout 300 ms, inbox_messages 1; the text "busy" takes the handler 1 s
 //   /slow_connect  echo, but on_connect takes 500 ms before greeting "welcome" (a connection upgraded
 //              and not yet in the registry: what shutdown must still close with 1001)
+//   /stalled   as /flood, with write_timeout 300 ms: a client that stops reading is closed (1008)
+//   /trickle   echo, message_timeout 300 ms: a message must arrive whole within 300 ms of its start
+//   /ticker    a send-only handler: "tick N" every 20 ms until a send throws; "ticker ended" in
+//              /stats counts handlers that ended (a send after the client vanished must throw)
+//   /joined    on_connect broadcasts "joined" (the connecting client included), then echo
 //   /stats     any text message is answered with {"/echo": n, "/big": n, ...}: connection_count() of
 //              every endpoint, /stats itself included; plus "flood sent" (messages the /flood handler
 //              has queued so far), "flood queued" (its queued_bytes() after the last send) and
-//              "idle on_close" (how often /idle's on_close ran).
+//              "idle on_close" (how often /idle's on_close ran), "ticker ended".
 #include "../../examples/cli.hpp"  // first: Starling configures Asio's coroutine support for clang
 
 #include <asio/steady_timer.hpp>
@@ -201,6 +206,38 @@ int main(int argc, char** argv) {
     flooding.max_queued_bytes = 64 * 1024;
     endpoints.at("/flood").options(flooding);
 
+    starling::websocket_options stalling = flooding;
+    stalling.write_timeout = 300ms;
+    endpoints.emplace("/stalled", app.websocket("/stalled", [&progress](starling::websocket& ws) -> starling::task<> {
+        co_await flood(ws, progress);
+    }));
+    endpoints.at("/stalled").options(stalling);
+
+    starling::websocket_options trickling = limits(64 * 1024, 300ms);
+    trickling.message_timeout = 300ms;
+    endpoints.emplace("/trickle", app.websocket("/trickle", echo));
+    endpoints.at("/trickle").options(trickling);
+
+    std::atomic<long> tickers_ended{0};
+    endpoints.emplace("/ticker", app.websocket("/ticker", [&tickers_ended](starling::websocket& ws) -> starling::task<> {
+        struct count_end {
+            std::atomic<long>& ended;
+            ~count_end() { ++ended; }
+        } counted{tickers_ended};
+        asio::steady_timer tick(co_await asio::this_coro::executor);
+        for (long n = 1;; ++n) {
+            co_await ws.send_text("tick " + std::to_string(n));
+            tick.expires_after(20ms);
+            co_await tick.async_wait(asio::use_awaitable);
+        }
+    }));
+    endpoints.at("/ticker").options(limits(1000, 300ms));
+
+    endpoints.emplace("/joined", app.websocket("/joined", echo));
+    endpoints.at("/joined").options(limits(1000, 300ms)).on_connect([](starling::websocket& ws) -> starling::task<> {
+        co_await ws.broadcast("joined");
+    });
+
     std::atomic<long> idle_closes{0};
     endpoints.emplace("/idle", app.websocket("/idle", echo));
     starling::websocket_options idling = limits(1000, 300ms);
@@ -240,6 +277,7 @@ int main(int argc, char** argv) {
             counts["flood sent"] = progress.sent;
             counts["flood queued"] = progress.queued;
             counts["idle on_close"] = idle_closes;
+            counts["ticker ended"] = tickers_ended;
             co_await ws.send_json(counts);
         }
     }));

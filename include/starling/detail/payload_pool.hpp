@@ -22,8 +22,9 @@ public:
         return s;
     }
 
-    /// Keeps `s`'s buffer for later, if it is worth keeping and there is room.
-    void give(std::string&& s) {
+    /// Keeps `s`'s buffer for later, if it is worth keeping and there is room; otherwise it is freed
+    /// here (taken by value, so the caller's string never keeps a large buffer the pool refused).
+    void give(std::string s) {
         const std::size_t capacity = s.capacity();
         if (capacity <= small_string || free_.size() == max_strings || bytes_ + capacity > max_bytes) return;
         s.clear();

@@ -15,6 +15,7 @@ class ring {
 public:
     bool empty() const noexcept { return size_ == 0; }
     std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
 
     /// The i-th element from the front.
     T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
@@ -28,15 +29,17 @@ public:
         ++size_;
     }
 
-    /// Removes the front element; its slot keeps the moved-from value's storage for reuse.
+    /// Removes the front element, and whatever it owned with it. (Assigning T() would not do: a
+    /// std::string assigned an empty one keeps its old buffer, so every slot of the ring would hold
+    /// on to the largest payload that ever passed through it.)
     void pop_front() noexcept {
-        front() = T();
+        release(front());
         head_ = (head_ + 1) & (capacity_ - 1);
         --size_;
     }
 
     void pop_back() noexcept {
-        back() = T();
+        release(back());
         --size_;
     }
 
@@ -44,7 +47,18 @@ public:
         while (!empty()) pop_front();
     }
 
+    /// Releases the storage of an empty ring larger than `keep` slots: a burst's growth is not kept
+    /// for the connection's whole life.
+    void shrink(std::size_t keep) noexcept {
+        if (size_ != 0 || capacity_ <= keep) return;
+        slots_.reset();
+        capacity_ = 0;
+        head_ = 0;
+    }
+
 private:
+    static void release(T& slot) noexcept { [[maybe_unused]] T gone = std::move(slot); }
+
     /// Doubles the capacity (a power of two, so indices wrap with a mask), keeping the order.
     void grow() {
         const std::size_t bigger = capacity_ == 0 ? 8 : capacity_ * 2;

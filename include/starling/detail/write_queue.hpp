@@ -1,6 +1,10 @@
 // A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
 // once for every receiver; unicast frames keep their header inline and own their payload, so a send
 // copies nothing it does not have to, and the writer hands header and payload to one gathered write.
+// The queue counts what it costs in memory, not only what it will put on the wire: a million 1-byte
+// frames are small on the wire and large in memory, and the limit that protects the server must see
+// the latter. It holds a few pongs at most: a peer that pings faster than it reads gets answers to
+// its first pings and to its latest one, not to each (RFC 6455 allows answering only the latest).
 #pragma once
 
 #include <array>          // std::array inline frame header
@@ -10,6 +14,7 @@
 #include <cstdint>        // std::uint8_t
 #include <memory>         // std::shared_ptr shared broadcast frames
 #include <string>         // std::string payloads
+#include <string_view>    // std::string_view pong payloads
 #include <utility>        // std::move
 #include <vector>         // std::vector buffer list
 
@@ -50,19 +55,61 @@ struct outbound_frame {
         return f;
     }
 
+    /// Bytes on the wire.
     std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+    /// Bytes of memory held for it: its slot in the queue, plus its payload's storage (a shared frame
+    /// counts whole for every receiver: it lives as long as the slowest of them).
+    std::size_t memory() const noexcept {
+        return sizeof(outbound_frame) + (shared ? shared->size() : payload.capacity());
+    }
 };
 
 class write_queue {
 public:
     void push(outbound_frame frame) {
         bytes_ += frame.size();
+        memory_ += frame.memory();
+        if (is_pong(frame)) {
+            ++waiting_pongs_;
+            latest_pong_ = popped_ + frames_.size();
+        }
         frames_.push_back(std::move(frame));
     }
 
+    /// Queues a pong with `payload`. When max_waiting_pongs already wait, the latest of them gets the
+    /// new payload instead (unless it is already on the wire in part): however fast a peer pings, the
+    /// pongs waiting for it stay few. Up to that many, every ping is answered, in order.
+    void push_pong(std::string_view payload) {
+        if (waiting_pongs_ >= max_waiting_pongs && !(latest_pong_ == popped_ && front_written_ != 0)) {
+            outbound_frame& pong = frames_[static_cast<std::size_t>(latest_pong_ - popped_)];
+            bytes_ -= pong.size();
+            memory_ -= pong.memory();
+            pong.payload.assign(payload);
+            frame_header h;
+            h.op = opcode::pong;
+            h.payload_length = payload.size();
+            pong.header_size = static_cast<std::uint8_t>(write_frame_header(h, pong.header));
+            bytes_ += pong.size();
+            memory_ += pong.memory();
+            return;
+        }
+        push(outbound_frame::unicast(opcode::pong, std::string(payload)));
+    }
+
+    /// Slots of the queue's storage (what it holds in memory beyond the frames themselves).
+    std::size_t storage_slots() const noexcept { return frames_.capacity(); }
+
+    /// Pongs queued and not yet written whole.
+    std::size_t waiting_pongs() const noexcept { return waiting_pongs_; }
+
+    /// Pongs that may wait at once before later pings only update the latest one's payload.
+    static constexpr std::size_t max_waiting_pongs = 16;
+
     bool empty() const noexcept { return frames_.empty(); }
-    /// Bytes queued and not yet written: what backpressure limits.
+    /// Bytes queued and not yet written.
     std::size_t bytes() const noexcept { return bytes_; }
+    /// Bytes of memory the queued frames hold: what backpressure and the slow-consumer policy limit.
+    std::size_t memory() const noexcept { return memory_; }
 
     /// Appends to `out` the buffers of the bytes not yet written, front first: at most `max_buffers`
     /// buffers (what one system call takes) and, past the first frame, no more than `max_bytes`. A
@@ -103,9 +150,12 @@ public:
             }
             n -= size;
             closed = closed || f.is_close;
+            memory_ -= f.memory();
             if (!f.shared) pool.give(std::move(f.payload));
-            frames_.pop_front();
+            pop_front();
         }
+        // A burst grew the ring; once it has drained, its storage goes back.
+        if (frames_.empty()) frames_.shrink(kept_slots);
         return closed;
     }
 
@@ -115,14 +165,20 @@ public:
         const std::size_t keep = front_written_ != 0 ? 1 : 0;
         while (frames_.size() > keep) {
             bytes_ -= frames_.back().size();
+            memory_ -= frames_.back().memory();
+            if (is_pong(frames_.back())) --waiting_pongs_;
             frames_.pop_back();
         }
+        if (frames_.empty()) frames_.shrink(kept_slots);
     }
 
     void clear() {
         frames_.clear();
+        frames_.shrink(0);
         bytes_ = 0;
+        memory_ = 0;
         front_written_ = 0;
+        waiting_pongs_ = 0;
     }
 
 private:
@@ -138,9 +194,27 @@ private:
         skip = 0;
     }
 
+    static bool is_pong(const outbound_frame& f) noexcept {
+        return !f.shared && f.header_size != 0 && (f.header[0] & 0x0F) == static_cast<std::uint8_t>(opcode::pong);
+    }
+
+    void pop_front() noexcept {
+        if (is_pong(frames_.front())) --waiting_pongs_;
+        frames_.pop_front();
+        ++popped_;
+    }
+
+    /// Ring slots kept when the queue empties: what a connection's ordinary traffic needs, so steady
+    /// state allocates nothing, while a burst's larger ring is released.
+    static constexpr std::size_t kept_slots = 64;
+
     ring<outbound_frame> frames_;
     std::size_t bytes_ = 0;
+    std::size_t memory_ = 0;
     std::size_t front_written_ = 0;  // bytes of the front frame already written
+    std::uint64_t popped_ = 0;       // frames ever written whole: turns positions into indices
+    std::uint64_t latest_pong_ = 0;  // where the latest pong is, counted from the first frame ever
+    std::size_t waiting_pongs_ = 0;
 };
 
 }  // namespace starling::detail
