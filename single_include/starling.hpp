@@ -18,13 +18,22 @@
 // ---- begin starling/close.hpp ----
 // Close frame payloads (RFC 6455 5.5.1): an optional 2-byte status code followed by a UTF-8 reason.
 
-#include <algorithm>     // std::min, std::copy_n
+#include <algorithm>     // std::copy_n
 #include <cstddef>       // std::size_t
 #include <cstdint>       // std::uint16_t
 #include <span>          // std::span for the caller's 125-byte buffer
 #include <string>        // std::string for the received reason
 #include <string_view>   // std::string_view
 #include <system_error>  // std::error_code
+
+
+// ---- begin starling/detail/utf8_sequence.hpp ----
+// Walking text one UTF-8 sequence at a time, for the places that must turn arbitrary bytes into valid
+// UTF-8 of their own (close reasons we send, values quoted in error messages) rather than only say
+// whether the bytes are valid.
+
+#include <cstddef>      // std::size_t
+#include <string_view>  // std::string_view
 
 
 // ---- begin starling/utf8.hpp ----
@@ -58,15 +67,18 @@ constexpr std::size_t utf8_sequence_length(unsigned char lead) noexcept {
     return 0;
 }
 
+// The word loop is bounded by a pointer into the same buffer, not by a count: at -O3, g++ 12 inlines
+// this into callers whose buffer it can see (a char[4], say) and, given only a count, cannot tell that
+// an 8-byte load never happens there, so it warns (-Warray-bounds) about a load that cannot run.
 inline bool utf8_all_ascii(const char* data, std::size_t size) noexcept {
     std::uint64_t seen = 0;
-    std::size_t i = 0;
-    for (; i + 8 <= size; i += 8) {
+    const char* const end = data + size;
+    for (; end - data >= 8; data += 8) {
         std::uint64_t word;
-        std::memcpy(&word, data + i, 8);
+        std::memcpy(&word, data, 8);
         seen |= word;
     }
-    for (; i < size; ++i) seen |= static_cast<unsigned char>(data[i]);
+    for (; data != end; ++data) seen |= static_cast<unsigned char>(*data);
     return (seen & 0x8080808080808080u) == 0;
 }
 
@@ -163,6 +175,49 @@ inline bool is_valid_utf8(std::string_view text) noexcept {
 }  // namespace starling
 // ---- end starling/utf8.hpp ----
 
+namespace starling::detail {
+
+/// The first step through some text: `size` bytes that are either one whole valid code point
+/// (`valid`) or an ill-formed piece to skip. An ill-formed piece is the longest start of a sequence
+/// that could still have become valid (a lead byte and the continuation bytes it accepts), and at
+/// least one byte, so "\xE2\x82" followed by "A" is one piece and "A" comes next on its own; this is
+/// how decoders that substitute U+FFFD count their substitutions.
+struct utf8_step {
+    std::size_t size = 0;
+    bool valid = false;
+};
+
+/// The step at the start of `text`, which must not be empty.
+constexpr utf8_step next_utf8_step(std::string_view text) noexcept {
+    const auto lead = static_cast<unsigned char>(text[0]);
+    const std::size_t length = utf8_sequence_length(lead);
+    if (length <= 1) return {1, length == 1};
+    // Only the second byte can rule out overlong forms, surrogates and values above U+10FFFF.
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    switch (lead) {
+    case 0xE0: low = 0xA0; break;
+    case 0xED: high = 0x9F; break;
+    case 0xF0: low = 0x90; break;
+    case 0xF4: high = 0x8F; break;
+    default: break;
+    }
+    for (std::size_t i = 1; i < length; ++i) {
+        if (i >= text.size()) return {i, false};
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte < low || byte > high) return {i, false};
+        low = 0x80;
+        high = 0xBF;
+    }
+    return {length, true};
+}
+
+/// U+FFFD REPLACEMENT CHARACTER, what an ill-formed piece becomes where valid text is required.
+inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
+
+}  // namespace starling::detail
+// ---- end starling/detail/utf8_sequence.hpp ----
+
 // ---- begin starling/error.hpp ----
 // Every failure Starling reports, as std::error_code values of one "starling" category, with the close
 // code (for protocol failures) or HTTP status (for handshake failures) that answers each.
@@ -241,6 +296,7 @@ enum class error {
     missing_key,               // 400
     bad_key,                   // 400
     unsupported_version,       // 426 with Sec-WebSocket-Version: 13
+    request_has_body,          // 400
     not_found,                 // 404
 };
 
@@ -297,6 +353,7 @@ public:
         case error::missing_key: return "missing Sec-WebSocket-Key header";
         case error::bad_key: return "Sec-WebSocket-Key is not 16 base64-encoded bytes";
         case error::unsupported_version: return "unsupported Sec-WebSocket-Version (13 required)";
+        case error::request_has_body: return "WebSocket upgrade request must not have a body";
         case error::not_found: return "no endpoint at this path";
         }
         return "unknown starling error";
@@ -418,17 +475,26 @@ inline std::error_code parse_close_payload(std::string_view payload, close_reaso
 /// Builds a close frame payload: the big-endian code, then as much of the reason as fits in 125 bytes
 /// without splitting a code point. no_status (1005) means "no code", and a reason cannot go without
 /// one, so it yields an empty payload. Returns the bytes used in `out`.
+///
+/// The peer fails the connection on a reason that is not UTF-8 (and would lose the code with it), so
+/// what is written always is UTF-8, whatever `reason` holds: a code point the limit would split is
+/// left out whole, and each ill-formed piece of the reason becomes U+FFFD. Replaced rather than cut
+/// short at the first bad byte, because a reason is there to be read: the text around a stray byte
+/// (a value quoted from a query string, say) is usually what tells the reader what happened.
 inline std::size_t write_close_payload(std::uint16_t code, std::string_view reason,
                                        std::span<char, 125> out) noexcept {
     if (code == static_cast<std::uint16_t>(close_code::no_status)) return 0;
     out[0] = static_cast<char>(code >> 8);
     out[1] = static_cast<char>(code & 0xFF);
-    std::size_t size = std::min(reason.size(), detail::max_close_reason);
-    if (size < reason.size()) {
-        // The peer fails the connection on a reason that is not UTF-8, so drop the cut code point whole.
-        while (size > 0 && detail::is_utf8_continuation(static_cast<unsigned char>(reason[size]))) --size;
+    std::size_t size = 0;
+    while (!reason.empty()) {
+        const detail::utf8_step step = detail::next_utf8_step(reason);
+        const std::string_view piece = step.valid ? reason.substr(0, step.size) : detail::utf8_replacement;
+        if (size + piece.size() > detail::max_close_reason) break;
+        std::copy_n(piece.data(), piece.size(), out.data() + 2 + size);
+        size += piece.size();
+        reason.remove_prefix(step.size);
     }
-    std::copy_n(reason.data(), size, out.data() + 2);
     return 2 + size;
 }
 
@@ -1061,11 +1127,28 @@ inline bool is_websocket_upgrade(const http::request& req) {
     return req.fields.has_token("Upgrade", "websocket");
 }
 
+namespace detail {
+
+/// True if the request announces a body: a Transfer-Encoding field of any value, or a Content-Length
+/// that is not exactly a run of zeros. A malformed or repeated-and-different Content-Length counts as
+/// a body too: whatever it means, the request is not one with nothing after its head.
+inline bool announces_body(const http::request& req) {
+    if (req.fields.contains("Transfer-Encoding")) return true;
+    for (const std::string_view value : req.fields.get_all("Content-Length")) {
+        const std::string_view digits = http::detail::trim_ows(value);
+        if (digits.empty() || digits.find_first_not_of('0') != std::string_view::npos) return true;
+    }
+    return false;
+}
+
+}  // namespace detail
+
 /// Checks a request against RFC 6455 section 4.2.1, in this order: GET (bad_method), HTTP/1.1
 /// (bad_http_version), exactly one Host (missing_host), Upgrade lists "websocket" (missing_upgrade),
 /// Connection lists "upgrade" (missing_connection_upgrade), exactly one Sec-WebSocket-Key
 /// (missing_key when absent) that is the base64 of exactly 16 bytes (bad_key), exactly one
-/// Sec-WebSocket-Version of "13" (unsupported_version, also when absent). Empty when acceptable.
+/// Sec-WebSocket-Version of "13" (unsupported_version, also when absent), no body
+/// (request_has_body: a Content-Length other than 0, or any Transfer-Encoding). Empty when acceptable.
 inline std::error_code validate_upgrade_request(const http::request& req) {
     if (req.method != "GET") return error::bad_method;
     if (req.version != "HTTP/1.1") return error::bad_http_version;
@@ -1088,6 +1171,9 @@ inline std::error_code validate_upgrade_request(const http::request& req) {
     if (versions.size() != 1 || http::detail::trim_ows(versions.front()) != "13") {
         return error::unsupported_version;
     }
+    // The bytes after the head are read as WebSocket frames: a body there would be taken for frames
+    // (and a client that meant to send one is confused about the protocol), so refuse it outright.
+    if (detail::announces_body(req)) return error::request_has_body;
     return {};
 }
 
@@ -1498,21 +1584,40 @@ public:
 
     /// Room for up to `max` more payload bytes of the current data frame, at the end of the message
     /// being assembled. Valid until the next call on this reader.
+    ///
+    /// What is committed follows what has arrived, never what a header announces. Until the message
+    /// holds `proven_sender` bytes, the room is at most the bytes so far (and at least
+    /// `min_direct_room`): a peer that sends the 14-byte header of a 1 MiB frame and then trickles
+    /// commits a few KiB, not the frame. Past it, the whole frame is reserved at once (address space,
+    /// which the kernel backs only as bytes land), so a large message is not copied as it grows.
     std::span<char> direct_buffer(std::size_t max) {
         const std::uint64_t remaining = data_payload_remaining();
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining));
+        std::size_t room = max;
+        if (direct_offered_) assembled_.resize(direct_start_);  // the last room was never committed
+        direct_offered_ = true;
         direct_start_ = assembled_.size();
-        // Room for the whole frame at once (its size passed the limit check): no reallocation while
-        // it arrives. Only `want` bytes are initialised, so `max` bounds the zero-filling per read.
-        assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        if (direct_start_ < proven_sender)
+            room = std::max(min_direct_room, direct_start_);
+        else
+            assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({max, remaining, room}));
         assembled_.resize(direct_start_ + want);
         return {assembled_.data() + direct_start_, want};
     }
+
+    /// Bytes of the current message received so far (when it is not handed out in place).
+    std::size_t message_bytes_buffered() const noexcept { return assembled_.size(); }
+
+    /// The least room direct_buffer() offers (unless the frame needs less).
+    static constexpr std::size_t min_direct_room = 16 * 1024;
+    /// Bytes of a message after which its sender has shown it really sends it.
+    static constexpr std::size_t proven_sender = 64 * 1024;
 
     /// Takes the first `n` bytes written into the last direct_buffer(): unmasked, validated, counted,
     /// as read() would have. Returns need_more, message (the frame ended the message) or failed.
     read_result commit_direct(std::size_t n) {
         view_ = {};
+        direct_offered_ = false;
         assembled_.resize(direct_start_ + n);
         if (const auto ec = accept_data({assembled_.data() + direct_start_, n}); ec) return fail(ec, 0);
         const frame_header& h = headers_.header();
@@ -1624,6 +1729,7 @@ private:
     std::uint64_t message_size_ = 0;
     std::string assembled_;
     std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_
+    bool direct_offered_ = false;   // a direct_buffer() is out and not committed yet
     std::array<char, max_control_payload> control_{};
     std::size_t control_size_ = 0;
     std::string_view view_;
@@ -1769,7 +1875,7 @@ private:
 
 
 // ---- begin starling/dependencies.hpp ----
-// Dependency injection (seed 002): containers of shared services, looked up by type or by name.
+// Dependency injection: containers of shared services, looked up by type or by name.
 //
 //     app.inject_global(logger{...});                 // by type: deps.get<logger>()
 //     app.inject_global("audit", logger{...});        // by name: deps.get<logger>("audit")
@@ -1964,68 +2070,524 @@ class router_dependencies : public dependency_container {};
 
 
 // ---- begin starling/connection_registry.hpp ----
-// The open connections of one endpoint, by id: what broadcast and send_to reach. Thread-safe, since
-// connections of every worker thread join and leave it.
+// The open connections of one endpoint: what broadcast and send_to reach.
+//
+// Members are kept per worker (event loop), and each worker's list is read and written only on that
+// worker's own thread. A broadcast delivers to the members of its own worker at once, and posts ONE
+// task to each other worker that has members, which delivers there to all of them: the cost of
+// crossing threads grows with the number of workers, not of receivers. Nothing is posted while the
+// lock is held; the lock guards only the id index (send_to, from any thread) and the list of workers.
 
+
+// ---- begin starling/detail/asio_config.hpp ----
+// Included before any Asio header. Asio 1.22 (Debian 12) recognises C++20 coroutines in clang only
+// through the old `__cpp_coroutines` macro, which clang 14 no longer defines in C++20 mode; without
+// this, clang builds would have no asio::awaitable at all.
+
+// Asio's coroutine headers (awaitable, use_awaitable, co_spawn) are empty when included without
+// ASIO_HAS_CO_AWAIT; if one came before Starling under clang, every later error would be about
+// use_awaitable. Say what to do instead. (Other Asio headers first are harmless.)
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && \
+    (defined(ASIO_AWAITABLE_HPP) || defined(ASIO_USE_AWAITABLE_HPP) || defined(ASIO_CO_SPAWN_HPP))
+#error "Starling: include <starling.hpp> before Asio's coroutine headers (clang needs Starling's Asio coroutine setting first), or compile with -DASIO_HAS_CO_AWAIT=1"
+#endif
+
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && defined(__cpp_impl_coroutine)
+#if __cpp_impl_coroutine >= 201902L && __has_include(<coroutine>)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+#endif
+// ---- end starling/detail/asio_config.hpp ----
+#include <asio/io_context.hpp>  // asio::io_context: a member's worker
+#include <asio/post.hpp>        // asio::post: one delivery task per other worker
+#include <array>                // std::array: the workers to post to, without allocating
+#include <atomic>               // std::atomic counts read from any thread
+#include <cstddef>              // std::size_t
+#include <functional>           // std::hash, std::equal_to<> for heterogeneous lookup
+#include <memory>               // std::shared_ptr members, std::unique_ptr groups
+#include <mutex>                // std::mutex guarding the index and the list of workers
+#include <string>               // std::string keys
+#include <string_view>          // std::string_view lookups
+#include <unordered_map>        // id -> connection
+#include <utility>              // std::move
+#include <vector>               // each worker's members
+
+
+// ---- begin starling/detail/write_queue.hpp ----
+// A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
+// once for every receiver; unicast frames keep their header inline and own their payload, so a send
+// copies nothing it does not have to, and the writer hands header and payload to one gathered write.
+// The queue counts what it costs in memory, not only what it will put on the wire: a million 1-byte
+// frames are small on the wire and large in memory, and the limit that protects the server must see
+// the latter. It holds a few pongs at most: a peer that pings faster than it reads gets answers to
+// its first pings and to its latest one, not to each (RFC 6455 allows answering only the latest).
+
+#include <array>          // std::array inline frame header
+#include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
-#include <functional>     // std::hash, std::equal_to<> for heterogeneous lookup
-#include <memory>         // std::shared_ptr entries
-#include <mutex>          // std::mutex guarding the map
-#include <string>         // std::string keys
-#include <string_view>    // std::string_view lookups
-#include <unordered_map>  // id -> connection
+#include <cstdint>        // std::uint8_t
+#include <memory>         // std::shared_ptr shared broadcast frames
+#include <string>         // std::string payloads
+#include <string_view>    // std::string_view pong payloads
+#include <utility>        // std::move
+#include <vector>         // std::vector buffer list
 
-namespace starling {
 
-class websocket;
+// ---- begin starling/detail/payload_pool.hpp ----
+// Payload strings a connection has finished writing, kept for the next messages it receives: an echo
+// hands the received string to send_text, the writer gives it back here once written, and the reader
+// fills it with the next message. That closes the loop that would otherwise allocate one string per
+// message. Bounded in count and bytes, so a burst of large messages does not stay resident.
 
-namespace detail {
+#include <cstddef>  // std::size_t
+#include <string>   // std::string payloads
+#include <utility>  // std::move
+#include <vector>   // std::vector free list
 
-class connection_registry {
+namespace starling::detail {
+
+class payload_pool {
 public:
-    void add(const std::string& id, std::shared_ptr<websocket> connection) {
-        std::lock_guard lock(mutex_);
-        connections_.insert_or_assign(id, std::move(connection));
+    /// An empty string, with capacity if one is pooled.
+    std::string take() noexcept {
+        if (free_.empty()) return {};
+        std::string s = std::move(free_.back());
+        free_.pop_back();
+        bytes_ -= s.capacity();
+        return s;
     }
 
-    void remove(const std::string& id) {
-        std::lock_guard lock(mutex_);
-        connections_.erase(id);
-    }
-
-    std::shared_ptr<websocket> find(std::string_view id) const {
-        std::lock_guard lock(mutex_);
-        const auto it = connections_.find(id);  // heterogeneous: no string built per send_to
-        return it == connections_.end() ? nullptr : it->second;
-    }
-
-    /// Calls `visit(connection)` for every member, under the registry's lock: `visit` must only queue
-    /// work (a broadcast enqueues a shared frame or posts it to the receiver's thread), never block
-    /// or call back into the registry. Cheaper than copying the members out for every broadcast.
-    template <class Visit>
-    void for_each(Visit&& visit) const {
-        std::lock_guard lock(mutex_);
-        for (const auto& [id, connection] : connections_) visit(connection);
-    }
-
-    std::size_t size() const {
-        std::lock_guard lock(mutex_);
-        return connections_.size();
+    /// Keeps `s`'s buffer for later, if it is worth keeping and there is room; otherwise it is freed
+    /// here (taken by value, so the caller's string never keeps a large buffer the pool refused).
+    void give(std::string s) {
+        const std::size_t capacity = s.capacity();
+        if (capacity <= small_string || free_.size() == max_strings || bytes_ + capacity > max_bytes) return;
+        s.clear();
+        bytes_ += capacity;
+        free_.push_back(std::move(s));
     }
 
 private:
+    static constexpr std::size_t small_string = sizeof(std::string);  // lives inside the object anyway
+    static constexpr std::size_t max_strings = 16;
+    static constexpr std::size_t max_bytes = 64 * 1024;
+
+    std::vector<std::string> free_;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/payload_pool.hpp ----
+
+// ---- begin starling/detail/ring.hpp ----
+// A FIFO on one growing circular array: what a connection's inbox and outbound queue are. Unlike
+// std::deque, which allocates and frees a node every few elements as a queue moves forward, a ring
+// that has reached its working size allocates nothing more (steady state allocates nothing per
+// message). It holds no memory until the first push, so an idle connection costs nothing here.
+
+#include <cstddef>  // std::size_t
+#include <memory>   // std::unique_ptr storage
+#include <utility>  // std::move
+
+namespace starling::detail {
+
+template <class T>
+class ring {
+public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+    /// The i-th element from the front.
+    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
+    const T& operator[](std::size_t i) const noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
+    T& front() noexcept { return (*this)[0]; }
+    T& back() noexcept { return (*this)[size_ - 1]; }
+
+    void push_back(T value) {
+        if (size_ == capacity_) grow();
+        (*this)[size_] = std::move(value);
+        ++size_;
+    }
+
+    /// Removes the front element, and whatever it owned with it. (Assigning T() would not do: a
+    /// std::string assigned an empty one keeps its old buffer, so every slot of the ring would hold
+    /// on to the largest payload that ever passed through it.)
+    void pop_front() noexcept {
+        release(front());
+        head_ = (head_ + 1) & (capacity_ - 1);
+        --size_;
+    }
+
+    void pop_back() noexcept {
+        release(back());
+        --size_;
+    }
+
+    void clear() noexcept {
+        while (!empty()) pop_front();
+    }
+
+    /// Releases the storage of an empty ring larger than `keep` slots: a burst's growth is not kept
+    /// for the connection's whole life.
+    void shrink(std::size_t keep) noexcept {
+        if (size_ != 0 || capacity_ <= keep) return;
+        slots_.reset();
+        capacity_ = 0;
+        head_ = 0;
+    }
+
+private:
+    static void release(T& slot) noexcept { [[maybe_unused]] T gone = std::move(slot); }
+
+    /// Doubles the capacity (a power of two, so indices wrap with a mask), keeping the order.
+    void grow() {
+        const std::size_t bigger = capacity_ == 0 ? 8 : capacity_ * 2;
+        auto slots = std::make_unique<T[]>(bigger);
+        for (std::size_t i = 0; i < size_; ++i) slots[i] = std::move((*this)[i]);
+        slots_ = std::move(slots);
+        capacity_ = bigger;
+        head_ = 0;
+    }
+
+    std::unique_ptr<T[]> slots_;
+    std::size_t capacity_ = 0;  // 0 or a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/ring.hpp ----
+
+namespace starling::detail {
+
+/// A whole encoded frame, shared by every connection that sends it.
+using shared_frame = std::shared_ptr<const std::string>;
+
+inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
+    return std::make_shared<const std::string>(encode_frame(op, payload));
+}
+
+struct outbound_frame {
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    std::uint8_t header_size = 0;
+    std::string payload;   // owned payload of a unicast frame
+    shared_frame shared;   // or: a whole frame shared with other connections
+    bool is_close = false;
+
+    static outbound_frame unicast(opcode op, std::string payload) {
+        outbound_frame f;
+        frame_header h;
+        h.op = op;
+        h.payload_length = payload.size();
+        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
+        f.payload = std::move(payload);
+        f.is_close = op == opcode::close;
+        return f;
+    }
+
+    static outbound_frame broadcast(shared_frame frame) {
+        outbound_frame f;
+        f.shared = std::move(frame);
+        return f;
+    }
+
+    /// Bytes on the wire.
+    std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+    /// Bytes of memory held for it: its slot in the queue, plus its payload's storage (a shared frame
+    /// counts whole for every receiver: it lives as long as the slowest of them).
+    std::size_t memory() const noexcept {
+        return sizeof(outbound_frame) + (shared ? shared->size() : payload.capacity());
+    }
+};
+
+class write_queue {
+public:
+    void push(outbound_frame frame) {
+        bytes_ += frame.size();
+        memory_ += frame.memory();
+        if (is_pong(frame)) {
+            ++waiting_pongs_;
+            latest_pong_ = popped_ + frames_.size();
+        }
+        frames_.push_back(std::move(frame));
+    }
+
+    /// Queues a pong with `payload`. When max_waiting_pongs already wait, the latest of them gets the
+    /// new payload instead (unless it is already on the wire in part): however fast a peer pings, the
+    /// pongs waiting for it stay few. Up to that many, every ping is answered, in order.
+    void push_pong(std::string_view payload) {
+        if (waiting_pongs_ >= max_waiting_pongs && !(latest_pong_ == popped_ && front_written_ != 0)) {
+            outbound_frame& pong = frames_[static_cast<std::size_t>(latest_pong_ - popped_)];
+            bytes_ -= pong.size();
+            memory_ -= pong.memory();
+            pong.payload.assign(payload);
+            frame_header h;
+            h.op = opcode::pong;
+            h.payload_length = payload.size();
+            pong.header_size = static_cast<std::uint8_t>(write_frame_header(h, pong.header));
+            bytes_ += pong.size();
+            memory_ += pong.memory();
+            return;
+        }
+        push(outbound_frame::unicast(opcode::pong, std::string(payload)));
+    }
+
+    /// Slots of the queue's storage (what it holds in memory beyond the frames themselves).
+    std::size_t storage_slots() const noexcept { return frames_.capacity(); }
+
+    /// Pongs queued and not yet written whole.
+    std::size_t waiting_pongs() const noexcept { return waiting_pongs_; }
+
+    /// Pongs that may wait at once before later pings only update the latest one's payload.
+    static constexpr std::size_t max_waiting_pongs = 16;
+
+    bool empty() const noexcept { return frames_.empty(); }
+    /// Bytes queued and not yet written.
+    std::size_t bytes() const noexcept { return bytes_; }
+    /// Bytes of memory the queued frames hold: what backpressure and the slow-consumer policy limit.
+    std::size_t memory() const noexcept { return memory_; }
+
+    /// Appends to `out` the buffers of the bytes not yet written, front first: at most `max_buffers`
+    /// buffers (what one system call takes) and, past the first frame, no more than `max_bytes`. A
+    /// close frame ends the list, since nothing may be written after it. Returns the bytes listed.
+    /// The buffers point into the queue: they are valid until the next push, consume or drop.
+    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_buffers, std::size_t max_bytes) const {
+        std::size_t bytes = 0;
+        std::size_t skip = front_written_;  // only the front frame can be partly written
+        for (std::size_t i = 0; i < frames_.size(); ++i) {
+            const outbound_frame& f = frames_[i];
+            const std::size_t buffers = f.shared || f.payload.empty() ? 1 : 2;
+            if (out.size() + buffers > max_buffers || (i > 0 && bytes + f.size() > max_bytes)) break;
+            if (f.shared) {
+                add(out, bytes, skip, f.shared->data(), f.shared->size());
+            } else {
+                add(out, bytes, skip, f.header.data(), f.header_size);
+                add(out, bytes, skip, f.payload.data(), f.payload.size());
+            }
+            if (f.is_close) break;
+        }
+        return bytes;
+    }
+
+    /// Records that the first `n` gathered bytes were written. Frames written whole leave the queue
+    /// (their owned payloads go back to `pool` for reuse); a frame written in part stays at the front
+    /// and the next gather starts where it stopped. Returns true when a close frame was completed.
+    bool consume(std::size_t n, payload_pool& pool) {
+        bytes_ -= n;
+        n += front_written_;
+        front_written_ = 0;
+        bool closed = false;
+        while (n != 0) {
+            outbound_frame& f = frames_.front();
+            const std::size_t size = f.size();
+            if (n < size) {
+                front_written_ = n;
+                break;
+            }
+            n -= size;
+            closed = closed || f.is_close;
+            memory_ -= f.memory();
+            if (!f.shared) pool.give(std::move(f.payload));
+            pop_front();
+        }
+        // A burst grew the ring; once it has drained, its storage goes back.
+        if (frames_.empty()) frames_.shrink(kept_slots);
+        return closed;
+    }
+
+    /// Drops every frame not yet begun on the wire; a frame written in part stays, since a frame
+    /// cut short would corrupt the stream.
+    void drop_unsent() {
+        const std::size_t keep = front_written_ != 0 ? 1 : 0;
+        while (frames_.size() > keep) {
+            bytes_ -= frames_.back().size();
+            memory_ -= frames_.back().memory();
+            if (is_pong(frames_.back())) --waiting_pongs_;
+            frames_.pop_back();
+        }
+        if (frames_.empty()) frames_.shrink(kept_slots);
+    }
+
+    void clear() {
+        frames_.clear();
+        frames_.shrink(0);
+        bytes_ = 0;
+        memory_ = 0;
+        front_written_ = 0;
+        waiting_pongs_ = 0;
+    }
+
+private:
+    /// Appends [data, data + size) less its first `skip` bytes (those already written).
+    static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
+                    std::size_t size) {
+        if (skip >= size) {
+            skip -= size;
+            return;
+        }
+        out.emplace_back(static_cast<const char*>(data) + skip, size - skip);
+        bytes += size - skip;
+        skip = 0;
+    }
+
+    static bool is_pong(const outbound_frame& f) noexcept {
+        return !f.shared && f.header_size != 0 && (f.header[0] & 0x0F) == static_cast<std::uint8_t>(opcode::pong);
+    }
+
+    void pop_front() noexcept {
+        if (is_pong(frames_.front())) --waiting_pongs_;
+        frames_.pop_front();
+        ++popped_;
+    }
+
+    /// Ring slots kept when the queue empties: what a connection's ordinary traffic needs, so steady
+    /// state allocates nothing, while a burst's larger ring is released.
+    static constexpr std::size_t kept_slots = 64;
+
+    ring<outbound_frame> frames_;
+    std::size_t bytes_ = 0;
+    std::size_t memory_ = 0;
+    std::size_t front_written_ = 0;  // bytes of the front frame already written
+    std::uint64_t popped_ = 0;       // frames ever written whole: turns positions into indices
+    std::uint64_t latest_pong_ = 0;  // where the latest pong is, counted from the first frame ever
+    std::size_t waiting_pongs_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/write_queue.hpp ----
+
+namespace starling::detail {
+
+/// `Member` is the connection type. It provides `receive_broadcast(const shared_frame&)`, called on its
+/// own worker's thread, and `registry_slot()`, a `std::size_t&` the registry uses to find it in its
+/// worker's list in constant time.
+template <class Member>
+class connection_registry {
+public:
+    connection_registry() = default;
+    connection_registry(const connection_registry&) = delete;
+    connection_registry& operator=(const connection_registry&) = delete;
+
+    /// Joins `member`, which lives on `context`. Call on that context's thread.
+    void add(asio::io_context& context, const std::string& id, std::shared_ptr<Member> member) {
+        worker_group* group = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            ids_.insert_or_assign(id, member);
+            group = group_for(context);
+        }
+        member->registry_slot() = group->members.size();
+        group->members.push_back(std::move(member));
+        group->size.fetch_add(1, std::memory_order_relaxed);
+        size_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    /// Leaves. Call on the member's thread, once for each add().
+    void remove(asio::io_context& context, const std::string& id, Member& member) {
+        worker_group* group = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            if (const auto it = ids_.find(id); it != ids_.end() && it->second.get() == &member) ids_.erase(it);
+            group = group_for(context);
+        }
+        // Swap with the last one: constant time, whatever the number of members.
+        auto& members = group->members;
+        const std::size_t slot = member.registry_slot();
+        if (slot >= members.size() || members[slot].get() != &member) return;
+        if (slot + 1 != members.size()) {
+            members[slot] = std::move(members.back());
+            members[slot]->registry_slot() = slot;
+        }
+        members.pop_back();
+        group->size.fetch_sub(1, std::memory_order_relaxed);
+        size_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    /// The member with that id, from any thread.
+    std::shared_ptr<Member> find(std::string_view id) const {
+        std::lock_guard lock(mutex_);
+        const auto it = ids_.find(id);  // heterogeneous: no string built per send_to
+        return it == ids_.end() ? nullptr : it->second;
+    }
+
+    /// Delivers `frame` to every member but `except` (which may be null): at once to those of
+    /// `here` (the caller's worker), through one posted task per other worker with members. Call on
+    /// `here`'s thread. Each receiver gets one sender's frames in the order it sent them: posts from
+    /// one thread to one worker run in order.
+    void broadcast(asio::io_context& here, const shared_frame& frame, const Member* except) {
+        worker_group* local = nullptr;
+        std::array<worker_group*, groups_per_pass> remote{};
+        for (std::size_t start = 0;; start += groups_per_pass) {
+            std::size_t count = 0;
+            bool more = false;
+            {
+                std::lock_guard lock(mutex_);
+                for (std::size_t i = start; i < groups_.size(); ++i) {
+                    worker_group* g = groups_[i].get();
+                    if (g->context == &here) {
+                        local = g;
+                    } else if (g->size.load(std::memory_order_relaxed) != 0) {
+                        if (count == remote.size()) {
+                            more = true;
+                            break;
+                        }
+                        remote[count++] = g;
+                    }
+                }
+            }
+            // Groups are never removed, so the pointers stay good without the lock.
+            for (std::size_t i = 0; i < count; ++i)
+                asio::post(*remote[i]->context, [g = remote[i], frame, except] { g->deliver(frame, except); });
+            if (!more) break;
+        }
+        if (local != nullptr) local->deliver(frame, except);
+    }
+
+    /// Members, from any thread.
+    std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+
+private:
+    /// The members of one worker. `members` is touched only on that worker's thread; `size` is read
+    /// from others to skip workers with nobody to deliver to.
+    struct worker_group {
+        explicit worker_group(asio::io_context& c) : context(&c) {}
+
+        void deliver(const shared_frame& frame, const Member* except) {
+            // receive_broadcast only queues (or starts a close that runs later): nobody joins or
+            // leaves this list while it is walked.
+            for (const auto& member : members)
+                if (member.get() != except) member->receive_broadcast(frame);
+        }
+
+        asio::io_context* context;
+        std::vector<std::shared_ptr<Member>> members;
+        std::atomic<std::size_t> size{0};
+    };
+
+    /// Under the lock.
+    worker_group* group_for(asio::io_context& context) {
+        for (const auto& g : groups_)
+            if (g->context == &context) return g.get();
+        groups_.push_back(std::make_unique<worker_group>(context));
+        return groups_.back().get();
+    }
+
     /// Lets find() look up by string_view.
     struct id_hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
     };
 
+    static constexpr std::size_t groups_per_pass = 16;
+
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::shared_ptr<websocket>, id_hash, std::equal_to<>> connections_;
+    std::unordered_map<std::string, std::shared_ptr<Member>, id_hash, std::equal_to<>> ids_;
+    std::vector<std::unique_ptr<worker_group>> groups_;
+    std::atomic<std::size_t> size_{0};
 };
 
-}  // namespace detail
-}  // namespace starling
+}  // namespace starling::detail
 // ---- end starling/connection_registry.hpp ----
 
 // ---- begin starling/detail/signature.hpp ----
@@ -2042,6 +2604,7 @@ private:
 #include <tuple>        // std::tuple argument lists
 #include <type_traits>  // std::remove_cvref_t and friends
 #include <typeindex>    // std::type_index requirements
+#include <utility>      // std::index_sequence parameter positions
 #include <vector>       // std::vector requirements
 
 
@@ -2068,7 +2631,7 @@ struct message {
 // ---- end starling/message.hpp ----
 
 // ---- begin starling/params.hpp ----
-// Typed query parameters declared in handler signatures (seed 004's "easy access" parameters):
+// Typed query parameters declared in handler signatures:
 //
 //     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
 //        starling::query<"page", int, "1"> page) -> starling::task<> { ... }
@@ -2088,7 +2651,7 @@ struct message {
 
 
 // ---- begin starling/query_coercion.hpp ----
-// How a query-parameter string becomes a typed value: the built-in coercions (strings, integers with
+// How a query-parameter string becomes a typed value: the built-in coercions (UTF-8 strings, integers with
 // range checks, floating point, bool, enums by name) and the customisation point for user types.
 //
 // To make your own type usable in starling::query<"name", YourType>, specialise query_coercion:
@@ -2113,6 +2676,7 @@ struct message {
 #include <system_error>  // std::errc
 #include <type_traits>   // std::is_enum_v
 #include <utility>       // std::pair
+
 
 namespace starling {
 
@@ -2140,17 +2704,26 @@ concept named_enum = std::is_enum_v<E> && !std::is_same_v<std::remove_cvref_t<de
 
 }  // namespace detail
 
+// Strings are text: a percent-decoded value that is not UTF-8 ("%FF") is refused here, so a handler
+// never has to check, and never echoes bytes a browser could not display or a peer would fail a text
+// message over. A handler that wants raw bytes can declare a type of its own.
 template <>
 struct query_coercion<std::string> {
-    static constexpr std::string_view expected = "string";
-    static std::optional<std::string> parse(std::string_view text) { return std::string(text); }
+    static constexpr std::string_view expected = "UTF-8 text";
+    static std::optional<std::string> parse(std::string_view text) {
+        if (!is_valid_utf8(text)) return std::nullopt;
+        return std::string(text);
+    }
 };
 
 template <>
 struct query_coercion<std::string_view> {
-    static constexpr std::string_view expected = "string";
+    static constexpr std::string_view expected = "UTF-8 text";
     // The view points into the connection's own query parameters, which live as long as it does.
-    static std::optional<std::string_view> parse(std::string_view text) { return text; }
+    static std::optional<std::string_view> parse(std::string_view text) {
+        if (!is_valid_utf8(text)) return std::nullopt;
+        return text;
+    }
 };
 
 template <>
@@ -2317,11 +2890,37 @@ struct is_query_parameter : std::false_type {};
 template <fixed_string Name, class T, fixed_string Default>
 struct is_query_parameter<query<Name, T, Default>> : std::true_type {};
 
+/// A decoded value as an error message quotes it. The message is an HTTP body or a close reason, both
+/// text, so the quote must be UTF-8 even when the value is not: valid text is quoted as it is, and
+/// each byte of an ill-formed piece is written percent-encoded again ("%FF"), as the client sent it,
+/// so the client sees exactly which bytes were refused. (A literal "%FF" that the client itself
+/// encoded as "%25FF" looks the same; the message is for reading, not for parsing back.)
+inline std::string quote_value(std::string_view text) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(text.size());
+    while (!text.empty()) {
+        const utf8_step step = next_utf8_step(text);
+        if (step.valid) {
+            out.append(text.substr(0, step.size));
+        } else {
+            for (const char c : text.substr(0, step.size)) {
+                const auto byte = static_cast<unsigned char>(c);
+                out += '%';
+                out += hex[byte >> 4];
+                out += hex[byte & 0xF];
+            }
+        }
+        text.remove_prefix(step.size);
+    }
+    return out;
+}
+
 template <class Element>
 std::optional<Element> coerce_one(std::string_view name, std::string_view text, parameter_error& error) {
     auto value = query_coercion<Element>::parse(text);
     if (!value) {
-        error.message = "Invalid value '" + std::string(text) + "' for parameter '" + std::string(name) +
+        error.message = "Invalid value '" + quote_value(text) + "' for parameter '" + std::string(name) +
                         "': expected " + std::string(query_coercion<Element>::expected);
     }
     return value;
@@ -2502,6 +3101,14 @@ struct signature_checks {
     std::vector<dependency_requirement> dependencies;
 };
 
+/// Derives from report<position, P> only when the parameter is not supported. report's static_assert
+/// then fails inside a template whose arguments are the parameter's position and type, so the
+/// compiler's instantiation notes show both next to the message.
+template <bool supported, template <int, class> class report, int position, class P>
+struct report_if_unsupported {};
+template <template <int, class> class report, int position, class P>
+struct report_if_unsupported<false, report, position, P> : report<position, P> {};
+
 template <class Arguments>
 struct signature;
 
@@ -2510,6 +3117,15 @@ struct signature<std::tuple<A...>> {
     /// True when every parameter's source is one `allowed` accepts (each API has its own set).
     template <bool (*allowed)(source)>
     static constexpr bool all_allowed = (allowed(source_of<A>()) && ...);
+
+    /// Fails compilation once for each parameter `allowed` rejects, through report<position, type>
+    /// (position counted from 1 over the whole parameter list), when its size is asked for.
+    template <bool (*allowed)(source), template <int, class> class report,
+              class = std::index_sequence_for<A...>>
+    struct unsupported_report;
+    template <bool (*allowed)(source), template <int, class> class report, std::size_t... I>
+    struct unsupported_report<allowed, report, std::index_sequence<I...>>
+        : report_if_unsupported<allowed(source_of<A>()), report, static_cast<int>(I) + 1, A>... {};
 
     static std::optional<std::string> check_query(const query_params& params) {
         std::optional<std::string> failure;
@@ -2632,13 +3248,18 @@ struct websocket_options {
     /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
     /// full the server stops reading from that client (TCP backpressure), nothing grows.
     std::size_t inbox_messages = 64;
+    /// The same bound in bytes of memory (1 MiB): the inbox is full when either is reached. One
+    /// message always fits, however large (up to max_message_size).
+    std::size_t max_inbox_bytes = 1024 * 1024;
     /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
     invalid_query_policy invalid_query = invalid_query_policy::reject;
     /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
     /// a peer that never answers our close frame is dropped after it.
     std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
-    /// High-water mark of the outbound queue, in bytes. Above it, `co_await send...` suspends until
-    /// the writer has drained the queue back to it, and a broadcast applies `slow_consumer`.
+    /// High-water mark of the outbound queue, in bytes of memory: each frame's payload plus a fixed
+    /// overhead per frame (about a hundred bytes), control frames included. Above it,
+    /// `co_await send...` suspends until the writer has drained the queue back to it, and a
+    /// broadcast applies `slow_consumer`.
     std::size_t max_queued_bytes = 1024 * 1024;
     /// What a broadcast does for a receiver over max_queued_bytes.
     slow_consumer_policy slow_consumer = slow_consumer_policy::close;
@@ -2646,6 +3267,14 @@ struct websocket_options {
     /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
     /// it does not answer that either). 0 turns pings off.
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+    /// A client whose socket takes no byte for this long while data waits for it (it stopped reading)
+    /// is closed with 1008 "write timeout", its unsent backlog dropped; if even the close frame cannot
+    /// be written, the connection is dropped close_timeout later. 0 turns the check off.
+    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+    /// A message must arrive whole within this time of its first bytes; one that does not (a peer
+    /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
+    /// check off.
+    std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -2673,26 +3302,6 @@ struct server_options {
 // ---- begin starling/task.hpp ----
 // The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
 
-
-// ---- begin starling/detail/asio_config.hpp ----
-// Included before any Asio header. Asio 1.22 (Debian 12) recognises C++20 coroutines in clang only
-// through the old `__cpp_coroutines` macro, which clang 14 no longer defines in C++20 mode; without
-// this, clang builds would have no asio::awaitable at all.
-
-// Asio's coroutine headers (awaitable, use_awaitable, co_spawn) are empty when included without
-// ASIO_HAS_CO_AWAIT; if one came before Starling under clang, every later error would be about
-// use_awaitable. Say what to do instead. (Other Asio headers first are harmless.)
-#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && \
-    (defined(ASIO_AWAITABLE_HPP) || defined(ASIO_USE_AWAITABLE_HPP) || defined(ASIO_CO_SPAWN_HPP))
-#error "Starling: include <starling.hpp> before Asio's coroutine headers (clang needs Starling's Asio coroutine setting first), or compile with -DASIO_HAS_CO_AWAIT=1"
-#endif
-
-#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && defined(__cpp_impl_coroutine)
-#if __cpp_impl_coroutine >= 201902L && __has_include(<coroutine>)
-#define ASIO_HAS_CO_AWAIT 1
-#endif
-#endif
-// ---- end starling/detail/asio_config.hpp ----
 #include <asio/awaitable.hpp>               // asio::awaitable, the coroutine type Asio's I/O composes with
 #include <asio/experimental/as_tuple.hpp>  // as_tuple: an operation's error code as a value
 #include <asio/use_awaitable.hpp>           // asio::use_awaitable
@@ -2743,7 +3352,7 @@ struct endpoint_state {
     signature_checks on_close_checks;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
-    connection_registry registry;
+    connection_registry<websocket> registry;
     std::shared_ptr<const logger> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
@@ -2773,7 +3382,9 @@ struct endpoint_state {
 // one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
 // a writer (the only one that writes: not a coroutine; at the end of each turn of the event loop it
 // writes the outbound queue in gathered writes until the kernel refuses, and only then waits for the
-// socket). The lifecycle rules of SPEC.md section 1 live in run().
+// socket). One timer keeps every time limit of the connection (see "the deadline" below). How a
+// connection begins and ends (greeting first, on_close exactly once, the close handshake within its
+// timeout) lives in run().
 
 #include <asio/co_spawn.hpp>        // asio::co_spawn for the handler and server-initiated closes
 #include <asio/detached.hpp>        // asio::detached
@@ -2782,7 +3393,7 @@ struct endpoint_state {
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <algorithm>                // std::copy when compacting the read buffer
+#include <algorithm>                // std::min of the deadlines
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
@@ -2878,117 +3489,6 @@ private:
 }  // namespace starling::detail
 // ---- end starling/detail/async_event.hpp ----
 
-// ---- begin starling/detail/payload_pool.hpp ----
-// Payload strings a connection has finished writing, kept for the next messages it receives: an echo
-// hands the received string to send_text, the writer gives it back here once written, and the reader
-// fills it with the next message. That closes the loop that would otherwise allocate one string per
-// message. Bounded in count and bytes, so a burst of large messages does not stay resident.
-
-#include <cstddef>  // std::size_t
-#include <string>   // std::string payloads
-#include <utility>  // std::move
-#include <vector>   // std::vector free list
-
-namespace starling::detail {
-
-class payload_pool {
-public:
-    /// An empty string, with capacity if one is pooled.
-    std::string take() noexcept {
-        if (free_.empty()) return {};
-        std::string s = std::move(free_.back());
-        free_.pop_back();
-        bytes_ -= s.capacity();
-        return s;
-    }
-
-    /// Keeps `s`'s buffer for later, if it is worth keeping and there is room.
-    void give(std::string&& s) {
-        const std::size_t capacity = s.capacity();
-        if (capacity <= small_string || free_.size() == max_strings || bytes_ + capacity > max_bytes) return;
-        s.clear();
-        bytes_ += capacity;
-        free_.push_back(std::move(s));
-    }
-
-private:
-    static constexpr std::size_t small_string = sizeof(std::string);  // lives inside the object anyway
-    static constexpr std::size_t max_strings = 16;
-    static constexpr std::size_t max_bytes = 64 * 1024;
-
-    std::vector<std::string> free_;
-    std::size_t bytes_ = 0;
-};
-
-}  // namespace starling::detail
-// ---- end starling/detail/payload_pool.hpp ----
-
-// ---- begin starling/detail/ring.hpp ----
-// A FIFO on one growing circular array: what a connection's inbox and outbound queue are. Unlike
-// std::deque, which allocates and frees a node every few elements as a queue moves forward, a ring
-// that has reached its working size allocates nothing more (steady state allocates nothing per
-// message). It holds no memory until the first push, so an idle connection costs nothing here.
-
-#include <cstddef>  // std::size_t
-#include <memory>   // std::unique_ptr storage
-#include <utility>  // std::move
-
-namespace starling::detail {
-
-template <class T>
-class ring {
-public:
-    bool empty() const noexcept { return size_ == 0; }
-    std::size_t size() const noexcept { return size_; }
-
-    /// The i-th element from the front.
-    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
-    const T& operator[](std::size_t i) const noexcept { return slots_[(head_ + i) & (capacity_ - 1)]; }
-    T& front() noexcept { return (*this)[0]; }
-    T& back() noexcept { return (*this)[size_ - 1]; }
-
-    void push_back(T value) {
-        if (size_ == capacity_) grow();
-        (*this)[size_] = std::move(value);
-        ++size_;
-    }
-
-    /// Removes the front element; its slot keeps the moved-from value's storage for reuse.
-    void pop_front() noexcept {
-        front() = T();
-        head_ = (head_ + 1) & (capacity_ - 1);
-        --size_;
-    }
-
-    void pop_back() noexcept {
-        back() = T();
-        --size_;
-    }
-
-    void clear() noexcept {
-        while (!empty()) pop_front();
-    }
-
-private:
-    /// Doubles the capacity (a power of two, so indices wrap with a mask), keeping the order.
-    void grow() {
-        const std::size_t bigger = capacity_ == 0 ? 8 : capacity_ * 2;
-        auto slots = std::make_unique<T[]>(bigger);
-        for (std::size_t i = 0; i < size_; ++i) slots[i] = std::move((*this)[i]);
-        slots_ = std::move(slots);
-        capacity_ = bigger;
-        head_ = 0;
-    }
-
-    std::unique_ptr<T[]> slots_;
-    std::size_t capacity_ = 0;  // 0 or a power of two
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
-
-}  // namespace starling::detail
-// ---- end starling/detail/ring.hpp ----
-
 // ---- begin starling/detail/uuid.hpp ----
 // Connection ids: random (version 4) UUID strings.
 
@@ -3030,149 +3530,47 @@ inline std::string make_uuid_v4() {
 }  // namespace starling::detail
 // ---- end starling/detail/uuid.hpp ----
 
-// ---- begin starling/detail/write_queue.hpp ----
-// A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
-// once for every receiver; unicast frames keep their header inline and own their payload, so a send
-// copies nothing it does not have to, and the writer hands header and payload to one gathered write.
+// ---- begin starling/detail/worker_read_buffer.hpp ----
+// One receive buffer per event loop, shared by every connection on that loop. A connection reads into
+// it only when it can parse what arrives at once, and keeps for itself only what it cannot parse yet
+// (bytes behind a message its handler has no room for). So an idle connection, or one between
+// messages, holds no receive buffer of its own: what a connection costs follows what it is doing,
+// not how many connections there are.
 
-#include <array>          // std::array inline frame header
-#include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
-#include <cstddef>        // std::size_t
-#include <cstdint>        // std::uint8_t
-#include <memory>         // std::shared_ptr shared broadcast frames
-#include <string>         // std::string payloads
-#include <utility>        // std::move
-#include <vector>         // std::vector buffer list
-
+#include <asio/execution_context.hpp>       // asio::execution_context::service: state per event loop
+#include <cstddef>                          // std::size_t
+#include <span>                             // std::span view of the buffer
+#include <vector>                           // std::vector storage
 
 namespace starling::detail {
 
-/// A whole encoded frame, shared by every connection that sends it.
-using shared_frame = std::shared_ptr<const std::string>;
-
-inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
-    return std::make_shared<const std::string>(encode_frame(op, payload));
-}
-
-struct outbound_frame {
-    std::array<std::uint8_t, max_frame_header_size> header{};
-    std::uint8_t header_size = 0;
-    std::string payload;   // owned payload of a unicast frame
-    shared_frame shared;   // or: a whole frame shared with other connections
-    bool is_close = false;
-
-    static outbound_frame unicast(opcode op, std::string payload) {
-        outbound_frame f;
-        frame_header h;
-        h.op = op;
-        h.payload_length = payload.size();
-        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
-        f.payload = std::move(payload);
-        f.is_close = op == opcode::close;
-        return f;
-    }
-
-    static outbound_frame broadcast(shared_frame frame) {
-        outbound_frame f;
-        f.shared = std::move(frame);
-        return f;
-    }
-
-    std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
-};
-
-class write_queue {
+/// Found with `asio::use_service<worker_read_buffer>(context)`. Everything on one loop runs on one
+/// thread, and a connection uses the buffer only between two suspensions, so one buffer serves all.
+class worker_read_buffer : public asio::execution_context::service {
 public:
-    void push(outbound_frame frame) {
-        bytes_ += frame.size();
-        frames_.push_back(std::move(frame));
+    using key_type = worker_read_buffer;
+    static inline asio::execution_context::id id;
+
+    explicit worker_read_buffer(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+    /// The buffer, allocated on first use. Its contents are only good until the user's next
+    /// suspension: another connection of the loop may read into it then.
+    std::span<char> get() {
+        if (bytes_.empty()) bytes_.resize(size);
+        return bytes_;
     }
 
-    bool empty() const noexcept { return frames_.empty(); }
-    /// Bytes queued and not yet written: what backpressure limits.
-    std::size_t bytes() const noexcept { return bytes_; }
-
-    /// Appends to `out` the buffers of the bytes not yet written, front first: at most `max_buffers`
-    /// buffers (what one system call takes) and, past the first frame, no more than `max_bytes`. A
-    /// close frame ends the list, since nothing may be written after it. Returns the bytes listed.
-    /// The buffers point into the queue: they are valid until the next push, consume or drop.
-    std::size_t gather(std::vector<asio::const_buffer>& out, std::size_t max_buffers, std::size_t max_bytes) const {
-        std::size_t bytes = 0;
-        std::size_t skip = front_written_;  // only the front frame can be partly written
-        for (std::size_t i = 0; i < frames_.size(); ++i) {
-            const outbound_frame& f = frames_[i];
-            const std::size_t buffers = f.shared || f.payload.empty() ? 1 : 2;
-            if (out.size() + buffers > max_buffers || (i > 0 && bytes + f.size() > max_bytes)) break;
-            if (f.shared) {
-                add(out, bytes, skip, f.shared->data(), f.shared->size());
-            } else {
-                add(out, bytes, skip, f.header.data(), f.header_size);
-                add(out, bytes, skip, f.payload.data(), f.payload.size());
-            }
-            if (f.is_close) break;
-        }
-        return bytes;
-    }
-
-    /// Records that the first `n` gathered bytes were written. Frames written whole leave the queue
-    /// (their owned payloads go back to `pool` for reuse); a frame written in part stays at the front
-    /// and the next gather starts where it stopped. Returns true when a close frame was completed.
-    bool consume(std::size_t n, payload_pool& pool) {
-        bytes_ -= n;
-        n += front_written_;
-        front_written_ = 0;
-        bool closed = false;
-        while (n != 0) {
-            outbound_frame& f = frames_.front();
-            const std::size_t size = f.size();
-            if (n < size) {
-                front_written_ = n;
-                break;
-            }
-            n -= size;
-            closed = closed || f.is_close;
-            if (!f.shared) pool.give(std::move(f.payload));
-            frames_.pop_front();
-        }
-        return closed;
-    }
-
-    /// Drops every frame not yet begun on the wire; a frame written in part stays, since a frame
-    /// cut short would corrupt the stream.
-    void drop_unsent() {
-        const std::size_t keep = front_written_ != 0 ? 1 : 0;
-        while (frames_.size() > keep) {
-            bytes_ -= frames_.back().size();
-            frames_.pop_back();
-        }
-    }
-
-    void clear() {
-        frames_.clear();
-        bytes_ = 0;
-        front_written_ = 0;
-    }
+    /// Big enough for many small frames, or a large frame's first 64 KiB, per read.
+    static constexpr std::size_t size = 64 * 1024;
 
 private:
-    /// Appends [data, data + size) less its first `skip` bytes (those already written).
-    static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
-                    std::size_t size) {
-        if (skip >= size) {
-            skip -= size;
-            return;
-        }
-        out.emplace_back(static_cast<const char*>(data) + skip, size - skip);
-        bytes += size - skip;
-        skip = 0;
-    }
+    void shutdown() override {}
 
-    ring<outbound_frame> frames_;
-    std::size_t bytes_ = 0;
-    std::size_t front_written_ = 0;  // bytes of the front frame already written
+    std::vector<char> bytes_;
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/write_queue.hpp ----
+// ---- end starling/detail/worker_read_buffer.hpp ----
 
 // ---- begin starling/json.hpp ----
 // JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
@@ -3433,6 +3831,7 @@ public:
           path_(request.path()),
           query_(std::move(query)),
           headers_(std::move(request.fields)),
+          worker_buffer_(asio::use_service<detail::worker_read_buffer>(static_cast<asio::execution_context&>(context))),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
           inbox_space_(context.get_executor()),
@@ -3440,15 +3839,13 @@ public:
           on_close_finished_(context.get_executor()),
           handler_caught_up_(context.get_executor()),
           queue_drained_(context.get_executor()),
-          deadline_(context.get_executor()),
-          idle_timer_(context.get_executor()) {
+          deadline_(context.get_executor()) {
         std::error_code ec;
         const auto remote = socket_.remote_endpoint(ec);
         if (!ec) client_ = {remote.address().to_string(), remote.port()};
         // The writer writes synchronously until the kernel refuses, and waits only then.
         socket_.non_blocking(true, ec);
-        read_buffer_.assign(already_read.begin(), already_read.end());
-        read_end_ = read_buffer_.size();
+        carried_.assign(already_read.begin(), already_read.end());
     }
 
     websocket(const websocket&) = delete;
@@ -3482,7 +3879,7 @@ public:
         }
     }
 
-    /// The next message, or nothing if `timeout` passes first (seed 002's wait_for(receive_text(), 30s)).
+    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's guide writes with wait_for).
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
         caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -3554,13 +3951,13 @@ public:
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         if (connection_id == id_) {  // also before this connection joins the registry (in on_connect)
-            if (close_sent_ || write_failed_) return false;
+            if (!can_send()) return false;
             enqueue(detail::outbound_frame::unicast(opcode::text, std::string(text)));
             return true;
         }
         auto target = endpoint_->registry.find(connection_id);
         if (!target) return false;
-        target->deliver(detail::make_shared_frame(opcode::text, text));
+        target->deliver_text(std::string(text));
         return true;
     }
 
@@ -3591,7 +3988,7 @@ public:
             co_await close(close_at_once->code, close_at_once->reason);
         } else {
             asio::co_spawn(context_, handler_loop(self), asio::detached);
-            if (endpoint_->options.idle_timeout.count() > 0) schedule_idle_check(endpoint_->options.idle_timeout);
+            update_deadline();  // the idle check
         }
         co_await read_loop();
         if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
@@ -3604,8 +4001,9 @@ public:
         while (!writer_done_)
             if (!co_await writer_finished_.wait(close_deadline_)) break;
         co_await linger_and_close();
-        idle_timer_.cancel();
-        endpoint_->registry.remove(id_);
+        finished_ = true;
+        deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
+        if (registered_) endpoint_->registry.remove(context_, id_, *this);
     }
 
     /// Drops the connection at once, from any thread: TCP closed without a close handshake, pending
@@ -3617,23 +4015,24 @@ public:
             self->write_failed_ = true;  // nothing more is queued; the writer's aborted write clears the queue
             std::error_code ignored;
             self->socket_.close(ignored);
+            self->finished_ = true;
             self->deadline_.cancel();
-            self->idle_timer_.cancel();
             self->flush();  // an idle writer finishes at once; a waiting one sees its wait aborted
             self->queue_drained_.notify_all();
             self->handler_caught_up_.notify();
         });
     }
 
-    /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
-    /// that is a slow consumer (see receive_broadcast) gets the endpoint's slow_consumer policy instead.
-    void deliver(detail::shared_frame frame) {
+    /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
+    /// this connection's thread first. A unicast frame, encoded here, but under the same
+    /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
+    void deliver_text(std::string text) {
         if (context_.get_executor().running_in_this_thread()) {
-            receive_broadcast(std::move(frame));  // same worker: queue it now, no hand-off
+            receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
             return;
         }
-        asio::post(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
-            self->receive_broadcast(std::move(frame));
+        asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
+            self->receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
         });
     }
 
@@ -3648,10 +4047,14 @@ public:
     /// The event loop this connection lives on; its coroutines must run there.
     asio::io_context& context() const noexcept { return context_; }
 
-    /// How many bytes wait in the outbound queue.
-    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
+    /// overhead per frame.
+    std::size_t queued_bytes() const noexcept { return queue_.memory(); }
 
 private:
+    friend class detail::connection_registry<websocket>;  // receive_broadcast, registry_slot
+    std::size_t& registry_slot() noexcept { return registry_slot_; }
+
     enum class phase { open, closing };
     enum class callback_state { not_run, running, done };
 
@@ -3661,6 +4064,7 @@ private:
         if (!inbox_.empty()) {
             message m = std::move(inbox_.front());
             inbox_.pop_front();
+            inbox_bytes_ -= inbox_cost(m);
             inbox_space_.notify();
             processing_message_ = true;
             return m;
@@ -3701,7 +4105,10 @@ private:
         phase_ = phase::closing;
         close_code_ = code;
         close_reason_ = std::string(reason);
-        if (server_closing) inbox_.clear();
+        if (server_closing) {
+            inbox_.clear();
+            inbox_bytes_ = 0;
+        }
         inbox_ready_.notify();
         inbox_space_.notify();
         queue_drained_.notify_all();
@@ -3738,18 +4145,12 @@ private:
     }
 
     /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
-    /// our queue, waiting for TCP's end) shares one deadline, after which the socket's operations are
-    /// cancelled and nothing waits for the peer any more.
+    /// our queue, waiting for TCP's end) shares one deadline, after which the socket is closed under
+    /// whatever still uses it, however much the peer keeps sending.
     void arm_deadline() {
         if (close_deadline_ != no_deadline) return;
         close_deadline_ = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
-        deadline_.expires_at(close_deadline_);
-        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
-            if (!ec) {
-                std::error_code ignored;
-                self->socket_.cancel(ignored);
-            }
-        });
+        update_deadline();
     }
 
     /// Closes TCP politely: stop sending, read (and discard) until the peer closes or the close
@@ -3769,37 +4170,88 @@ private:
         socket_.close(ec);
     }
 
-    // ---- idle connections ----
+    // ---- the deadline ----
+    // One timer per connection serves every time limit: the close timeout, idle pings and the idle
+    // close, the write-stall timeout and the message timeout. It is armed for the earliest of them;
+    // when it fires it checks them all against the clock and re-arms for the next. Moving a time
+    // forward (more input arrived) costs nothing: the timer fires at the old time and finds nothing
+    // due yet.
 
-    /// Checks for silence `after` from now. A connection silent for idle_timeout is pinged; one still
-    /// silent idle_timeout after the ping is closed with 1001. While the reader is paused (the handler
-    /// is behind and the inbox full), silence is ours, not the peer's: it does not count.
-    void schedule_idle_check(std::chrono::steady_clock::duration after) {
-        idle_timer_.expires_after(after);
-        idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-            if (!ec) self->check_idle();
+    /// The earliest time something must be checked, or no_deadline.
+    std::chrono::steady_clock::time_point next_check() const noexcept {
+        const websocket_options& o = endpoint_->options;
+        auto due = close_deadline_;
+        if (phase_ == phase::open) {
+            if (o.idle_timeout.count() > 0)
+                due = std::min(due, (ping_outstanding_ ? ping_sent_at_ : last_input_) + o.idle_timeout);
+            if (o.write_timeout.count() > 0 && awaiting_writable_) due = std::min(due, stall_since_ + o.write_timeout);
+            if (o.message_timeout.count() > 0 && message_started_ != no_deadline)
+                due = std::min(due, message_started_ + o.message_timeout);
+        }
+        return due;
+    }
+
+    /// Arms the timer for next_check() if that is earlier than what it is armed for.
+    void update_deadline() {
+        if (finished_) return;
+        const auto due = next_check();
+        if (due >= armed_for_) return;
+        armed_for_ = due;
+        deadline_.expires_at(due);  // replaces a later wait, whose handler sees operation_aborted
+        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec) return;
+            self->armed_for_ = no_deadline;
+            self->check_deadlines();
+            self->update_deadline();
         });
     }
 
-    void check_idle() {
-        if (phase_ != phase::open) return;
-        const auto idle = endpoint_->options.idle_timeout;
+    void check_deadlines() {
+        if (finished_) return;
         const auto now = std::chrono::steady_clock::now();
-        if (reader_paused_) last_input_ = now;
-        if (ping_outstanding_ && last_input_ <= ping_sent_at_) {
-            asio::co_spawn(context_, close_from_server(shared_from_this(), close_code::going_away, "idle timeout"),
-                           asio::detached);
+        if (now >= close_deadline_) {
+            // Closing took too long: the socket goes, and with it every read and write still using it.
+            std::error_code ignored;
+            socket_.close(ignored);
             return;
         }
-        ping_outstanding_ = false;
+        if (phase_ != phase::open) return;
+        const websocket_options& o = endpoint_->options;
+        if (o.write_timeout.count() > 0 && awaiting_writable_ && now - stall_since_ >= o.write_timeout) {
+            // The client stopped reading: what it has not begun to receive is dropped, so the close
+            // frame is next in line and the memory is released now.
+            queue_.drop_unsent();
+            return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
+        }
+        if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
+            return close_soon(close_code::policy_violation, "message timeout: a message did not arrive whole in time");
+        if (o.idle_timeout.count() > 0) check_idle(now, o.idle_timeout);
+    }
+
+    /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
+    /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
+    /// silence is ours, not the peer's: it does not count.
+    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
+        if (reader_paused_) last_input_ = now;
+        if (ping_outstanding_) {
+            if (last_input_ > ping_sent_at_) {
+                ping_outstanding_ = false;
+            } else if (now - ping_sent_at_ >= idle) {
+                return close_soon(close_code::going_away, "idle timeout");
+            } else {
+                return;
+            }
+        }
         if (now - last_input_ >= idle) {
             enqueue(detail::outbound_frame::unicast(opcode::ping, std::string()));
             ping_outstanding_ = true;
             ping_sent_at_ = now;
-            schedule_idle_check(idle);
-        } else {
-            schedule_idle_check(last_input_ + idle - now);
         }
+    }
+
+    /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
+    void close_soon(close_code code, std::string_view reason) {
+        asio::co_spawn(context_, close_from_server(shared_from_this(), code, std::string(reason)), asio::detached);
     }
 
     /// close() started by the server itself (idle timeout, slow consumer), keeping the connection
@@ -3809,41 +4261,62 @@ private:
     }
 
     // ---- reading ----
+    // The reader reads into its worker's shared buffer (detail/worker_read_buffer.hpp) and parses all
+    // of it before it next suspends. Only two things make it suspend with bytes unparsed: a full inbox
+    // (the rest moves to carried_, this connection's own, until the handler makes room) and the end of
+    // the connection (the rest no longer matters). A large frame's payload is read straight into the
+    // message instead, in reads that grow with what has arrived.
 
     task<> read_loop() {
+        std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
+        bool input_is_carried = true;
         std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
+        unsigned reads_in_a_row = 0;
         for (;;) {
-            while (direct || read_begin_ < read_end_) {
+            while (direct || !input.empty()) {
                 read_result r{read_status::need_more, 0};
                 if (direct) {
                     r = *direct;
                     direct.reset();
                 } else {
-                    r = reader_.read(std::span<char>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
-                    read_begin_ += r.consumed;
+                    r = reader_.read(input);
+                    input = input.subspan(r.consumed);
                 }
                 switch (r.status) {
                 case read_status::need_more: break;
                 case read_status::message:
+                    message_started_ = no_deadline;
                     if (phase_ != phase::open) break;  // closing: data is no longer delivered
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
                         m.data = payloads_.take();
                         reader_.take_payload(m.data);
+                        inbox_bytes_ += inbox_cost(m);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
                     }
-                    if (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages) {
+                    if (phase_ == phase::open && inbox_full()) {
+                        // Other connections of this worker read into the shared buffer while this one
+                        // waits: what is left of the input must be this connection's own.
+                        if (!input_is_carried) {
+                            carried_.assign(input.data(), input.size());
+                        } else {
+                            carried_.erase(0, static_cast<std::size_t>(input.data() - carried_.data()));
+                        }
+                        input = std::span<char>(carried_.data(), carried_.size());
+                        input_is_carried = true;
                         reader_paused_ = true;
-                        while (phase_ == phase::open && inbox_.size() >= endpoint_->options.inbox_messages)
-                            co_await inbox_space_.wait();
+                        while (phase_ == phase::open && inbox_full()) co_await inbox_space_.wait();
                         reader_paused_ = false;
                         last_input_ = std::chrono::steady_clock::now();
                     }
                     break;
                 case read_status::ping:
-                    if (!close_sent_) enqueue(detail::outbound_frame::unicast(opcode::pong, std::string(reader_.payload())));
+                    if (!close_sent_) {
+                        queue_.push_pong(reader_.payload());
+                        schedule_flush();
+                    }
                     break;
                 case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
                 case read_status::close: {
@@ -3871,10 +4344,19 @@ private:
                 }
                 if (r.status == read_status::need_more) break;
             }
-            if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
-            if (read_begin_ == read_end_ && reader_.data_payload_remaining() >= direct_read_threshold) {
-                // The rest of a large frame goes straight into the message: no copy out of the read
-                // buffer, and far fewer reads than through 16 KiB.
+            if (input_is_carried) {
+                std::string().swap(carried_);  // parsed: the storage goes
+                input_is_carried = false;
+            }
+            if (reader_.in_message() && message_started_ == no_deadline) {
+                // A message has begun and not ended with this read: from now on it has message_timeout.
+                message_started_ = std::chrono::steady_clock::now();
+                update_deadline();
+            }
+            // Straight into the message only once its sender has sent a good part of it: bytes that
+            // have not arrived commit no memory.
+            if (reader_.data_payload_remaining() >= direct_read_threshold &&
+                reader_.message_bytes_buffered() >= message_reader::proven_sender) {
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
                 auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
                                                                 detail::as_tuple_awaitable);
@@ -3883,26 +4365,34 @@ private:
                 direct = reader_.commit_direct(n);
                 continue;
             }
-            if (read_buffer_.empty()) {
-                // An idle connection holds no receive buffer: it gets one when the peer sends.
+            if (++reads_in_a_row > reads_before_yield) {
+                // A peer that always has more to send must not keep this worker's other connections
+                // and timers waiting.
+                reads_in_a_row = 0;
+                co_await asio::post(context_, asio::use_awaitable);
+            }
+            const std::span<char> buffer = worker_buffer_.get();
+            std::error_code ec;
+            const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                reads_in_a_row = 0;
                 auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
-                if (wait_ec) co_return;
+                if (wait_ec) co_return;  // dropped, or the close deadline closed the socket
+                continue;
             }
-            if (read_buffer_.size() - read_end_ < min_read_space) {
-                // Move the unparsed tail to the front, growing the buffer only if that is not enough.
-                std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
-                          read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
-                read_end_ -= read_begin_;
-                read_begin_ = 0;
-                if (read_buffer_.size() - read_end_ < min_read_space) read_buffer_.resize(read_end_ + read_buffer_size);
-            }
-            auto [ec, n] = co_await socket_.async_read_some(
-                asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-                detail::as_tuple_awaitable);
-            if (ec) co_return;  // dropped, reset, or our deadline cancelled the read
-            read_end_ += n;
+            if (ec) co_return;  // dropped, reset, or the close deadline closed the socket
             last_input_ = std::chrono::steady_clock::now();
+            input = buffer.first(n);
         }
+    }
+
+    /// What a received message costs while it waits in the inbox.
+    static std::size_t inbox_cost(const message& m) noexcept { return sizeof(message) + m.data.capacity(); }
+
+    /// Full by count or by bytes; one message always fits.
+    bool inbox_full() const noexcept {
+        const websocket_options& o = endpoint_->options;
+        return inbox_.size() >= o.inbox_messages || (inbox_bytes_ >= o.max_inbox_bytes && !inbox_.empty());
     }
 
     // ---- writing ----
@@ -3910,32 +4400,37 @@ private:
     /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
     /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
-        if (close_sent_ || write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
         enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
-        while (queue_.bytes() > endpoint_->options.max_queued_bytes && !close_sent_ && !write_failed_)
-            co_await queue_drained_.wait();
-        if (write_failed_) throw websocket_disconnect(close_code_, close_reason_);
+        while (queue_.memory() > endpoint_->options.max_queued_bytes && can_send()) co_await queue_drained_.wait();
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
     }
 
-    /// A broadcast frame arriving on this connection's thread. One that would take the queue over the
-    /// high-water mark while the kernel refuses this client's bytes meets the endpoint's
-    /// slow_consumer policy. Only then: a queue that grew while this thread was busy elsewhere (a
-    /// burst of broadcasts, a long handler on the same worker) says nothing about the client, and is
-    /// written at the end of the turn.
-    void receive_broadcast(detail::shared_frame frame) {
+    /// False once the connection is gone for sending, however it went: our close frame is queued, the
+    /// socket failed, or the connection is being torn down (the peer dropped TCP). A send then throws,
+    /// so a handler that only sends (a timer loop) ends too.
+    bool can_send() const noexcept { return !close_sent_ && !write_failed_ && !stop_writer_; }
+
+    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
+    void receive_broadcast(const detail::shared_frame& frame) {
+        receive_from_another(detail::outbound_frame::broadcast(frame));
+    }
+
+    /// A frame another connection sent (broadcast or send_to), on this connection's thread. One that
+    /// would take the queue over the high-water mark while the kernel refuses this client's bytes
+    /// meets the endpoint's slow_consumer policy. Only then: a queue that grew while this thread was
+    /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
+    /// the client, and is written at the end of the turn.
+    void receive_from_another(detail::outbound_frame frame) {
         if (phase_ != phase::open || write_failed_) return;
-        if (awaiting_writable_ && queue_.bytes() + frame->size() > endpoint_->options.max_queued_bytes) {
+        if (awaiting_writable_ && queue_.memory() + frame.memory() > endpoint_->options.max_queued_bytes) {
             if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
             // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
             // the memory is released now, not when (if ever) the client catches up.
             queue_.drop_unsent();
-            asio::co_spawn(context_,
-                           close_from_server(shared_from_this(), close_code::policy_violation,
-                                             "slow consumer: outbound queue over its limit"),
-                           asio::detached);
-            return;
+            return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
-        enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+        enqueue(std::move(frame));
     }
 
     void enqueue(detail::outbound_frame frame) {
@@ -3945,10 +4440,10 @@ private:
     }
 
     void fan_out(const detail::shared_frame& frame, recipients who) {
-        endpoint_->registry.for_each([&](const std::shared_ptr<websocket>& receiver) {
-            if (who == recipients::others && receiver.get() == this) return;
-            receiver->deliver(frame);
-        });
+        // In on_connect the connection is not in the registry yet (nothing reaches a client before its
+        // greeting), but a broadcast it makes itself still includes it.
+        if (who == recipients::everyone && !registered_) receive_broadcast(frame);
+        endpoint_->registry.broadcast(context_, frame, who == recipients::others ? this : nullptr);
     }
 
     // The writer: not a coroutine. Everything queued during one turn of the event loop is written at
@@ -3983,7 +4478,7 @@ private:
             if (ec) return fail_writer();
             if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
             const bool close_written = queue_.consume(n, payloads_);
-            if (queue_.bytes() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
+            if (queue_.memory() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (close_written) return finish_writer();  // nothing may follow a close frame
         }
         if (stop_writer_) finish_writer();
@@ -3991,6 +4486,8 @@ private:
 
     void await_writable() {
         awaiting_writable_ = true;
+        stall_since_ = std::chrono::steady_clock::now();
+        update_deadline();  // the write-stall timeout
         socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
             self->awaiting_writable_ = false;
             if (ec) return self->fail_writer();
@@ -4023,7 +4520,10 @@ private:
                 if (greeting && phase_ == phase::open) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*greeting)));
             }
             // Join the registry only now: no broadcast can reach the client before its greeting.
-            if (phase_ == phase::open) endpoint_->registry.add(id_, self);
+            if (phase_ == phase::open) {
+                endpoint_->registry.add(context_, id_, self);
+                registered_ = true;
+            }
             if (phase_ == phase::open) co_await endpoint_->handler(*this);
         } catch (const websocket_disconnect&) {
             // The connection is over; run() finishes it.
@@ -4045,8 +4545,7 @@ private:
         co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
     }
 
-    static constexpr std::size_t read_buffer_size = 16 * 1024;
-    static constexpr std::size_t min_read_space = 4 * 1024;
+    static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
     static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
     static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
     static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
@@ -4069,11 +4568,11 @@ private:
     std::string close_reason_;
     callback_state on_close_state_ = callback_state::not_run;
 
-    std::vector<char> read_buffer_;
-    std::size_t read_begin_ = 0;
-    std::size_t read_end_ = 0;
+    detail::worker_read_buffer& worker_buffer_;
+    std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
     message_reader reader_;
     detail::ring<message> inbox_;
+    std::size_t inbox_bytes_ = 0;  // inbox_cost() of the messages in the inbox
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
@@ -4094,10 +4593,15 @@ private:
     bool close_requested_ = false;
     bool processing_message_ = false;  // the handler holds a message it may still answer
     detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
-    asio::steady_timer deadline_;
-    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+    bool registered_ = false;  // in the endpoint's registry: broadcasts of others reach it
+    std::size_t registry_slot_ = 0;  // where the registry keeps it in its worker's list
 
-    asio::steady_timer idle_timer_;
+    asio::steady_timer deadline_;  // the one timer: see next_check()
+    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
+    bool finished_ = false;  // run() is over or the connection was aborted: the timer stays off
+    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
+    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the socket
+    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
     bool ping_outstanding_ = false;
@@ -4176,22 +4680,36 @@ inline call_context context_for(websocket& ws) {
     return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
 }
 
+/// Instantiated for a handler or callback parameter no source supplies: the compiler's notes read
+/// `unsupported_handler_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_handler_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in a websocket handler or callback (the note "
+                  "'unsupported_handler_parameter<position, type>' names it, counting from 1); it may "
+                  "declare starling::websocket&, starling::query<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
 template <class F>
 constexpr bool readable_coroutine_api_signature() {
+    if constexpr (!has_readable_signature<F>) return false;
+    else return signature_of<F>::template all_allowed<coroutine_api_parameter>;
+}
+
+/// The one readable error for a signature readable_coroutine_api_signature rejects. Kept apart from
+/// that check, which sits in `if constexpr` conditions: a failed instantiation inside it would make
+/// clang report the condition as not constant, a second error.
+template <class F>
+void reject_coroutine_api_signature() {
     if constexpr (!has_readable_signature<F>) {
         static_assert(dependent_false<F>,
                       "starling: a handler or callback must be a function or a lambda with concrete "
                       "parameter types (no 'auto' parameters)");
-        return false;
-    } else if constexpr (!signature_of<F>::template all_allowed<coroutine_api_parameter>) {
-        static_assert(dependent_false<F>,
-                      "starling: unsupported parameter type in a websocket handler or callback; it may "
-                      "declare starling::websocket&, starling::query<\"name\", T>, "
-                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
-                      "dependency as T& or std::shared_ptr<T>");
-        return false;
     } else {
-        return true;
+        (void)sizeof(typename signature_of<F>::template unsupported_report<coroutine_api_parameter,
+                                                                             unsupported_handler_parameter>);
     }
 }
 
@@ -4208,6 +4726,8 @@ void adapt_handler(F handler, endpoint_state& endpoint) {
             };
             endpoint.handler_checks = signature_of<F>::checks();
         }
+    } else {
+        reject_coroutine_api_signature<F>();
     }
 }
 
@@ -4221,6 +4741,8 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
             return invoke_for_text(callback, context_for(ws));
         };
         checks = signature_of<F>::checks();
+    } else {
+        reject_coroutine_api_signature<F>();
     }
 }
 
@@ -4414,11 +4936,12 @@ private:
 #include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
 #include <asio/post.hpp>          // asio::post cross-thread hand-offs
 #include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
-#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline
+#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline, accept pause
 #include <asio/use_awaitable.hpp> // asio::use_awaitable
 #include <asio/write.hpp>         // asio::async_write responses
 #include <algorithm>              // std::max, std::min
 #include <atomic>                 // std::atomic counters and flags
+#include <cerrno>                 // ENFILE
 #include <chrono>                 // std::chrono deadlines
 #include <csignal>                // SIGINT, SIGTERM
 #include <cstddef>                // std::size_t
@@ -4431,6 +4954,64 @@ private:
 #include <thread>                 // std::thread workers
 #include <vector>                 // std::vector workers
 
+
+// ---- begin starling/detail/accept_backoff.hpp ----
+// What the accept loop does when accepting fails, sans I/O: how long to pause before the next try,
+// and which failures to log. A failure that repeats (out of file descriptors, say: the waiting
+// connection stays in the backlog and every retry fails at once) must cost neither a spinning core
+// nor a flood of log lines, and the server must resume at full speed as soon as accepting works again.
+
+#include <algorithm>  // std::min
+#include <chrono>     // std::chrono durations and time points
+#include <cstddef>    // std::size_t
+#include <optional>   // std::optional report
+
+namespace starling::detail {
+
+class accept_backoff {
+public:
+    using clock = std::chrono::steady_clock;
+
+    /// The first pause is short, so a passing shortage costs a client little; each failure in a row
+    /// doubles it up to a second, so a lasting one costs the server next to nothing.
+    static constexpr std::chrono::milliseconds first_pause{10};
+    static constexpr std::chrono::milliseconds longest_pause{1000};
+    /// At most one log line per this interval.
+    static constexpr std::chrono::seconds report_interval{10};
+
+    /// An accept failed: how long to pause before the next one.
+    std::chrono::milliseconds failed() noexcept {
+        const std::chrono::milliseconds pause = pause_;
+        pause_ = std::min(pause_ * 2, longest_pause);
+        return pause;
+    }
+
+    /// An accept succeeded: the next failure pauses briefly again.
+    void succeeded() noexcept { pause_ = first_pause; }
+
+    /// Whether the failure that happened at `now` gets a log line. If it does, the result is how many
+    /// failures went unlogged since the last line; if not, this one is counted among them.
+    std::optional<std::size_t> report(clock::time_point now) noexcept {
+        if (reported_ && now - last_report_ < report_interval) {
+            ++unreported_;
+            return std::nullopt;
+        }
+        reported_ = true;
+        last_report_ = now;
+        const std::size_t skipped = unreported_;
+        unreported_ = 0;
+        return skipped;
+    }
+
+private:
+    std::chrono::milliseconds pause_ = first_pause;
+    bool reported_ = false;
+    clock::time_point last_report_{};
+    std::size_t unreported_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/detail/accept_backoff.hpp ----
 
 // ---- begin starling/detail/live_connections.hpp ----
 // Every connection the server holds, from accept to its end, whether still in its handshake or
@@ -4528,6 +5109,68 @@ private:
 }  // namespace starling::detail
 // ---- end starling/detail/live_connections.hpp ----
 
+// ---- begin starling/detail/reserve_descriptor.hpp ----
+// A file descriptor held in reserve. Out of descriptors, a server cannot even accept a connection to
+// refuse it: the client waits in the listen backlog for an answer that never comes. With one
+// descriptor set aside, the server can give it back, accept the waiting connections one at a time
+// (each reuses the freed number), answer them, close them, and take its reserve again.
+
+#if defined(_WIN32)
+
+namespace starling::detail {
+
+// Sockets on Windows are handles, with no per-process limit like POSIX's RLIMIT_NOFILE to run into:
+// nothing to reserve.
+class reserve_descriptor {
+public:
+    bool acquire() noexcept { return false; }
+    bool release() noexcept { return false; }
+    bool held() const noexcept { return false; }
+};
+
+}  // namespace starling::detail
+
+#else
+
+#include <fcntl.h>   // ::open
+#include <unistd.h>  // ::close
+
+namespace starling::detail {
+
+class reserve_descriptor {
+public:
+    reserve_descriptor() = default;
+    reserve_descriptor(const reserve_descriptor&) = delete;
+    reserve_descriptor& operator=(const reserve_descriptor&) = delete;
+    ~reserve_descriptor() { release(); }
+
+    /// Takes a descriptor (of /dev/null, which any process may open and which costs nothing) unless
+    /// one is held already. False if none could be had.
+    bool acquire() noexcept {
+        if (fd_ < 0) fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return fd_ >= 0;
+    }
+
+    /// Gives the descriptor back, so that the next one the process opens can have it. False if none
+    /// was held.
+    bool release() noexcept {
+        if (fd_ < 0) return false;
+        ::close(fd_);
+        fd_ = -1;
+        return true;
+    }
+
+    bool held() const noexcept { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace starling::detail
+
+#endif
+// ---- end starling/detail/reserve_descriptor.hpp ----
+
 namespace starling::detail {
 
 using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
@@ -4540,6 +5183,7 @@ public:
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
         acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
+        accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->context);
         drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
     }
 
@@ -4560,6 +5204,10 @@ public:
         acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
         acceptor_->bind(where);
         acceptor_->listen(asio::socket_base::max_listen_connections);
+        // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
+        // wait on it; asynchronous ones work the same either way.
+        acceptor_->non_blocking(true);
+        reserve_.acquire();
         port_ = acceptor_->local_endpoint().port();
         asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
         return port_;
@@ -4631,14 +5279,70 @@ private:
             auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
             if (ec) {
                 if (stopping_ || ec == asio::error::operation_aborted) co_return;
-                log_line(log_level::warning, "accept failed: " + ec.message());
-                continue;  // e.g. out of file descriptors: keep serving the connections we have
+                co_await pause_accepting(ec);  // keep serving the connections we have, then retry
+                continue;
             }
+            backoff_.succeeded();
+            if (!reserve_.held()) reserve_.acquire();  // given back earlier and not re-taken then
             // Counted here, at accept, not when serve() first runs on its worker: with several workers
             // a burst of connections would otherwise pass the limit before any of them was counted.
             const bool over_limit = active_.fetch_add(1) >= options_.max_connections;
             asio::co_spawn(w.context, serve(std::move(socket), w.context, over_limit), asio::detached);
         }
+    }
+
+    /// EMFILE (this process) or ENFILE (the whole system). Asio reports them in a category of its own,
+    /// which std::errc conditions do not match.
+    static bool out_of_descriptors(std::error_code ec) noexcept {
+        return ec == asio::error::no_descriptors || ec == std::error_code(ENFILE, asio::error::get_system_category());
+    }
+
+    /// After a failed accept: refuse the connections that wait in the backlog if descriptors ran out,
+    /// log (at most once per report interval), and pause before the next accept, longer each time
+    /// in a row. Without the pause, a connection that cannot be accepted stays in the backlog and every
+    /// retry fails at once: a core spent on retries and log lines.
+    task<> pause_accepting(std::error_code ec) {
+        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections() : 0;
+        const std::chrono::milliseconds pause = backoff_.failed();
+        if (const std::optional<std::size_t> unreported = backoff_.report(std::chrono::steady_clock::now())) {
+            std::string line = "accept failed: " + ec.message() + "; pausing accepts for " +
+                               std::to_string(pause.count()) + " ms";
+            if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
+            if (*unreported != 0)
+                line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
+            log_line(log_level::warning, line);
+        }
+        accept_pause_->expires_after(pause);
+        co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
+    }
+
+    /// Out of descriptors, the connections in the backlog would wait for an answer that never comes.
+    /// The reserve descriptor is given back, so each of them can be accepted in turn (reusing the one
+    /// number freed), answered 503 and closed; then the reserve is taken again. Returns how many were
+    /// answered. Bounded, so that a flood of connections cannot keep the loop here.
+    std::size_t refuse_waiting_connections() {
+        if (!reserve_.release()) return 0;
+        static constexpr std::size_t most_at_once = 256;
+        const std::string answer = make_response(503, "text/plain", "Too many open files");
+        std::size_t refused = 0;
+        while (refused < most_at_once) {
+            std::error_code ec;
+            asio::ip::tcp::socket socket(workers_[0]->context);
+            acceptor_->accept(socket, ec);
+            if (ec) break;  // none left (would block), or another thread took the freed descriptor
+            socket.non_blocking(true, ec);
+            // Read what the client sent already, so that closing does not reset the connection (which
+            // could discard our answer), then answer without waiting: a few bytes into an empty send
+            // buffer.
+            char request[4096];
+            socket.read_some(asio::buffer(request), ec);
+            socket.write_some(asio::buffer(answer), ec);
+            socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            socket.close(ec);
+            ++refused;
+        }
+        reserve_.acquire();
+        return refused;
     }
 
     /// Ends the count of a connection that accept_loop() counted; the last one out during shutdown
@@ -4701,13 +5405,19 @@ private:
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 
-        // A client gets handshake_timeout to send its whole request; then its socket is cancelled.
+        // A client gets handshake_timeout for its whole handshake, its request and our answer; then
+        // its socket is closed. Closed, not cancelled: a cancel reaches only the operation pending at
+        // that moment, so a read that had just completed (its bytes on their way to this coroutine)
+        // would miss it, and the next read would wait on the client with no deadline left. On a closed
+        // socket every later operation fails at once, whatever the client does. The timer lives until
+        // this coroutine returns, and its destruction cancels it; had it fired just before, it closes
+        // the moved-from socket of an upgraded connection, which does nothing.
         asio::steady_timer deadline(context);
         deadline.expires_after(options_.handshake_timeout);
         deadline.async_wait([socket_ptr](std::error_code ec) {
             if (!ec) {
                 std::error_code ignore;
-                socket_ptr->cancel(ignore);
+                socket_ptr->close(ignore);
             }
         });
 
@@ -4728,7 +5438,6 @@ private:
                 break;
             }
         }
-        deadline.cancel();
 
         const http::request& request = parser.get();
         if (stopping_) {
@@ -4790,6 +5499,7 @@ private:
     task<> shutdown() {
         std::error_code ignored;
         acceptor_->close(ignored);
+        accept_pause_->cancel();
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
@@ -4814,6 +5524,9 @@ private:
     std::shared_ptr<const logger> log_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+    std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
+    accept_backoff backoff_;                            // used by accept_loop only, on worker 0
+    reserve_descriptor reserve_;                        // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
     std::atomic<std::size_t> active_{0};
@@ -5022,7 +5735,7 @@ private:
 // The event API.
 
 // ---- begin starling/connector.hpp ----
-// The event API's view of a connection (seeds 000, 001, 003): what an event handler's `ws` is.
+// The event API's view of a connection: what an event handler's `ws` is.
 
 #include <string>       // std::string ids
 #include <string_view>  // std::string_view messages
@@ -5071,7 +5784,7 @@ private:
 // ---- end starling/connector.hpp ----
 
 // ---- begin starling/event_websocket.hpp ----
-// The event API (seeds 000, 001, 003): Robyn's older style, where a WebSocket object on a path gets
+// The event API: Robyn's older style, where a WebSocket object on a path gets
 // "connect", "message" and "close" handlers whose returned text is sent to the client.
 //
 //     starling::WebSocket websocket(app, "/web_socket");
@@ -5119,6 +5832,19 @@ constexpr bool declares_text(std::tuple<A...>*) {
     return ((source_of<A>() == source::message) || ...);
 }
 
+/// Instantiated for an event handler parameter no source supplies: the compiler's notes read
+/// `unsupported_event_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_event_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in an event handler (the note "
+                  "'unsupported_event_parameter<position, type>' names it, counting from 1); it may declare "
+                  "starling::connector&, the message (std::string_view, std::string, "
+                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
 template <class F>
 event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text) {
     if constexpr (!has_readable_signature<F>) {
@@ -5127,12 +5853,7 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
                       "types (no 'auto' parameters)");
         return {};
     } else if constexpr (!signature_of<F>::template all_allowed<event_api_parameter>) {
-        static_assert(dependent_false<F>,
-                      "starling: unsupported parameter type in an event handler; it may declare "
-                      "starling::connector&, the message (std::string_view, std::string, "
-                      "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
-                      "starling::global_dependencies&, starling::router_dependencies&, or an injected "
-                      "dependency as T& or std::shared_ptr<T>");
+        (void)sizeof(typename signature_of<F>::template unsupported_report<event_api_parameter, unsupported_event_parameter>);
         return {};
     } else {
         static_assert(returns_text_or_nothing<result_of<F>>,

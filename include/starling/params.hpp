@@ -1,4 +1,4 @@
-// Typed query parameters declared in handler signatures (seed 004's "easy access" parameters):
+// Typed query parameters declared in handler signatures:
 //
 //     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
 //        starling::query<"page", int, "1"> page) -> starling::task<> { ... }

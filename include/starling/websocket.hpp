@@ -196,7 +196,7 @@ public:
         }
         auto target = endpoint_->registry.find(connection_id);
         if (!target) return false;
-        target->deliver(detail::make_shared_frame(opcode::text, text));
+        target->deliver_text(std::string(text));
         return true;
     }
 
@@ -242,7 +242,7 @@ public:
         co_await linger_and_close();
         finished_ = true;
         deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
-        endpoint_->registry.remove(id_);
+        if (registered_) endpoint_->registry.remove(context_, id_, *this);
     }
 
     /// Drops the connection at once, from any thread: TCP closed without a close handshake, pending
@@ -262,15 +262,16 @@ public:
         });
     }
 
-    /// Queues a broadcast frame from any thread: hops to this connection's thread first. A receiver
-    /// that is a slow consumer (see receive_broadcast) gets the endpoint's slow_consumer policy instead.
-    void deliver(detail::shared_frame frame) {
+    /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
+    /// this connection's thread first. A unicast frame, encoded here, but under the same
+    /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
+    void deliver_text(std::string text) {
         if (context_.get_executor().running_in_this_thread()) {
-            receive_broadcast(std::move(frame));  // same worker: queue it now, no hand-off
+            receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
             return;
         }
-        asio::post(context_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
-            self->receive_broadcast(std::move(frame));
+        asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
+            self->receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
         });
     }
 
@@ -290,6 +291,9 @@ public:
     std::size_t queued_bytes() const noexcept { return queue_.memory(); }
 
 private:
+    friend class detail::connection_registry<websocket>;  // receive_broadcast, registry_slot
+    std::size_t& registry_slot() noexcept { return registry_slot_; }
+
     enum class phase { open, closing };
     enum class callback_state { not_run, running, done };
 
@@ -646,21 +650,26 @@ private:
     /// so a handler that only sends (a timer loop) ends too.
     bool can_send() const noexcept { return !close_sent_ && !write_failed_ && !stop_writer_; }
 
-    /// A broadcast frame arriving on this connection's thread. One that would take the queue over the
-    /// high-water mark while the kernel refuses this client's bytes meets the endpoint's
-    /// slow_consumer policy. Only then: a queue that grew while this thread was busy elsewhere (a
-    /// burst of broadcasts, a long handler on the same worker) says nothing about the client, and is
-    /// written at the end of the turn.
-    void receive_broadcast(detail::shared_frame frame) {
+    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
+    void receive_broadcast(const detail::shared_frame& frame) {
+        receive_from_another(detail::outbound_frame::broadcast(frame));
+    }
+
+    /// A frame another connection sent (broadcast or send_to), on this connection's thread. One that
+    /// would take the queue over the high-water mark while the kernel refuses this client's bytes
+    /// meets the endpoint's slow_consumer policy. Only then: a queue that grew while this thread was
+    /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
+    /// the client, and is written at the end of the turn.
+    void receive_from_another(detail::outbound_frame frame) {
         if (phase_ != phase::open || write_failed_) return;
-        if (awaiting_writable_ && queue_.memory() + frame->size() > endpoint_->options.max_queued_bytes) {
+        if (awaiting_writable_ && queue_.memory() + frame.memory() > endpoint_->options.max_queued_bytes) {
             if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
             // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
             // the memory is released now, not when (if ever) the client catches up.
             queue_.drop_unsent();
             return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
-        enqueue(detail::outbound_frame::broadcast(std::move(frame)));
+        enqueue(std::move(frame));
     }
 
     void enqueue(detail::outbound_frame frame) {
@@ -673,10 +682,7 @@ private:
         // In on_connect the connection is not in the registry yet (nothing reaches a client before its
         // greeting), but a broadcast it makes itself still includes it.
         if (who == recipients::everyone && !registered_) receive_broadcast(frame);
-        endpoint_->registry.for_each([&](const std::shared_ptr<websocket>& receiver) {
-            if (who == recipients::others && receiver.get() == this) return;
-            receiver->deliver(frame);
-        });
+        endpoint_->registry.broadcast(context_, frame, who == recipients::others ? this : nullptr);
     }
 
     // The writer: not a coroutine. Everything queued during one turn of the event loop is written at
@@ -754,7 +760,7 @@ private:
             }
             // Join the registry only now: no broadcast can reach the client before its greeting.
             if (phase_ == phase::open) {
-                endpoint_->registry.add(id_, self);
+                endpoint_->registry.add(context_, id_, self);
                 registered_ = true;
             }
             if (phase_ == phase::open) co_await endpoint_->handler(*this);
@@ -827,6 +833,7 @@ private:
     bool processing_message_ = false;  // the handler holds a message it may still answer
     detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
     bool registered_ = false;  // in the endpoint's registry: broadcasts of others reach it
+    std::size_t registry_slot_ = 0;  // where the registry keeps it in its worker's list
 
     asio::steady_timer deadline_;  // the one timer: see next_check()
     std::chrono::steady_clock::time_point armed_for_ = no_deadline;

@@ -34,7 +34,7 @@ struct endpoint_state {
     signature_checks on_close_checks;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
-    connection_registry registry;
+    connection_registry<websocket> registry;
     std::shared_ptr<const logger> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
