@@ -2,13 +2,17 @@
 # Starling against Boost.Beast and websocketpp, side by side, in one run.
 #
 #   bench/run.sh [--quick] [--reps N] [--duration S] [--warmup S] [--build-dir DIR]
+#                [--baseline DIR] [--no-peers]
 #
 # Installs what is missing (Debian packages), builds Starling's examples, the load generator and the
 # peer servers with -O2 in build-bench/, then for every repetition, scenario and server: starts the
 # server pinned to CPU 0 (taskset -c 0), drives it with bench/loadgen pinned to CPU 1, and stops it.
 # Prints a markdown table (median of the repetitions, their spread, Starling's ratio to the best peer
 # and to websocketpp); the raw results (one JSON line per run) and the table are kept in the build
-# directory. --quick: one short repetition, a smoke test (about a minute).
+# directory. --quick: one short repetition, a smoke test (about a minute). --baseline DIR: also run
+# the examples of another Starling build directory (an earlier commit, configured as this script
+# does), side by side, with a "Starling ÷ baseline" column: how a change moved each row.
+# --no-peers: Starling (and the baseline) only.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,6 +24,8 @@ idle_connections=10000
 settle=1
 build="build-bench"
 quick=0
+baseline=""
+no_peers=0
 while (($#)); do
     case "$1" in
         --quick) quick=1; reps=1; duration=1; warmup=0.3; idle_connections=2000; settle=0.5 ;;
@@ -27,7 +33,9 @@ while (($#)); do
         --duration) duration=$2; shift ;;
         --warmup) warmup=$2; shift ;;
         --build-dir) build=$2; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --baseline) baseline=$(cd "$2" && pwd); shift ;;
+        --no-peers) no_peers=1 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -41,6 +49,8 @@ if [[ -z "${STARLING_BENCH_SESSION:-}" ]] && command -v setsid >/dev/null; then
     export STARLING_BENCH_SESSION=1
     args=(--reps "$reps" --duration "$duration" --warmup "$warmup" --build-dir "$build")
     ((quick)) && args=(--quick --reps "$reps" --build-dir "$build")
+    [[ -n $baseline ]] && args+=(--baseline "$baseline")
+    ((no_peers)) && args+=(--no-peers)
     setsid "$0" "${args[@]}" &
     child=$!
     trap 'kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null' INT TERM
@@ -93,6 +103,7 @@ targets=(examples/echo examples/chat bench/loadgen)
 peers=()
 ninja_targets=$(ninja -C "$build" -t targets all 2>/dev/null)
 for peer in beast websocketpp; do
+    ((no_peers)) && break
     if grep -q "^bench/${peer}_server:" <<<"$ninja_targets"; then
         targets+=("bench/${peer}_server")
         peers+=("$peer")
@@ -126,11 +137,18 @@ scenarios=(
     "idle $idle_connections|echo|--scenario idle --connections $idle_connections --settle $settle"
 )
 servers=(starling "${peers[@]}")
+if [[ -n $baseline ]]; then
+    for program in echo chat; do
+        [[ -x $baseline/examples/$program ]] || { echo "run.sh: $baseline/examples/$program not built" >&2; exit 1; }
+    done
+    servers+=(baseline)
+fi
 
 server_command() {  # server kind -> command line
     case "$1:$2" in
         starling:echo) echo "$build/examples/echo --port 0 --workers 1" ;;
         starling:chat) echo "$build/examples/chat --port 0 --workers 1" ;;
+        baseline:*) echo "$baseline/examples/$2 --port 0 --workers 1" ;;
         *) echo "$build/bench/${1}_server --port 0" ;;
     esac
 }
@@ -235,7 +253,7 @@ for r in runs:  # throughput per CPU-second of the server: what the server costs
 names = {}
 for r in runs:
     names[r["scenario_index"]] = r["scenario_name"]
-label = {"starling": "Starling", "beast": "Beast", "websocketpp": "websocketpp"}
+label = {"starling": "Starling", "beast": "Beast", "websocketpp": "websocketpp", "baseline": "Starling (baseline)"}
 
 # (metric key, description, higher is better, formatter)
 def rate(v):
@@ -254,10 +272,12 @@ def values(index, server, key):
 def failures(index, server):
     return sum(1 for r in runs if r["scenario_index"] == index and r["server"] == server and not r.get("ok"))
 
-peers = [s for s in servers if s != "starling"]
-head = ["Scenario", "Metric"] + [label[s] for s in servers] + ["Starling ÷ best peer"]
+peers = [s for s in servers if s not in ("starling", "baseline")]
+head = ["Scenario", "Metric"] + [label[s] for s in servers] + (["Starling ÷ best peer"] if peers else [])
 if "websocketpp" in peers:
     head.append("Starling ÷ websocketpp")
+if "baseline" in servers:
+    head.append("Starling ÷ baseline")
 print("| " + " | ".join(head) + " |")
 print("|" + "|".join(["---"] * 2 + ["--:"] * (len(head) - 2)) + "|")
 for index in sorted(names):
@@ -279,7 +299,9 @@ for index in sorted(names):
                 cell += " (%d failed)" % bad
             row.append(cell)
         peer_medians = [medians[p] for p in peers if p in medians]
-        if "starling" in medians and peer_medians:
+        if not peers:
+            pass
+        elif "starling" in medians and peer_medians:
             best = max(peer_medians) if higher else min(peer_medians)
             row.append("%.2f" % (medians["starling"] / best) if best else "–")
         else:
@@ -287,6 +309,9 @@ for index in sorted(names):
         if "websocketpp" in peers:
             w = medians.get("websocketpp")
             row.append("%.2f" % (medians["starling"] / w) if w and "starling" in medians else "–")
+        if "baseline" in servers:
+            b = medians.get("baseline")
+            row.append("%.2f" % (medians["starling"] / b) if b and "starling" in medians else "–")
         print("| " + " | ".join(row) + " |")
 
 print()

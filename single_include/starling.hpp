@@ -1566,6 +1566,30 @@ public:
         }
         view_ = out;
     }
+    /// True when the last message was reassembled (take_payload then hands over the reader's buffer),
+    /// false when it is a view into the caller's input.
+    bool payload_assembled() const noexcept { return view_.data() == assembled_.data() && !assembled_.empty(); }
+
+    // ---- The reassembly buffer, lent and taken back by the caller ----
+    // The caller may keep large buffers for reuse across connections: between messages it can take a
+    // large reassembly buffer back, and before a large frame it can lend one that is big enough.
+
+    std::size_t assembly_capacity() const noexcept { return assembled_.capacity(); }
+    /// The reassembly buffer, emptied; the reader goes on with none. Only between messages.
+    std::string release_assembly() noexcept {
+        std::string out;
+        out.swap(assembled_);
+        out.clear();
+        return out;
+    }
+    /// Continues the current message in `bigger` if it is bigger than the buffer in use (what has
+    /// arrived is copied over). Not while a direct_buffer() is out.
+    void adopt_assembly(std::string bigger) {
+        if (bigger.capacity() <= assembled_.capacity()) return;
+        bigger.assign(assembled_);
+        assembled_.swap(bigger);
+    }
+
     const close_reason& close_frame() const noexcept { return close_; }
     std::error_code error() const noexcept { return error_; }
     /// True between the first and the last fragment of a message.
@@ -2134,45 +2158,76 @@ class router_dependencies : public dependency_container {};
 
 
 // ---- begin starling/detail/payload_pool.hpp ----
-// Payload strings a connection has finished writing, kept for the next messages it receives: an echo
-// hands the received string to send_text, the writer gives it back here once written, and the reader
-// fills it with the next message. That closes the loop that would otherwise allocate one string per
-// message. Bounded in count and bytes, so a burst of large messages does not stay resident.
+// Payload strings that have been written, kept for the next messages received (each event loop has
+// one: detail/worker_buffers.hpp). Bounded in count and bytes, so a burst of large messages does not
+// stay resident. Kept by size class (powers of two of their capacity), so finding one that fits a
+// message costs the same whatever the pool holds, and a small message never gets a large buffer (a
+// 10-byte message that a handler keeps must not pin 1 MiB).
 
-#include <cstddef>  // std::size_t
-#include <string>   // std::string payloads
-#include <utility>  // std::move
-#include <vector>   // std::vector free list
+#include <algorithm>  // std::max
+#include <array>      // std::array of size classes
+#include <bit>        // std::bit_width: a capacity's size class
+#include <cstddef>    // std::size_t
+#include <string>     // std::string payloads
+#include <utility>    // std::move
+#include <vector>     // std::vector per size class
 
 namespace starling::detail {
 
 class payload_pool {
 public:
-    /// An empty string, with capacity if one is pooled.
-    std::string take() noexcept {
-        if (free_.empty()) return {};
-        std::string s = std::move(free_.back());
-        free_.pop_back();
-        bytes_ -= s.capacity();
-        return s;
+    explicit payload_pool(std::size_t max_strings = 16, std::size_t max_bytes = 64 * 1024) noexcept
+        : max_strings_(max_strings), max_bytes_(max_bytes) {}
+
+    /// An empty string with room for `size` bytes and not much more (at most twice, or a small
+    /// one), if the pool has one; otherwise a new, empty string.
+    std::string take(std::size_t size = 0) noexcept {
+        const std::size_t most = std::max<std::size_t>(2 * size, loose_fit);
+        for (std::size_t c = class_of(std::max<std::size_t>(size, 1)); c < classes && (std::size_t{1} << c) <= most; ++c) {
+            std::vector<std::string>& pooled = free_[c];
+            if (pooled.empty()) continue;
+            const std::size_t capacity = pooled.back().capacity();
+            if (capacity < size || capacity > most) continue;
+            std::string s = std::move(pooled.back());
+            pooled.pop_back();
+            bytes_ -= capacity;
+            --count_;
+            return s;
+        }
+        return {};
     }
 
     /// Keeps `s`'s buffer for later, if it is worth keeping and there is room; otherwise it is freed
     /// here (taken by value, so the caller's string never keeps a large buffer the pool refused).
     void give(std::string s) {
         const std::size_t capacity = s.capacity();
-        if (capacity <= small_string || free_.size() == max_strings || bytes_ + capacity > max_bytes) return;
+        if (capacity <= small_string || count_ == max_strings_ || bytes_ + capacity > max_bytes_) return;
+        const std::size_t c = class_of(capacity);
+        if (c >= classes) return;
         s.clear();
         bytes_ += capacity;
-        free_.push_back(std::move(s));
+        ++count_;
+        free_[c].push_back(std::move(s));
     }
 
-private:
-    static constexpr std::size_t small_string = sizeof(std::string);  // lives inside the object anyway
-    static constexpr std::size_t max_strings = 16;
-    static constexpr std::size_t max_bytes = 64 * 1024;
+    /// Strings held, and their bytes.
+    std::size_t size() const noexcept { return count_; }
+    std::size_t bytes() const noexcept { return bytes_; }
 
-    std::vector<std::string> free_;
+private:
+    /// Class c holds capacities in [2^c, 2^(c+1)).
+    static std::size_t class_of(std::size_t capacity) noexcept {
+        return static_cast<std::size_t>(std::bit_width(capacity)) - 1;
+    }
+
+    static constexpr std::size_t small_string = sizeof(std::string);  // lives inside the object anyway
+    static constexpr std::size_t loose_fit = 1024;  // a small message may take any pooled string up to this
+    static constexpr std::size_t classes = 32;      // up to 4 GiB: every capacity a message can have
+
+    std::size_t max_strings_;
+    std::size_t max_bytes_;
+    std::array<std::vector<std::string>, classes> free_;
+    std::size_t count_ = 0;
     std::size_t bytes_ = 0;
 };
 
@@ -3393,7 +3448,7 @@ struct endpoint_state {
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <algorithm>                // std::min of the deadlines
+#include <algorithm>                // std::min of the deadlines, std::copy_n of the probe
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
@@ -3530,47 +3585,63 @@ inline std::string make_uuid_v4() {
 }  // namespace starling::detail
 // ---- end starling/detail/uuid.hpp ----
 
-// ---- begin starling/detail/worker_read_buffer.hpp ----
-// One receive buffer per event loop, shared by every connection on that loop. A connection reads into
-// it only when it can parse what arrives at once, and keeps for itself only what it cannot parse yet
-// (bytes behind a message its handler has no room for). So an idle connection, or one between
-// messages, holds no receive buffer of its own: what a connection costs follows what it is doing,
-// not how many connections there are.
+// ---- begin starling/detail/worker_buffers.hpp ----
+// What the connections of one event loop share: one receive buffer, and the spare payload strings
+// that finished messages leave behind.
+//
+// A connection reads into the shared receive buffer only when it can parse what arrives at once, and
+// keeps for itself only what it cannot parse yet (bytes behind a message its handler has no room
+// for). So an idle connection, or one between messages, holds no receive buffer of its own: what a
+// connection costs follows what it is doing, not how many connections there are.
+//
+// Spare payloads close the loop that would otherwise allocate a string per message: an echo hands the
+// received string to send_text, the writer gives it back here once written, and the reader fills it
+// with the next message of any connection of the loop. Kept per loop, not per connection, so a
+// drained connection holds none, and large ones are reused rather than freed and faulted in again
+// (an allocator that returns a freed 1 MiB block to the kernel makes the next one cost 256 page
+// faults).
 
 #include <asio/execution_context.hpp>       // asio::execution_context::service: state per event loop
 #include <cstddef>                          // std::size_t
 #include <span>                             // std::span view of the buffer
 #include <vector>                           // std::vector storage
 
+
 namespace starling::detail {
 
-/// Found with `asio::use_service<worker_read_buffer>(context)`. Everything on one loop runs on one
-/// thread, and a connection uses the buffer only between two suspensions, so one buffer serves all.
-class worker_read_buffer : public asio::execution_context::service {
+/// Found with `asio::use_service<worker_buffers>(context)`. Everything on one loop runs on one thread,
+/// and a connection uses the receive buffer only between two suspensions, so one buffer serves all.
+class worker_buffers : public asio::execution_context::service {
 public:
-    using key_type = worker_read_buffer;
+    using key_type = worker_buffers;
     static inline asio::execution_context::id id;
 
-    explicit worker_read_buffer(asio::execution_context& context) : asio::execution_context::service(context) {}
+    explicit worker_buffers(asio::execution_context& context) : asio::execution_context::service(context) {}
 
-    /// The buffer, allocated on first use. Its contents are only good until the user's next
+    /// The receive buffer, allocated on first use. Its contents are only good until the user's next
     /// suspension: another connection of the loop may read into it then.
-    std::span<char> get() {
-        if (bytes_.empty()) bytes_.resize(size);
-        return bytes_;
+    std::span<char> read_buffer() {
+        if (read_buffer_.empty()) read_buffer_.resize(read_buffer_size);
+        return read_buffer_;
     }
 
+    payload_pool& payloads() noexcept { return payloads_; }
+
     /// Big enough for many small frames, or a large frame's first 64 KiB, per read.
-    static constexpr std::size_t size = 64 * 1024;
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+    /// Spare payloads kept per loop: a few large messages' worth.
+    static constexpr std::size_t spare_payload_strings = 4096;  // many connections with messages in flight
+    static constexpr std::size_t spare_payload_bytes = 4 * 1024 * 1024;
 
 private:
     void shutdown() override {}
 
-    std::vector<char> bytes_;
+    std::vector<char> read_buffer_;
+    payload_pool payloads_{spare_payload_strings, spare_payload_bytes};
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/worker_read_buffer.hpp ----
+// ---- end starling/detail/worker_buffers.hpp ----
 
 // ---- begin starling/json.hpp ----
 // JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
@@ -3831,7 +3902,7 @@ public:
           path_(request.path()),
           query_(std::move(query)),
           headers_(std::move(request.fields)),
-          worker_buffer_(asio::use_service<detail::worker_read_buffer>(static_cast<asio::execution_context&>(context))),
+          worker_(asio::use_service<detail::worker_buffers>(static_cast<asio::execution_context&>(context))),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
           inbox_space_(context.get_executor()),
@@ -4261,15 +4332,20 @@ private:
     }
 
     // ---- reading ----
-    // The reader reads into its worker's shared buffer (detail/worker_read_buffer.hpp) and parses all
-    // of it before it next suspends. Only two things make it suspend with bytes unparsed: a full inbox
-    // (the rest moves to carried_, this connection's own, until the handler makes room) and the end of
-    // the connection (the rest no longer matters). A large frame's payload is read straight into the
-    // message instead, in reads that grow with what has arrived.
+    // The reader waits for input with a read into probe_, a few hundred bytes of its own: a small
+    // message arrives whole in it, at the cost of one system call, as with any buffer. When the probe
+    // fills, the rest is read at once into the worker's shared buffer (detail/worker_buffers.hpp)
+    // behind a copy of the probe. (Waiting with async_wait instead would cost an epoll_ctl per wait.)
+    // Whatever was read is parsed before the reader next suspends. Only two things make it suspend
+    // with bytes unparsed: a full inbox (bytes in the shared buffer move to carried_, this
+    // connection's own, until the handler makes room) and the end of the connection (the rest no
+    // longer matters). A large frame's payload is read straight into the message instead, in reads
+    // that grow with what has arrived.
 
     task<> read_loop() {
         std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
-        bool input_is_carried = true;
+        bool input_is_shared = false;  // in the worker's buffer, which others reuse while we wait
+        bool more_waiting = false;     // the last read filled its buffer: the socket may hold more now
         std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
         unsigned reads_in_a_row = 0;
         for (;;) {
@@ -4290,8 +4366,14 @@ private:
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
-                        m.data = payloads_.take();
+                        // A message in place is copied into a pooled string that fits it; a reassembled
+                        // one hands over the reader's buffer, and the reader gets a small one back.
+                        m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());
                         reader_.take_payload(m.data);
+                        // Between messages the reader keeps no large buffer: it goes back to the
+                        // loop's spares, for the next large message of any of its connections.
+                        if (reader_.assembly_capacity() > kept_assembly)
+                            worker_.payloads().give(reader_.release_assembly());
                         inbox_bytes_ += inbox_cost(m);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
@@ -4299,13 +4381,11 @@ private:
                     if (phase_ == phase::open && inbox_full()) {
                         // Other connections of this worker read into the shared buffer while this one
                         // waits: what is left of the input must be this connection's own.
-                        if (!input_is_carried) {
+                        if (input_is_shared) {
                             carried_.assign(input.data(), input.size());
-                        } else {
-                            carried_.erase(0, static_cast<std::size_t>(input.data() - carried_.data()));
+                            input = std::span<char>(carried_.data(), carried_.size());
+                            input_is_shared = false;
                         }
-                        input = std::span<char>(carried_.data(), carried_.size());
-                        input_is_carried = true;
                         reader_paused_ = true;
                         while (phase_ == phase::open && inbox_full()) co_await inbox_space_.wait();
                         reader_paused_ = false;
@@ -4344,10 +4424,7 @@ private:
                 }
                 if (r.status == read_status::need_more) break;
             }
-            if (input_is_carried) {
-                std::string().swap(carried_);  // parsed: the storage goes
-                input_is_carried = false;
-            }
+            if (carried_.capacity() > sizeof(std::string)) std::string().swap(carried_);  // parsed: the storage goes
             if (reader_.in_message() && message_started_ == no_deadline) {
                 // A message has begun and not ended with this read: from now on it has message_timeout.
                 message_started_ = std::chrono::steady_clock::now();
@@ -4357,6 +4434,9 @@ private:
             // have not arrived commit no memory.
             if (reader_.data_payload_remaining() >= direct_read_threshold &&
                 reader_.message_bytes_buffered() >= message_reader::proven_sender) {
+                // A spare buffer of this loop big enough for the whole frame, if there is one.
+                const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
+                if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
                 auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
                                                                 detail::as_tuple_awaitable);
@@ -4365,24 +4445,44 @@ private:
                 direct = reader_.commit_direct(n);
                 continue;
             }
-            if (++reads_in_a_row > reads_before_yield) {
-                // A peer that always has more to send must not keep this worker's other connections
-                // and timers waiting.
-                reads_in_a_row = 0;
-                co_await asio::post(context_, asio::use_awaitable);
+            if (more_waiting) {
+                if (++reads_in_a_row > reads_before_yield) {
+                    // A peer that always has more to send must not keep this worker's other
+                    // connections and timers waiting.
+                    reads_in_a_row = 0;
+                    co_await asio::post(context_, asio::use_awaitable);
+                }
+                const std::span<char> buffer = worker_.read_buffer();
+                std::error_code ec;
+                const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+                if (!ec) {
+                    last_input_ = std::chrono::steady_clock::now();
+                    input = buffer.first(n);
+                    input_is_shared = true;
+                    more_waiting = n == buffer.size();
+                    continue;
+                }
+                if (ec != asio::error::would_block && ec != asio::error::try_again) co_return;
             }
-            const std::span<char> buffer = worker_buffer_.get();
-            std::error_code ec;
-            const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                reads_in_a_row = 0;
-                auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
-                if (wait_ec) co_return;  // dropped, or the close deadline closed the socket
-                continue;
-            }
+            reads_in_a_row = 0;
+            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(probe_), detail::as_tuple_awaitable);
             if (ec) co_return;  // dropped, reset, or the close deadline closed the socket
             last_input_ = std::chrono::steady_clock::now();
-            input = buffer.first(n);
+            if (n < probe_.size()) {
+                input = std::span<char>(probe_.data(), n);  // all there was
+                input_is_shared = false;
+                more_waiting = false;
+                continue;
+            }
+            // The probe is full: it and what follows it go to the worker's buffer, read at once.
+            const std::span<char> buffer = worker_.read_buffer();
+            std::copy_n(probe_.data(), n, buffer.data());
+            std::error_code rest_ec;
+            std::size_t rest = socket_.read_some(asio::buffer(buffer.data() + n, buffer.size() - n), rest_ec);
+            if (rest_ec) rest = 0;  // nothing more yet, or an error the next read reports
+            input = buffer.first(n + rest);
+            input_is_shared = true;
+            more_waiting = n + rest == buffer.size();
         }
     }
 
@@ -4477,7 +4577,7 @@ private:
             if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
             if (ec) return fail_writer();
             if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
-            const bool close_written = queue_.consume(n, payloads_);
+            const bool close_written = queue_.consume(n, worker_.payloads());
             if (queue_.memory() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (close_written) return finish_writer();  // nothing may follow a close frame
         }
@@ -4546,6 +4646,8 @@ private:
     }
 
     static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
+    static constexpr std::size_t probe_size = 512;     // holds a typical small message whole
+    static constexpr std::size_t kept_assembly = 64 * 1024;  // reassembly buffer kept between messages
     static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
     static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
     static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
@@ -4568,15 +4670,15 @@ private:
     std::string close_reason_;
     callback_state on_close_state_ = callback_state::not_run;
 
-    detail::worker_read_buffer& worker_buffer_;
+    detail::worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
     std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
+    std::array<char, probe_size> probe_;  // where the reader waits for input: see read_loop()
     message_reader reader_;
     detail::ring<message> inbox_;
     std::size_t inbox_bytes_ = 0;  // inbox_cost() of the messages in the inbox
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
-    detail::payload_pool payloads_;  // written payloads, reused for received messages
     std::vector<asio::const_buffer> gathered_;  // the buffer list of one write, reused
     bool awaiting_writable_ = false;  // the kernel refused bytes; waiting until it takes more
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn

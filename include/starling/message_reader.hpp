@@ -117,6 +117,30 @@ public:
         }
         view_ = out;
     }
+    /// True when the last message was reassembled (take_payload then hands over the reader's buffer),
+    /// false when it is a view into the caller's input.
+    bool payload_assembled() const noexcept { return view_.data() == assembled_.data() && !assembled_.empty(); }
+
+    // ---- The reassembly buffer, lent and taken back by the caller ----
+    // The caller may keep large buffers for reuse across connections: between messages it can take a
+    // large reassembly buffer back, and before a large frame it can lend one that is big enough.
+
+    std::size_t assembly_capacity() const noexcept { return assembled_.capacity(); }
+    /// The reassembly buffer, emptied; the reader goes on with none. Only between messages.
+    std::string release_assembly() noexcept {
+        std::string out;
+        out.swap(assembled_);
+        out.clear();
+        return out;
+    }
+    /// Continues the current message in `bigger` if it is bigger than the buffer in use (what has
+    /// arrived is copied over). Not while a direct_buffer() is out.
+    void adopt_assembly(std::string bigger) {
+        if (bigger.capacity() <= assembled_.capacity()) return;
+        bigger.assign(assembled_);
+        assembled_.swap(bigger);
+    }
+
     const close_reason& close_frame() const noexcept { return close_; }
     std::error_code error() const noexcept { return error_; }
     /// True between the first and the last fragment of a message.

@@ -16,7 +16,7 @@
 #include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
 #include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <algorithm>                // std::min of the deadlines
+#include <algorithm>                // std::min of the deadlines, std::copy_n of the probe
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
 #include <cstdint>                  // std::uint16_t close codes
@@ -37,7 +37,7 @@
 #include "starling/detail/payload_pool.hpp"
 #include "starling/detail/ring.hpp"
 #include "starling/detail/uuid.hpp"
-#include "starling/detail/worker_read_buffer.hpp"
+#include "starling/detail/worker_buffers.hpp"
 #include "starling/detail/write_queue.hpp"
 #include "starling/http/headers.hpp"
 #include "starling/http/request.hpp"
@@ -70,7 +70,7 @@ public:
           path_(request.path()),
           query_(std::move(query)),
           headers_(std::move(request.fields)),
-          worker_buffer_(asio::use_service<detail::worker_read_buffer>(static_cast<asio::execution_context&>(context))),
+          worker_(asio::use_service<detail::worker_buffers>(static_cast<asio::execution_context&>(context))),
           reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
           inbox_ready_(context.get_executor()),
           inbox_space_(context.get_executor()),
@@ -500,15 +500,20 @@ private:
     }
 
     // ---- reading ----
-    // The reader reads into its worker's shared buffer (detail/worker_read_buffer.hpp) and parses all
-    // of it before it next suspends. Only two things make it suspend with bytes unparsed: a full inbox
-    // (the rest moves to carried_, this connection's own, until the handler makes room) and the end of
-    // the connection (the rest no longer matters). A large frame's payload is read straight into the
-    // message instead, in reads that grow with what has arrived.
+    // The reader waits for input with a read into probe_, a few hundred bytes of its own: a small
+    // message arrives whole in it, at the cost of one system call, as with any buffer. When the probe
+    // fills, the rest is read at once into the worker's shared buffer (detail/worker_buffers.hpp)
+    // behind a copy of the probe. (Waiting with async_wait instead would cost an epoll_ctl per wait.)
+    // Whatever was read is parsed before the reader next suspends. Only two things make it suspend
+    // with bytes unparsed: a full inbox (bytes in the shared buffer move to carried_, this
+    // connection's own, until the handler makes room) and the end of the connection (the rest no
+    // longer matters). A large frame's payload is read straight into the message instead, in reads
+    // that grow with what has arrived.
 
     task<> read_loop() {
         std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
-        bool input_is_carried = true;
+        bool input_is_shared = false;  // in the worker's buffer, which others reuse while we wait
+        bool more_waiting = false;     // the last read filled its buffer: the socket may hold more now
         std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
         unsigned reads_in_a_row = 0;
         for (;;) {
@@ -529,8 +534,14 @@ private:
                     {
                         message m;
                         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
-                        m.data = payloads_.take();
+                        // A message in place is copied into a pooled string that fits it; a reassembled
+                        // one hands over the reader's buffer, and the reader gets a small one back.
+                        m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());
                         reader_.take_payload(m.data);
+                        // Between messages the reader keeps no large buffer: it goes back to the
+                        // loop's spares, for the next large message of any of its connections.
+                        if (reader_.assembly_capacity() > kept_assembly)
+                            worker_.payloads().give(reader_.release_assembly());
                         inbox_bytes_ += inbox_cost(m);
                         inbox_.push_back(std::move(m));
                         inbox_ready_.notify();
@@ -538,13 +549,11 @@ private:
                     if (phase_ == phase::open && inbox_full()) {
                         // Other connections of this worker read into the shared buffer while this one
                         // waits: what is left of the input must be this connection's own.
-                        if (!input_is_carried) {
+                        if (input_is_shared) {
                             carried_.assign(input.data(), input.size());
-                        } else {
-                            carried_.erase(0, static_cast<std::size_t>(input.data() - carried_.data()));
+                            input = std::span<char>(carried_.data(), carried_.size());
+                            input_is_shared = false;
                         }
-                        input = std::span<char>(carried_.data(), carried_.size());
-                        input_is_carried = true;
                         reader_paused_ = true;
                         while (phase_ == phase::open && inbox_full()) co_await inbox_space_.wait();
                         reader_paused_ = false;
@@ -583,10 +592,7 @@ private:
                 }
                 if (r.status == read_status::need_more) break;
             }
-            if (input_is_carried) {
-                std::string().swap(carried_);  // parsed: the storage goes
-                input_is_carried = false;
-            }
+            if (carried_.capacity() > sizeof(std::string)) std::string().swap(carried_);  // parsed: the storage goes
             if (reader_.in_message() && message_started_ == no_deadline) {
                 // A message has begun and not ended with this read: from now on it has message_timeout.
                 message_started_ = std::chrono::steady_clock::now();
@@ -596,6 +602,9 @@ private:
             // have not arrived commit no memory.
             if (reader_.data_payload_remaining() >= direct_read_threshold &&
                 reader_.message_bytes_buffered() >= message_reader::proven_sender) {
+                // A spare buffer of this loop big enough for the whole frame, if there is one.
+                const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
+                if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
                 auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
                                                                 detail::as_tuple_awaitable);
@@ -604,24 +613,44 @@ private:
                 direct = reader_.commit_direct(n);
                 continue;
             }
-            if (++reads_in_a_row > reads_before_yield) {
-                // A peer that always has more to send must not keep this worker's other connections
-                // and timers waiting.
-                reads_in_a_row = 0;
-                co_await asio::post(context_, asio::use_awaitable);
+            if (more_waiting) {
+                if (++reads_in_a_row > reads_before_yield) {
+                    // A peer that always has more to send must not keep this worker's other
+                    // connections and timers waiting.
+                    reads_in_a_row = 0;
+                    co_await asio::post(context_, asio::use_awaitable);
+                }
+                const std::span<char> buffer = worker_.read_buffer();
+                std::error_code ec;
+                const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+                if (!ec) {
+                    last_input_ = std::chrono::steady_clock::now();
+                    input = buffer.first(n);
+                    input_is_shared = true;
+                    more_waiting = n == buffer.size();
+                    continue;
+                }
+                if (ec != asio::error::would_block && ec != asio::error::try_again) co_return;
             }
-            const std::span<char> buffer = worker_buffer_.get();
-            std::error_code ec;
-            const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                reads_in_a_row = 0;
-                auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, detail::as_tuple_awaitable);
-                if (wait_ec) co_return;  // dropped, or the close deadline closed the socket
-                continue;
-            }
+            reads_in_a_row = 0;
+            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(probe_), detail::as_tuple_awaitable);
             if (ec) co_return;  // dropped, reset, or the close deadline closed the socket
             last_input_ = std::chrono::steady_clock::now();
-            input = buffer.first(n);
+            if (n < probe_.size()) {
+                input = std::span<char>(probe_.data(), n);  // all there was
+                input_is_shared = false;
+                more_waiting = false;
+                continue;
+            }
+            // The probe is full: it and what follows it go to the worker's buffer, read at once.
+            const std::span<char> buffer = worker_.read_buffer();
+            std::copy_n(probe_.data(), n, buffer.data());
+            std::error_code rest_ec;
+            std::size_t rest = socket_.read_some(asio::buffer(buffer.data() + n, buffer.size() - n), rest_ec);
+            if (rest_ec) rest = 0;  // nothing more yet, or an error the next read reports
+            input = buffer.first(n + rest);
+            input_is_shared = true;
+            more_waiting = n + rest == buffer.size();
         }
     }
 
@@ -716,7 +745,7 @@ private:
             if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
             if (ec) return fail_writer();
             if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
-            const bool close_written = queue_.consume(n, payloads_);
+            const bool close_written = queue_.consume(n, worker_.payloads());
             if (queue_.memory() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
             if (close_written) return finish_writer();  // nothing may follow a close frame
         }
@@ -785,6 +814,8 @@ private:
     }
 
     static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
+    static constexpr std::size_t probe_size = 512;     // holds a typical small message whole
+    static constexpr std::size_t kept_assembly = 64 * 1024;  // reassembly buffer kept between messages
     static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
     static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
     static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
@@ -807,15 +838,15 @@ private:
     std::string close_reason_;
     callback_state on_close_state_ = callback_state::not_run;
 
-    detail::worker_read_buffer& worker_buffer_;
+    detail::worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
     std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
+    std::array<char, probe_size> probe_;  // where the reader waits for input: see read_loop()
     message_reader reader_;
     detail::ring<message> inbox_;
     std::size_t inbox_bytes_ = 0;  // inbox_cost() of the messages in the inbox
     simdjson::dom::parser json_parser_;
 
     detail::write_queue queue_;
-    detail::payload_pool payloads_;  // written payloads, reused for received messages
     std::vector<asio::const_buffer> gathered_;  // the buffer list of one write, reused
     bool awaiting_writable_ = false;  // the kernel refused bytes; waiting until it takes more
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
