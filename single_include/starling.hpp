@@ -2108,6 +2108,13 @@ class router_dependencies : public dependency_container {};
 // through the old `__cpp_coroutines` macro, which clang 14 no longer defines in C++20 mode; without
 // this, clang builds would have no asio::awaitable at all.
 
+// A standard header before any of Asio's: Asio decides whether to allocate with aligned_alloc from
+// a macro of the standard library's configuration (_GLIBCXX_HAVE_ALIGNED_ALLOC), and decides it once
+// per translation unit. In a unit whose first include is Asio's, the macro is not defined yet, so that
+// unit would allocate with operator new and free with the other's std::free, or the reverse: an
+// alloc-dealloc mismatch between units of one program (seen under AddressSanitizer).
+#include <cstddef>  // the standard library's configuration, before Asio reads it
+
 // Asio's coroutine headers (awaitable, use_awaitable, co_spawn) are empty when included without
 // ASIO_HAS_CO_AWAIT; if one came before Starling under clang, every later error would be about
 // use_awaitable. Say what to do instead. (Other Asio headers first are harmless.)
