@@ -1620,10 +1620,14 @@ public:
         if (direct_offered_) assembled_.resize(direct_start_);  // the last room was never committed
         direct_offered_ = true;
         direct_start_ = assembled_.size();
-        if (direct_start_ < proven_sender)
+        const std::size_t whole = direct_start_ + static_cast<std::size_t>(remaining);
+        if (assembled_.capacity() >= whole) {
+            // The storage is there already (lent by the caller): nothing new is committed.
+        } else if (direct_start_ < proven_sender) {
             room = std::max(min_direct_room, direct_start_);
-        else
-            assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        } else {
+            assembled_.reserve(whole);
+        }
         const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({max, remaining, room}));
         assembled_.resize(direct_start_ + want);
         return {assembled_.data() + direct_start_, want};
@@ -4437,11 +4441,11 @@ private:
                 message_started_ = std::chrono::steady_clock::now();
                 update_deadline();
             }
-            // Straight into the message only once its sender has sent a good part of it: bytes that
-            // have not arrived commit no memory.
-            if (reader_.data_payload_remaining() >= direct_read_threshold &&
-                reader_.message_bytes_buffered() >= message_reader::proven_sender) {
-                // A spare buffer of this loop big enough for the whole frame, if there is one.
+            // The rest of a large frame goes straight into the message.
+            if (reader_.data_payload_remaining() >= direct_read_threshold) {
+                // A spare buffer of this loop big enough for the whole frame, if there is one: memory
+                // already resident, so lending it commits nothing new. Without one, the message's
+                // storage grows with what arrives (message_reader::direct_buffer).
                 const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
                 if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
@@ -4481,7 +4485,8 @@ private:
                 more_waiting = false;
                 continue;
             }
-            // The probe is full: it and what follows it go to the worker's buffer, read at once.
+            // The probe is full: it and what follows it go to the worker's buffer, read at once, so
+            // that a message of up to 64 KiB is still parsed in place, without reassembly.
             const std::span<char> buffer = worker_.read_buffer();
             std::copy_n(probe_.data(), n, buffer.data());
             std::error_code rest_ec;

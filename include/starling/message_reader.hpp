@@ -171,10 +171,14 @@ public:
         if (direct_offered_) assembled_.resize(direct_start_);  // the last room was never committed
         direct_offered_ = true;
         direct_start_ = assembled_.size();
-        if (direct_start_ < proven_sender)
+        const std::size_t whole = direct_start_ + static_cast<std::size_t>(remaining);
+        if (assembled_.capacity() >= whole) {
+            // The storage is there already (lent by the caller): nothing new is committed.
+        } else if (direct_start_ < proven_sender) {
             room = std::max(min_direct_room, direct_start_);
-        else
-            assembled_.reserve(direct_start_ + static_cast<std::size_t>(remaining));
+        } else {
+            assembled_.reserve(whole);
+        }
         const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({max, remaining, room}));
         assembled_.resize(direct_start_ + want);
         return {assembled_.data() + direct_start_, want};

@@ -598,11 +598,11 @@ private:
                 message_started_ = std::chrono::steady_clock::now();
                 update_deadline();
             }
-            // Straight into the message only once its sender has sent a good part of it: bytes that
-            // have not arrived commit no memory.
-            if (reader_.data_payload_remaining() >= direct_read_threshold &&
-                reader_.message_bytes_buffered() >= message_reader::proven_sender) {
-                // A spare buffer of this loop big enough for the whole frame, if there is one.
+            // The rest of a large frame goes straight into the message.
+            if (reader_.data_payload_remaining() >= direct_read_threshold) {
+                // A spare buffer of this loop big enough for the whole frame, if there is one: memory
+                // already resident, so lending it commits nothing new. Without one, the message's
+                // storage grows with what arrives (message_reader::direct_buffer).
                 const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
                 if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
                 const std::span<char> into = reader_.direct_buffer(direct_read_size);
@@ -642,7 +642,8 @@ private:
                 more_waiting = false;
                 continue;
             }
-            // The probe is full: it and what follows it go to the worker's buffer, read at once.
+            // The probe is full: it and what follows it go to the worker's buffer, read at once, so
+            // that a message of up to 64 KiB is still parsed in place, without reassembly.
             const std::span<char> buffer = worker_.read_buffer();
             std::copy_n(probe_.data(), n, buffer.data());
             std::error_code rest_ec;
