@@ -6,28 +6,28 @@
 #endif
 
 // The protocol core (sans-I/O).
-#include "starling/close.hpp"
-#include "starling/close_code.hpp"
-#include "starling/error.hpp"
-#include "starling/framer.hpp"
-#include "starling/handshake.hpp"
+#include "starling/protocol/close.hpp"
+#include "starling/protocol/close_code.hpp"
+#include "starling/protocol/error.hpp"
+#include "starling/protocol/framer.hpp"
+#include "starling/protocol/handshake.hpp"
 #include "starling/http/request_parser.hpp"
-#include "starling/message_reader.hpp"
-#include "starling/query.hpp"
-#include "starling/utf8.hpp"
+#include "starling/protocol/message_reader.hpp"
+#include "starling/protocol/query.hpp"
+#include "starling/protocol/utf8.hpp"
 
 // The server and the coroutine API.
 #include "starling/app.hpp"
 #include "starling/endpoint.hpp"
-#include "starling/json.hpp"
-#include "starling/websocket.hpp"
+#include "starling/api/json.hpp"
+#include "starling/api/websocket.hpp"
 
 // Typed query parameters, dependency injection, routers.
-#include "starling/dependencies.hpp"
-#include "starling/params.hpp"
-#include "starling/query_coercion.hpp"
+#include "starling/api/dependencies.hpp"
+#include "starling/api/params.hpp"
+#include "starling/api/query_coercion.hpp"
 #include "starling/router.hpp"
 
 // The event API.
-#include "starling/connector.hpp"
+#include "starling/api/connector.hpp"
 #include "starling/event_websocket.hpp"

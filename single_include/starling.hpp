@@ -15,7 +15,7 @@
 
 // The protocol core (sans-I/O).
 
-// ---- begin starling/close.hpp ----
+// ---- begin starling/protocol/close.hpp ----
 // Close frame payloads (RFC 6455 5.5.1): an optional 2-byte status code followed by a UTF-8 reason.
 
 #include <algorithm>     // std::copy_n
@@ -27,7 +27,7 @@
 #include <system_error>  // std::error_code
 
 
-// ---- begin starling/detail/utf8_sequence.hpp ----
+// ---- begin starling/protocol/utf8_sequence.hpp ----
 // Walking text one UTF-8 sequence at a time, for the places that must turn arbitrary bytes into valid
 // UTF-8 of their own (close reasons we send, values quoted in error messages) rather than only say
 // whether the bytes are valid.
@@ -36,7 +36,7 @@
 #include <string_view>  // std::string_view
 
 
-// ---- begin starling/utf8.hpp ----
+// ---- begin starling/protocol/utf8.hpp ----
 // UTF-8 validation for text messages and close reasons (RFC 6455 8.1), including messages that arrive
 // in fragments cut at arbitrary byte positions.
 
@@ -173,7 +173,7 @@ inline bool is_valid_utf8(std::string_view text) noexcept {
 }
 
 }  // namespace starling
-// ---- end starling/utf8.hpp ----
+// ---- end starling/protocol/utf8.hpp ----
 
 namespace starling::detail {
 
@@ -216,9 +216,9 @@ constexpr utf8_step next_utf8_step(std::string_view text) noexcept {
 inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
 
 }  // namespace starling::detail
-// ---- end starling/detail/utf8_sequence.hpp ----
+// ---- end starling/protocol/utf8_sequence.hpp ----
 
-// ---- begin starling/error.hpp ----
+// ---- begin starling/protocol/error.hpp ----
 // Every failure Starling reports, as std::error_code values of one "starling" category, with the close
 // code (for protocol failures) or HTTP status (for handshake failures) that answers each.
 
@@ -227,7 +227,7 @@ inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
 #include <system_error>  // std::error_code, std::error_category
 
 
-// ---- begin starling/close_code.hpp ----
+// ---- begin starling/protocol/close_code.hpp ----
 // Close status codes of RFC 6455 section 7.4, and which of them may travel on the wire.
 
 #include <cstdint>  // std::uint16_t
@@ -258,7 +258,7 @@ constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
 }
 
 }  // namespace starling
-// ---- end starling/close_code.hpp ----
+// ---- end starling/protocol/close_code.hpp ----
 
 namespace starling {
 
@@ -435,7 +435,7 @@ constexpr int http_status_for(error e) noexcept {
 }
 
 }  // namespace starling
-// ---- end starling/error.hpp ----
+// ---- end starling/protocol/error.hpp ----
 
 namespace starling {
 
@@ -499,9 +499,9 @@ inline std::size_t write_close_payload(std::uint16_t code, std::string_view reas
 }
 
 }  // namespace starling
-// ---- end starling/close.hpp ----
+// ---- end starling/protocol/close.hpp ----
 
-// ---- begin starling/framer.hpp ----
+// ---- begin starling/protocol/framer.hpp ----
 // RFC 6455 section 5: the frame header, its incremental parser and serialiser, and payload masking.
 // Pure: bytes in, bytes out, no sockets. The message layer on top is message_reader.hpp.
 
@@ -728,9 +728,9 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/framer.hpp ----
+// ---- end starling/protocol/framer.hpp ----
 
-// ---- begin starling/handshake.hpp ----
+// ---- begin starling/protocol/handshake.hpp ----
 // The server side of the RFC 6455 opening handshake (section 4.2), sans I/O: judge a parsed request,
 // and build the 101 that accepts it or the HTTP error that refuses it.
 
@@ -743,7 +743,7 @@ private:
 #include <vector>       // std::vector repeated field values
 
 
-// ---- begin starling/detail/base64.hpp ----
+// ---- begin starling/protocol/base64.hpp ----
 // Base64 with the standard alphabet and padding (RFC 4648 section 4), for Sec-WebSocket-Key and
 // Sec-WebSocket-Accept. The decoder is strict on purpose: a key is valid only if it is the canonical
 // encoding of exactly 16 bytes, so anything a lenient decoder would forgive must be refused here.
@@ -847,9 +847,9 @@ constexpr bool base64_decode(std::string_view in, std::span<std::uint8_t> out, s
 }
 
 }  // namespace starling::detail
-// ---- end starling/detail/base64.hpp ----
+// ---- end starling/protocol/base64.hpp ----
 
-// ---- begin starling/detail/sha1.hpp ----
+// ---- begin starling/protocol/sha1.hpp ----
 // SHA-1 (FIPS 180-4), needed only to compute Sec-WebSocket-Accept in the opening handshake. SHA-1 is
 // broken for collision resistance, which RFC 6455 does not rely on; never use this for security.
 
@@ -949,7 +949,7 @@ constexpr sha1_digest sha1(std::string_view data) noexcept {
 }
 
 }  // namespace starling::detail
-// ---- end starling/detail/sha1.hpp ----
+// ---- end starling/protocol/sha1.hpp ----
 
 // ---- begin starling/http/headers.hpp ----
 // HTTP header fields as received: an ordered list of (name, value) pairs, looked up by name
@@ -1255,7 +1255,7 @@ inline std::string make_error_response(std::error_code ec) {
 }
 
 }  // namespace starling
-// ---- end starling/handshake.hpp ----
+// ---- end starling/protocol/handshake.hpp ----
 
 // ---- begin starling/http/request_parser.hpp ----
 // Incremental, strict parser for an HTTP/1.1 request head (RFC 9112 sections 2-5), sans I/O: the
@@ -1451,7 +1451,7 @@ inline std::error_code request_parser::parse_header_line(std::string_view line) 
 }  // namespace starling::http
 // ---- end starling/http/request_parser.hpp ----
 
-// ---- begin starling/message_reader.hpp ----
+// ---- begin starling/protocol/message_reader.hpp ----
 // RFC 6455 section 5.4: turns a stream of frames into messages and control frames. Reassembles
 // fragments (with control frames interleaved), validates text as UTF-8 as it arrives, enforces the
 // message size limit from each frame header before buffering, and parses close frames. Pure: the
@@ -1768,9 +1768,9 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/message_reader.hpp ----
+// ---- end starling/protocol/message_reader.hpp ----
 
-// ---- begin starling/query.hpp ----
+// ---- begin starling/protocol/query.hpp ----
 // Query strings of request targets ("room=1&user=ann"): percent-decoding and a multimap of
 // parameters, in the application/x-www-form-urlencoded style browsers use.
 
@@ -1887,7 +1887,7 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/query.hpp ----
+// ---- end starling/protocol/query.hpp ----
 
 // The server and the coroutine API.
 
@@ -1902,7 +1902,7 @@ private:
 #include <utility>      // std::move
 
 
-// ---- begin starling/dependencies.hpp ----
+// ---- begin starling/api/dependencies.hpp ----
 // Dependency injection: containers of shared services, looked up by type or by name.
 //
 //     app.inject_global(logger{...});                 // by type: deps.get<logger>()
@@ -1925,7 +1925,7 @@ private:
 #include <utility>        // std::move
 
 
-// ---- begin starling/detail/type_name.hpp ----
+// ---- begin starling/api/type_name.hpp ----
 // Readable type names at compile time, for error messages ("needs dependency 'Database'").
 
 #include <string_view>  // std::string_view results
@@ -1945,7 +1945,7 @@ constexpr std::string_view type_name() noexcept {
 }
 
 }  // namespace starling::detail
-// ---- end starling/detail/type_name.hpp ----
+// ---- end starling/api/type_name.hpp ----
 
 namespace starling {
 
@@ -2071,9 +2071,9 @@ class global_dependencies : public dependency_container {};
 class router_dependencies : public dependency_container {};
 
 }  // namespace starling
-// ---- end starling/dependencies.hpp ----
+// ---- end starling/api/dependencies.hpp ----
 
-// ---- begin starling/detail/callbacks.hpp ----
+// ---- begin starling/api/callbacks.hpp ----
 // Adapts what users register for the coroutine API (lambdas, functions, coroutines with any of the
 // parameters signature.hpp understands) to the endpoint's calling convention: a handler becomes
 // task<>(websocket&); on_connect / on_close become "the text to send, if any". Misuse is caught at
@@ -2087,7 +2087,7 @@ class router_dependencies : public dependency_container {};
 #include <utility>      // std::move
 
 
-// ---- begin starling/detail/endpoint_state.hpp ----
+// ---- begin starling/runtime/endpoint_state.hpp ----
 // What an endpoint is made of at run time: its path, handler and callbacks (already adapted to one
 // calling convention), options, and the registry of its open connections.
 
@@ -2097,7 +2097,7 @@ class router_dependencies : public dependency_container {};
 #include <string>      // std::string path
 
 
-// ---- begin starling/connection_registry.hpp ----
+// ---- begin starling/runtime/connection_registry.hpp ----
 // The open connections of one endpoint: what broadcast and send_to reach.
 //
 // Members are kept per worker (event loop), and each worker's list is read and written only on that
@@ -2148,7 +2148,7 @@ class router_dependencies : public dependency_container {};
 #include <vector>               // each worker's members
 
 
-// ---- begin starling/detail/write_queue.hpp ----
+// ---- begin starling/session/write_queue.hpp ----
 // A connection's outbound frames, waiting for its one writer. Broadcast frames are shared, encoded
 // once for every receiver; unicast frames keep their header inline and own their payload, so a send
 // copies nothing it does not have to, and the writer hands header and payload to one gathered write.
@@ -2168,7 +2168,7 @@ class router_dependencies : public dependency_container {};
 #include <vector>         // std::vector buffer list
 
 
-// ---- begin starling/detail/payload_pool.hpp ----
+// ---- begin starling/session/payload_pool.hpp ----
 // Payload strings that have been written, kept for the next messages received (each event loop has
 // one: detail/worker_buffers.hpp). Bounded in count and bytes, so a burst of large messages does not
 // stay resident. Kept by size class (powers of two of their capacity), so finding one that fits a
@@ -2243,9 +2243,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/payload_pool.hpp ----
+// ---- end starling/session/payload_pool.hpp ----
 
-// ---- begin starling/detail/ring.hpp ----
+// ---- begin starling/session/ring.hpp ----
 // A FIFO on one growing circular array: what a connection's inbox and outbound queue are. Unlike
 // std::deque, which allocates and frees a node every few elements as a queue moves forward, a ring
 // that has reached its working size allocates nothing more (steady state allocates nothing per
@@ -2323,7 +2323,7 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/ring.hpp ----
+// ---- end starling/session/ring.hpp ----
 
 namespace starling::detail {
 
@@ -2521,7 +2521,7 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/write_queue.hpp ----
+// ---- end starling/session/write_queue.hpp ----
 
 namespace starling::detail {
 
@@ -2654,9 +2654,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/connection_registry.hpp ----
+// ---- end starling/runtime/connection_registry.hpp ----
 
-// ---- begin starling/detail/signature.hpp ----
+// ---- begin starling/api/signature.hpp ----
 // Reads a handler's or callback's signature at compile time and says where each argument comes from:
 // the connection, a typed query parameter, a dependency container, or a dependency by type. This is
 // what lets handlers declare what they need, in any order.
@@ -2674,7 +2674,7 @@ private:
 #include <vector>       // std::vector requirements
 
 
-// ---- begin starling/message.hpp ----
+// ---- begin starling/protocol/message.hpp ----
 // A received WebSocket message with its type.
 
 #include <string>       // std::string payload
@@ -2694,9 +2694,9 @@ struct message {
 };
 
 }  // namespace starling
-// ---- end starling/message.hpp ----
+// ---- end starling/protocol/message.hpp ----
 
-// ---- begin starling/params.hpp ----
+// ---- begin starling/api/params.hpp ----
 // Typed query parameters declared in handler signatures:
 //
 //     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
@@ -2716,7 +2716,7 @@ struct message {
 #include <vector>       // std::vector parameters
 
 
-// ---- begin starling/query_coercion.hpp ----
+// ---- begin starling/api/query_coercion.hpp ----
 // How a query-parameter string becomes a typed value: the built-in coercions (UTF-8 strings, integers with
 // range checks, floating point, bool, enums by name) and the customisation point for user types.
 //
@@ -2849,7 +2849,7 @@ concept query_coercible = requires(std::string_view text) {
 };
 
 }  // namespace starling
-// ---- end starling/query_coercion.hpp ----
+// ---- end starling/api/query_coercion.hpp ----
 
 namespace starling {
 
@@ -3037,7 +3037,7 @@ std::optional<query<Name, T, Default>> query<Name, T, Default>::resolve(const qu
 }
 
 }  // namespace starling
-// ---- end starling/params.hpp ----
+// ---- end starling/api/params.hpp ----
 
 namespace starling {
 
@@ -3239,7 +3239,7 @@ using result_of = typename callable_traits<std::decay_t<F>>::result;
 
 }  // namespace detail
 }  // namespace starling
-// ---- end starling/detail/signature.hpp ----
+// ---- end starling/api/signature.hpp ----
 
 // ---- begin starling/logging.hpp ----
 // The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
@@ -3440,9 +3440,9 @@ struct endpoint_state {
 
 }  // namespace detail
 }  // namespace starling
-// ---- end starling/detail/endpoint_state.hpp ----
+// ---- end starling/runtime/endpoint_state.hpp ----
 
-// ---- begin starling/websocket.hpp ----
+// ---- begin starling/api/websocket.hpp ----
 // The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
 // coroutines. Internally a connection runs on its worker's event loop as a reader coroutine (the only
 // one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
@@ -3473,7 +3473,7 @@ struct endpoint_state {
 #include <vector>                   // std::vector gathered buffers, read buffer
 
 
-// ---- begin starling/broadcast.hpp ----
+// ---- begin starling/api/recipients.hpp ----
 // Who a broadcast reaches. The fan-out itself (one shared frame, delivered to each receiver on its
 // own thread, in order) is websocket::broadcast; the frame sharing is detail/write_queue.hpp.
 
@@ -3483,9 +3483,9 @@ namespace starling {
 enum class recipients { everyone, others };
 
 }  // namespace starling
-// ---- end starling/broadcast.hpp ----
+// ---- end starling/api/recipients.hpp ----
 
-// ---- begin starling/detail/async_event.hpp ----
+// ---- begin starling/session/async_event.hpp ----
 // Wake-up signals for coroutines on one executor, built on a timer so waiting allocates nothing beyond
 // Asio's recycled operation memory: async_event for one waiter with an optional deadline,
 // async_signal for any number of waiters.
@@ -3553,9 +3553,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/async_event.hpp ----
+// ---- end starling/session/async_event.hpp ----
 
-// ---- begin starling/detail/uuid.hpp ----
+// ---- begin starling/session/uuid.hpp ----
 // Connection ids: random (version 4) UUID strings.
 
 #include <array>    // std::array hex digits
@@ -3594,9 +3594,9 @@ inline std::string make_uuid_v4() {
 }
 
 }  // namespace starling::detail
-// ---- end starling/detail/uuid.hpp ----
+// ---- end starling/session/uuid.hpp ----
 
-// ---- begin starling/detail/worker_buffers.hpp ----
+// ---- begin starling/session/worker_buffers.hpp ----
 // What the connections of one event loop share: one receive buffer, and the spare payload strings
 // that finished messages leave behind.
 //
@@ -3652,9 +3652,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/worker_buffers.hpp ----
+// ---- end starling/session/worker_buffers.hpp ----
 
-// ---- begin starling/json.hpp ----
+// ---- begin starling/api/json.hpp ----
 // JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
 // what simdjson parses, so a received value outlives the connection's next receive.
 
@@ -3858,9 +3858,9 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/json.hpp ----
+// ---- end starling/api/json.hpp ----
 
-// ---- begin starling/websocket_disconnect.hpp ----
+// ---- begin starling/protocol/websocket_disconnect.hpp ----
 // The exception a receive (or send) throws once the connection has ended.
 
 #include <cstdint>    // std::uint16_t close code
@@ -3889,7 +3889,7 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/websocket_disconnect.hpp ----
+// ---- end starling/protocol/websocket_disconnect.hpp ----
 
 namespace starling {
 
@@ -4723,7 +4723,7 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/websocket.hpp ----
+// ---- end starling/api/websocket.hpp ----
 
 namespace starling::detail {
 
@@ -4861,7 +4861,7 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
 }
 
 }  // namespace starling::detail
-// ---- end starling/detail/callbacks.hpp ----
+// ---- end starling/api/callbacks.hpp ----
 
 // ---- begin starling/endpoint.hpp ----
 // The handle app.websocket() returns: attach on_connect / on_close, set per-endpoint options.
@@ -5038,7 +5038,7 @@ private:
 }  // namespace starling
 // ---- end starling/router.hpp ----
 
-// ---- begin starling/server.hpp ----
+// ---- begin starling/runtime/server.hpp ----
 // The network side of an app: worker threads (one event loop each), the listening socket, the opening
 // handshake of every connection (read the request under size and time limits, route it, validate it,
 // answer 101, a page, or an error), and graceful shutdown.
@@ -5069,7 +5069,7 @@ private:
 #include <vector>                 // std::vector workers
 
 
-// ---- begin starling/detail/accept_backoff.hpp ----
+// ---- begin starling/runtime/accept_backoff.hpp ----
 // What the accept loop does when accepting fails, sans I/O: how long to pause before the next try,
 // and which failures to log. A failure that repeats (out of file descriptors, say: the waiting
 // connection stays in the backlog and every retry fails at once) must cost neither a spinning core
@@ -5125,9 +5125,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/accept_backoff.hpp ----
+// ---- end starling/runtime/accept_backoff.hpp ----
 
-// ---- begin starling/detail/live_connections.hpp ----
+// ---- begin starling/runtime/live_connections.hpp ----
 // Every connection the server holds, from accept to its end, whether still in its handshake or
 // upgraded, so that graceful shutdown reaches all of them: the endpoints' registries only know
 // connections whose on_connect has finished (the greeting-first rule), which would let a connection
@@ -5221,9 +5221,9 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/detail/live_connections.hpp ----
+// ---- end starling/runtime/live_connections.hpp ----
 
-// ---- begin starling/detail/reserve_descriptor.hpp ----
+// ---- begin starling/runtime/reserve_descriptor.hpp ----
 // A file descriptor held in reserve. Out of descriptors, a server cannot even accept a connection to
 // refuse it: the client waits in the listen backlog for an answer that never comes. With one
 // descriptor set aside, the server can give it back, accept the waiting connections one at a time
@@ -5283,7 +5283,7 @@ private:
 }  // namespace starling::detail
 
 #endif
-// ---- end starling/detail/reserve_descriptor.hpp ----
+// ---- end starling/runtime/reserve_descriptor.hpp ----
 
 namespace starling::detail {
 
@@ -5651,7 +5651,7 @@ private:
 };
 
 }  // namespace starling::detail
-// ---- end starling/server.hpp ----
+// ---- end starling/runtime/server.hpp ----
 
 namespace starling {
 
@@ -5848,7 +5848,7 @@ private:
 
 // The event API.
 
-// ---- begin starling/connector.hpp ----
+// ---- begin starling/api/connector.hpp ----
 // The event API's view of a connection: what an event handler's `ws` is.
 
 #include <string>       // std::string ids
@@ -5895,7 +5895,7 @@ private:
 };
 
 }  // namespace starling
-// ---- end starling/connector.hpp ----
+// ---- end starling/api/connector.hpp ----
 
 // ---- begin starling/event_websocket.hpp ----
 // The event API: Robyn's older style, where a WebSocket object on a path gets

@@ -1,7 +1,7 @@
-// The accept loop's pause and log throttle after failed accepts (starling/detail/accept_backoff.hpp):
+// The accept loop's pause and log throttle after failed accepts (starling/runtime/accept_backoff.hpp):
 // pauses double from 10 ms to at most a second and start over after a success; failures get at most
 // one log line per 10 s, which counts the ones left out.
-#include <starling/detail/accept_backoff.hpp>
+#include <starling/runtime/accept_backoff.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Base64: the RFC 4648 section 10 vectors both ways, round trips, and every input the strict decoder
 // must refuse.
-#include <starling/detail/base64.hpp>
+#include <starling/protocol/base64.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
-// Tests of starling/close.hpp: parsing received close payloads and building ones to send.
-#include <starling/close.hpp>
+// Tests of starling/protocol/close.hpp: parsing received close payloads and building ones to send.
+#include <starling/protocol/close.hpp>
 
 #include <doctest/doctest.h>
 

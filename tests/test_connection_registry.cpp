@@ -1,6 +1,6 @@
-// Tests of starling/connection_registry.hpp: who a broadcast reaches, and what crossing threads costs.
+// Tests of starling/runtime/connection_registry.hpp: who a broadcast reaches, and what crossing threads costs.
 // Two event loops stand for two workers; they are run by hand, so what was posted can be counted.
-#include <starling/connection_registry.hpp>
+#include <starling/runtime/connection_registry.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include <starling/dependencies.hpp>
+#include <starling/api/dependencies.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include <starling/error.hpp>
+#include <starling/protocol/error.hpp>
 
 #include <doctest/doctest.h>
 

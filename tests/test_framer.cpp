@@ -1,4 +1,4 @@
-#include <starling/framer.hpp>
+#include <starling/protocol/framer.hpp>
 
 #include <doctest/doctest.h>
 

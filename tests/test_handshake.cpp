@@ -1,7 +1,7 @@
 // The server side of the opening handshake: the accept key, every reason validate_upgrade_request
 // refuses a request (with the status that answers it), real clients' requests, and the exact bytes of
 // every response.
-#include <starling/handshake.hpp>
+#include <starling/protocol/handshake.hpp>
 
 #include <doctest/doctest.h>
 
@@ -13,7 +13,7 @@
 #include <utility>           // std::pair
 #include <vector>            // std::vector field lists
 
-#include <starling/error.hpp>                // starling::error, http_status_for
+#include <starling/protocol/error.hpp>                // starling::error, http_status_for
 #include <starling/http/request_parser.hpp>  // parsing the real clients' requests
 
 namespace {

@@ -13,7 +13,7 @@
 #include <system_error> // std::error_code
 #include <vector>       // std::vector cut positions
 
-#include <starling/error.hpp>  // starling::error, compared against parser errors
+#include <starling/protocol/error.hpp>  // starling::error, compared against parser errors
 
 namespace {
 

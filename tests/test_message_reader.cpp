@@ -1,4 +1,4 @@
-#include <starling/message_reader.hpp>
+#include <starling/protocol/message_reader.hpp>
 
 #include <doctest/doctest.h>
 

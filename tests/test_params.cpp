@@ -1,8 +1,8 @@
-#include <starling/params.hpp>
+#include <starling/api/params.hpp>
 
 #include <doctest/doctest.h>
 
-#include <starling/utf8.hpp>  // is_valid_utf8 on the messages
+#include <starling/protocol/utf8.hpp>  // is_valid_utf8 on the messages
 
 #include <array>
 #include <cstdint>

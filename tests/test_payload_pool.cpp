@@ -1,5 +1,5 @@
-// Tests of starling/detail/payload_pool.hpp: spare payload strings, reused by size.
-#include <starling/detail/payload_pool.hpp>
+// Tests of starling/session/payload_pool.hpp: spare payload strings, reused by size.
+#include <starling/session/payload_pool.hpp>
 
 #include <doctest/doctest.h>
 

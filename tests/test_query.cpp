@@ -1,6 +1,6 @@
 // Percent-decoding and query parameters: escapes valid and malformed, '+', repeated keys, empty
 // pieces and values.
-#include <starling/query.hpp>
+#include <starling/protocol/query.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // SHA-1 against the FIPS 180-4 / RFC 3174 vectors and every padding boundary.
-#include <starling/detail/sha1.hpp>
+#include <starling/protocol/sha1.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
-// Tests of starling/utf8.hpp: the Autobahn testsuite's family 6 cases fed whole, byte by byte and split
+// Tests of starling/protocol/utf8.hpp: the Autobahn testsuite's family 6 cases fed whole, byte by byte and split
 // in two everywhere; exhaustive comparison with a reference decoder; fail-fast positions; big buffers.
-#include <starling/utf8.hpp>
+#include <starling/protocol/utf8.hpp>
 
 #include <doctest/doctest.h>
 

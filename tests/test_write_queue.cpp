@@ -1,7 +1,7 @@
-// Tests of starling/detail/write_queue.hpp: what the writer hands to the socket. The writer writes as
+// Tests of starling/session/write_queue.hpp: what the writer hands to the socket. The writer writes as
 // much as the kernel takes, so any write can end inside a frame; the queue must resume exactly there,
 // never write past a close frame, and never drop a frame already begun.
-#include <starling/detail/write_queue.hpp>
+#include <starling/session/write_queue.hpp>
 
 #include <doctest/doctest.h>
 

@@ -8,15 +8,15 @@
 #include <string_view>  // std::string_view prefixes
 #include <utility>      // std::move
 
-#include "starling/dependencies.hpp"
-#include "starling/detail/callbacks.hpp"
-#include "starling/detail/endpoint_state.hpp"
+#include "starling/api/dependencies.hpp"
+#include "starling/api/callbacks.hpp"
+#include "starling/runtime/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
 #include "starling/http/response.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
 #include "starling/router.hpp"
-#include "starling/server.hpp"
+#include "starling/runtime/server.hpp"
 
 namespace starling {
 

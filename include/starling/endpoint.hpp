@@ -6,8 +6,8 @@
 #include <string>   // std::string path
 #include <utility>  // std::move
 
-#include "starling/detail/callbacks.hpp"
-#include "starling/detail/endpoint_state.hpp"
+#include "starling/api/callbacks.hpp"
+#include "starling/runtime/endpoint_state.hpp"
 #include "starling/options.hpp"
 
 namespace starling {

@@ -22,8 +22,8 @@
 #include <utility>      // std::move
 
 #include "starling/app.hpp"
-#include "starling/connector.hpp"
-#include "starling/detail/callbacks.hpp"
+#include "starling/api/connector.hpp"
+#include "starling/api/callbacks.hpp"
 #include "starling/endpoint.hpp"
 #include "starling/router.hpp"
 

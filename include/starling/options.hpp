@@ -7,7 +7,7 @@
 #include <cstddef>  // std::size_t
 #include <cstdint>  // std::uint16_t, std::uint64_t
 
-#include "starling/message_reader.hpp"
+#include "starling/protocol/message_reader.hpp"
 
 namespace starling {
 

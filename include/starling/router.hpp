@@ -13,9 +13,9 @@
 #include <utility>    // std::move
 #include <vector>     // std::vector endpoints and children
 
-#include "starling/dependencies.hpp"
-#include "starling/detail/callbacks.hpp"
-#include "starling/detail/endpoint_state.hpp"
+#include "starling/api/dependencies.hpp"
+#include "starling/api/callbacks.hpp"
+#include "starling/runtime/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
 
 namespace starling {

@@ -11,7 +11,7 @@
 #include <system_error> // std::error_code
 #include <utility>      // std::move
 
-#include "starling/error.hpp"
+#include "starling/protocol/error.hpp"
 #include "starling/http/headers.hpp"
 #include "starling/http/request.hpp"
 

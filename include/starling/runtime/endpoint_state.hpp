@@ -7,9 +7,9 @@
 #include <optional>    // std::optional<std::string> callback results
 #include <string>      // std::string path
 
-#include "starling/connection_registry.hpp"
-#include "starling/dependencies.hpp"
-#include "starling/detail/signature.hpp"
+#include "starling/runtime/connection_registry.hpp"
+#include "starling/api/dependencies.hpp"
+#include "starling/api/signature.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
 #include "starling/task.hpp"

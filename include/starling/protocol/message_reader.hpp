@@ -13,10 +13,10 @@
 #include <string_view>   // std::string_view payload views
 #include <system_error>  // std::error_code
 
-#include "starling/close.hpp"
-#include "starling/error.hpp"
-#include "starling/framer.hpp"
-#include "starling/utf8.hpp"
+#include "starling/protocol/close.hpp"
+#include "starling/protocol/error.hpp"
+#include "starling/protocol/framer.hpp"
+#include "starling/protocol/utf8.hpp"
 
 namespace starling {
 

@@ -20,7 +20,7 @@
 #include <unordered_map>  // lookup tables
 #include <utility>        // std::move
 
-#include "starling/detail/type_name.hpp"
+#include "starling/api/type_name.hpp"
 
 namespace starling {
 

@@ -11,10 +11,10 @@
 #include <type_traits>  // std::is_same_v, std::remove_cvref_t
 #include <utility>      // std::move
 
-#include "starling/detail/endpoint_state.hpp"
-#include "starling/detail/signature.hpp"
+#include "starling/runtime/endpoint_state.hpp"
+#include "starling/api/signature.hpp"
 #include "starling/task.hpp"
-#include "starling/websocket.hpp"
+#include "starling/api/websocket.hpp"
 
 namespace starling::detail {
 

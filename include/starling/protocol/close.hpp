@@ -9,10 +9,10 @@
 #include <string_view>   // std::string_view
 #include <system_error>  // std::error_code
 
-#include "starling/detail/utf8_sequence.hpp"
-#include "starling/utf8.hpp"
-#include "starling/error.hpp"
-#include "starling/close_code.hpp"
+#include "starling/protocol/utf8_sequence.hpp"
+#include "starling/protocol/utf8.hpp"
+#include "starling/protocol/error.hpp"
+#include "starling/protocol/close_code.hpp"
 
 namespace starling {
 

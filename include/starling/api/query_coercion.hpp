@@ -25,7 +25,7 @@
 #include <type_traits>   // std::is_enum_v
 #include <utility>       // std::pair
 
-#include "starling/utf8.hpp"  // is_valid_utf8 for string values
+#include "starling/protocol/utf8.hpp"  // is_valid_utf8 for string values
 
 namespace starling {
 

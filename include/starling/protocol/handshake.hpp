@@ -10,9 +10,9 @@
 #include <system_error> // std::error_code
 #include <vector>       // std::vector repeated field values
 
-#include "starling/detail/base64.hpp"
-#include "starling/detail/sha1.hpp"
-#include "starling/error.hpp"
+#include "starling/protocol/base64.hpp"
+#include "starling/protocol/sha1.hpp"
+#include "starling/protocol/error.hpp"
 #include "starling/http/headers.hpp"
 #include "starling/http/request.hpp"
 

@@ -22,7 +22,7 @@
 #include <utility>              // std::move
 #include <vector>               // each worker's members
 
-#include "starling/detail/write_queue.hpp"
+#include "starling/session/write_queue.hpp"
 
 namespace starling::detail {
 

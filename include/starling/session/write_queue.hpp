@@ -18,9 +18,9 @@
 #include <utility>        // std::move
 #include <vector>         // std::vector buffer list
 
-#include "starling/detail/payload_pool.hpp"
-#include "starling/detail/ring.hpp"
-#include "starling/framer.hpp"
+#include "starling/session/payload_pool.hpp"
+#include "starling/session/ring.hpp"
+#include "starling/protocol/framer.hpp"
 
 namespace starling::detail {
 

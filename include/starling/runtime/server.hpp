@@ -29,16 +29,16 @@
 #include <thread>                 // std::thread workers
 #include <vector>                 // std::vector workers
 
-#include "starling/detail/accept_backoff.hpp"
-#include "starling/detail/async_event.hpp"
-#include "starling/detail/endpoint_state.hpp"
-#include "starling/detail/live_connections.hpp"
-#include "starling/detail/reserve_descriptor.hpp"
-#include "starling/handshake.hpp"
+#include "starling/runtime/accept_backoff.hpp"
+#include "starling/session/async_event.hpp"
+#include "starling/runtime/endpoint_state.hpp"
+#include "starling/runtime/live_connections.hpp"
+#include "starling/runtime/reserve_descriptor.hpp"
+#include "starling/protocol/handshake.hpp"
 #include "starling/http/request_parser.hpp"
 #include "starling/http/response.hpp"
 #include "starling/options.hpp"
-#include "starling/websocket.hpp"
+#include "starling/api/websocket.hpp"
 
 namespace starling::detail {
 

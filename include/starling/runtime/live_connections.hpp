@@ -15,9 +15,9 @@
 #include <mutex>                 // std::mutex: connections of every worker come and go
 #include <unordered_map>         // id -> connection
 
-#include "starling/close_code.hpp"
+#include "starling/protocol/close_code.hpp"
 #include "starling/task.hpp"
-#include "starling/websocket.hpp"
+#include "starling/api/websocket.hpp"
 
 namespace starling::detail {
 

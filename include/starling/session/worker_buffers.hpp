@@ -20,7 +20,7 @@
 #include <span>                             // std::span view of the buffer
 #include <vector>                           // std::vector storage
 
-#include "starling/detail/payload_pool.hpp"
+#include "starling/session/payload_pool.hpp"
 
 namespace starling::detail {
 

@@ -15,11 +15,11 @@
 #include <utility>      // std::index_sequence parameter positions
 #include <vector>       // std::vector requirements
 
-#include "starling/dependencies.hpp"
-#include "starling/message.hpp"
-#include "starling/detail/type_name.hpp"
-#include "starling/params.hpp"
-#include "starling/query.hpp"
+#include "starling/api/dependencies.hpp"
+#include "starling/protocol/message.hpp"
+#include "starling/api/type_name.hpp"
+#include "starling/api/params.hpp"
+#include "starling/protocol/query.hpp"
 
 namespace starling {
 

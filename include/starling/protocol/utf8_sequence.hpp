@@ -6,7 +6,7 @@
 #include <cstddef>      // std::size_t
 #include <string_view>  // std::string_view
 
-#include "starling/utf8.hpp"  // detail::utf8_sequence_length
+#include "starling/protocol/utf8.hpp"  // detail::utf8_sequence_length
 
 namespace starling::detail {
 

@@ -5,7 +5,7 @@
 #include <string_view>  // std::string_view messages
 
 #include "starling/task.hpp"
-#include "starling/websocket.hpp"
+#include "starling/api/websocket.hpp"
 
 namespace starling {
 

@@ -11,7 +11,7 @@
 #include <string_view>  // std::string_view payloads
 #include <system_error> // std::error_code
 
-#include "starling/error.hpp"
+#include "starling/protocol/error.hpp"
 
 namespace starling {
 

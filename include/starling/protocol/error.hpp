@@ -6,7 +6,7 @@
 #include <string>        // std::string for error_category::message
 #include <system_error>  // std::error_code, std::error_category
 
-#include "starling/close_code.hpp"
+#include "starling/protocol/close_code.hpp"
 
 namespace starling {
 

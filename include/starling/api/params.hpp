@@ -17,9 +17,9 @@
 #include <utility>      // std::move
 #include <vector>       // std::vector parameters
 
-#include "starling/detail/utf8_sequence.hpp"
-#include "starling/query.hpp"
-#include "starling/query_coercion.hpp"
+#include "starling/protocol/utf8_sequence.hpp"
+#include "starling/protocol/query.hpp"
+#include "starling/api/query_coercion.hpp"
 
 namespace starling {
 
