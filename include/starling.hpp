@@ -21,6 +21,7 @@
 #include "starling/endpoint.hpp"
 #include "starling/api/json.hpp"
 #include "starling/api/websocket.hpp"
+#include "starling/session/memory_stream.hpp"  // an in-memory stream, for driving a connection without a socket
 
 // Typed query parameters, dependency injection, routers.
 #include "starling/api/dependencies.hpp"

@@ -2656,23 +2656,156 @@ private:
 }  // namespace starling::detail
 // ---- end starling/runtime/connection_registry.hpp ----
 
-// ---- begin starling/api/signature.hpp ----
-// Reads a handler's or callback's signature at compile time and says where each argument comes from:
-// the connection, a typed query parameter, a dependency container, or a dependency by type. This is
-// what lets handlers declare what they need, in any order.
+// ---- begin starling/session/connection_base.hpp ----
+// The part of a connection that does not depend on its stream: where it is in its life (one status),
+// the inbox the reader fills and receive() empties, the outbound queue every send goes through, the
+// close handshake and on_close, and the one timer that keeps every time limit. session/connection.hpp
+// adds the reader and the writer for one stream type; the runtime adds what the user's code is
+// (runtime/endpoint_connection.hpp), through the hooks at the end of this class.
+//
+// How a connection begins and ends (greeting first, on_close exactly once, the close handshake within
+// its timeout) lives in run().
 
-#include <memory>       // std::shared_ptr dependency parameters
-#include <cstddef>      // std::byte message bytes
-#include <optional>     // std::optional check results
-#include <span>         // std::span<const std::byte> message bytes
-#include <string>       // std::string error messages
-#include <string_view>  // std::string_view type names
-#include <tuple>        // std::tuple argument lists
-#include <type_traits>  // std::remove_cvref_t and friends
-#include <typeindex>    // std::type_index requirements
-#include <utility>      // std::index_sequence parameter positions
-#include <vector>       // std::vector requirements
+#include <asio/co_spawn.hpp>        // asio::co_spawn for the handler and server-initiated closes
+#include <asio/detached.hpp>        // asio::detached
+#include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
+#include <asio/post.hpp>            // asio::post: deliveries, flushes and abort() onto the connection's thread
+#include <asio/steady_timer.hpp>    // asio::steady_timer, the one deadline
+#include <algorithm>                // std::min of the deadlines, std::max of statuses
+#include <array>                    // std::array close payload
+#include <chrono>                   // std::chrono deadlines
+#include <cstdint>                  // std::uint16_t close codes, std::uint8_t status
+#include <exception>                // std::exception_ptr of a handler that threw
+#include <memory>                   // std::shared_ptr, std::enable_shared_from_this
+#include <optional>                 // std::optional receive-with-deadline results
+#include <string>                   // std::string payloads
+#include <string_view>              // std::string_view views
+#include <utility>                  // std::move
 
+
+// ---- begin starling/logging.hpp ----
+// The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
+
+#include <cstdio>       // std::fwrite to stderr, without <iostream>'s static initialisation
+#include <functional>   // std::function holding the user's logger
+#include <string>       // std::string line buffer
+#include <string_view>  // std::string_view messages
+
+namespace starling {
+
+enum class log_level { debug, info, warning, error };
+
+constexpr std::string_view to_string(log_level level) noexcept {
+    switch (level) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warning: return "warning";
+    case log_level::error: return "error";
+    }
+    return "unknown";
+}
+
+/// Receives every line Starling logs. Called from worker threads: make it thread-safe.
+using logger = std::function<void(log_level, std::string_view)>;
+
+/// The default logger: one line per message on stderr, warnings and errors only.
+inline void log_to_stderr(log_level level, std::string_view message) {
+    if (level < log_level::warning) return;
+    std::string line = "starling ";
+    line += to_string(level);
+    line += ": ";
+    line += message;
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace starling
+// ---- end starling/logging.hpp ----
+
+// ---- begin starling/options.hpp ----
+// Limits and timeouts, with their defaults. Every limit is configurable per app (server_options,
+// websocket_options given to app.start / app.set_websocket_options) and per endpoint
+// (endpoint.options(...)).
+
+#include <chrono>   // std::chrono::milliseconds timeouts
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint16_t, std::uint64_t
+
+
+namespace starling {
+
+/// What happens to a connection whose typed query parameters are missing or invalid.
+enum class invalid_query_policy {
+    reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
+    close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
+};
+
+/// What a broadcast does for a receiver whose outbound queue is over its high-water mark (a client
+/// that reads slower than the server sends).
+enum class slow_consumer_policy {
+    close,  // close that connection with 1008 "slow consumer"; its unsent backlog is dropped (default)
+    drop,   // skip this message for that receiver only; it stays connected and gets later messages
+};
+
+/// Per-connection limits of a WebSocket endpoint.
+struct websocket_options {
+    /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
+    std::uint64_t max_message_size = default_max_message_size;
+    /// Largest single frame accepted, inclusive; 0 means the message limit.
+    std::uint64_t max_frame_size = 0;
+    /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
+    /// full the server stops reading from that client (TCP backpressure), nothing grows.
+    std::size_t inbox_messages = 64;
+    /// The same bound in bytes of memory (1 MiB): the inbox is full when either is reached. One
+    /// message always fits, however large (up to max_message_size).
+    std::size_t max_inbox_bytes = 1024 * 1024;
+    /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
+    invalid_query_policy invalid_query = invalid_query_policy::reject;
+    /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
+    /// a peer that never answers our close frame is dropped after it.
+    std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
+    /// High-water mark of the outbound queue, in bytes of memory: each frame's payload plus a fixed
+    /// overhead per frame (about a hundred bytes), control frames included. Above it,
+    /// `co_await send...` suspends until the writer has drained the queue back to it, and a
+    /// broadcast applies `slow_consumer`.
+    std::size_t max_queued_bytes = 1024 * 1024;
+    /// What a broadcast does for a receiver over max_queued_bytes.
+    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// A connection silent this long (no frame, not even a pong) gets a ping; if it stays silent for
+    /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
+    /// it does not answer that either). 0 turns pings off.
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+    /// A client whose socket takes no byte for this long while data waits for it (it stopped reading)
+    /// is closed with 1008 "write timeout", its unsent backlog dropped; if even the close frame cannot
+    /// be written, the connection is dropped close_timeout later. 0 turns the check off.
+    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+    /// A message must arrive whole within this time of its first bytes; one that does not (a peer
+    /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
+    /// check off.
+    std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
+};
+
+/// Server-wide settings: app.start(server_options{...}).
+struct server_options {
+    /// TCP port; 0 picks a free one (read it back with app.port()).
+    std::uint16_t port = 8080;
+    /// Address to listen on.
+    const char* host = "0.0.0.0";
+    /// Worker threads, each with its own event loop; 0 means one per hardware thread.
+    unsigned workers = 0;
+    /// Largest request head (request line and headers) accepted: larger gets 431.
+    std::size_t max_header_bytes = 8 * 1024;
+    /// Time a client has to send its whole handshake request before it is dropped.
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+    /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
+    std::size_t max_connections = 10000;
+    /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
+    /// still open then are dropped (their TCP closed, on_close run with 1006).
+    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
+};
+
+}  // namespace starling
+// ---- end starling/options.hpp ----
 
 // ---- begin starling/protocol/message.hpp ----
 // A received WebSocket message with its type.
@@ -2695,6 +2828,1024 @@ struct message {
 
 }  // namespace starling
 // ---- end starling/protocol/message.hpp ----
+
+// ---- begin starling/protocol/websocket_disconnect.hpp ----
+// The exception a receive (or send) throws once the connection has ended.
+
+#include <cstdint>    // std::uint16_t close code
+#include <stdexcept>  // std::runtime_error base
+#include <string>     // std::string reason
+
+namespace starling {
+
+/// Thrown by a pending or later receive_*() (and by sends) when the connection is over. Carries the
+/// close code and reason that ended it: the peer's when the peer closed, ours when the server closed,
+/// 1006 when the connection dropped without a close frame.
+class websocket_disconnect : public std::runtime_error {
+public:
+    websocket_disconnect(std::uint16_t code, std::string reason)
+        : std::runtime_error("websocket disconnected with code " + std::to_string(code) +
+                             (reason.empty() ? std::string() : ": " + reason)),
+          code_(code),
+          reason_(std::move(reason)) {}
+
+    std::uint16_t code() const noexcept { return code_; }
+    const std::string& reason() const noexcept { return reason_; }
+
+private:
+    std::uint16_t code_;
+    std::string reason_;
+};
+
+}  // namespace starling
+// ---- end starling/protocol/websocket_disconnect.hpp ----
+
+// ---- begin starling/session/async_event.hpp ----
+// Wake-up signals for coroutines on one executor, built on a timer so waiting allocates nothing beyond
+// Asio's recycled operation memory: async_event for one waiter with an optional deadline,
+// async_signal for any number of waiters.
+
+#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
+#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable
+#include <chrono>                   // std::chrono::steady_clock deadlines
+#include <cstddef>                  // std::size_t waiter count
+
+
+// ---- begin starling/task.hpp ----
+// The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
+
+#include <asio/awaitable.hpp>               // asio::awaitable, the coroutine type Asio's I/O composes with
+#include <asio/experimental/as_tuple.hpp>  // as_tuple: an operation's error code as a value
+#include <asio/use_awaitable.hpp>           // asio::use_awaitable
+#include <type_traits>         // std::false_type / std::true_type for is_task
+
+namespace starling {
+
+/// A coroutine returning T. It is Asio's awaitable, so a handler can co_await Starling's operations and
+/// any Asio operation (timers, other sockets) with `asio::use_awaitable`.
+template <class T = void>
+using task = asio::awaitable<T>;
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T, class Executor>
+struct is_task<asio::awaitable<T, Executor>> : std::true_type {};
+
+template <class T>
+inline constexpr bool is_task_v = is_task<T>::value;
+
+namespace detail {
+
+/// Completion token for `co_await op(..., as_tuple_awaitable)`: yields (error_code, result...) instead
+/// of throwing, because a dropped peer is routine for a server, not exceptional.
+inline constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/task.hpp ----
+
+namespace starling::detail {
+
+/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
+/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
+/// everything touching one event runs on one executor: nothing runs between the check and the wait.
+class async_event {
+public:
+    template <class Executor>
+    explicit async_event(const Executor& executor) : timer_(executor) {}
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+        timer_.expires_at(deadline);
+        std::error_code ec;
+        waiting_ = true;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        waiting_ = false;
+        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
+    }
+
+    /// Cheap when nobody waits (the common case on a busy connection): no timer operation at all.
+    void notify() noexcept {
+        if (!waiting_) return;
+        waiting_ = false;  // the waiter is woken; further notifies before it runs have nothing to do
+        timer_.cancel();
+    }
+
+private:
+    asio::steady_timer timer_;
+    bool waiting_ = false;
+};
+
+/// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
+/// queue to drain). No deadline: re-arming the timer for one waiter would cancel the others' waits.
+class async_signal {
+public:
+    template <class Executor>
+    explicit async_signal(const Executor& executor) : timer_(executor) {}
+
+    task<> wait() {
+        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        std::error_code ec;
+        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        --waiters_;
+    }
+
+    void notify_all() noexcept {
+        if (waiters_ != 0) timer_.cancel();
+    }
+
+private:
+    asio::steady_timer timer_;
+    std::size_t waiters_ = 0;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/async_event.hpp ----
+
+// ---- begin starling/session/inbox.hpp ----
+// Messages received and not yet asked for by the handler, bounded by count and by bytes: while it is
+// full the reader stops reading the socket, so a handler that falls behind slows its client down
+// (TCP backpressure) instead of growing memory.
+
+#include <cstddef>   // std::size_t
+#include <optional>  // std::optional pop
+#include <utility>   // std::move
+
+
+namespace starling::detail {
+
+class inbox {
+public:
+    inbox(std::size_t max_messages, std::size_t max_bytes) noexcept : max_messages_(max_messages), max_bytes_(max_bytes) {}
+
+    void set_limits(std::size_t max_messages, std::size_t max_bytes) noexcept {
+        max_messages_ = max_messages;
+        max_bytes_ = max_bytes;
+    }
+
+    void push(message m) {
+        bytes_ += cost(m);
+        messages_.push_back(std::move(m));
+    }
+
+    std::optional<message> pop() {
+        if (messages_.empty()) return std::nullopt;
+        message m = std::move(messages_.front());
+        messages_.pop_front();
+        bytes_ -= cost(m);
+        return m;
+    }
+
+    /// Full by count or by bytes; one message always fits, however large.
+    bool full() const noexcept {
+        return messages_.size() >= max_messages_ || (bytes_ >= max_bytes_ && !messages_.empty());
+    }
+
+    bool empty() const noexcept { return messages_.empty(); }
+    std::size_t size() const noexcept { return messages_.size(); }
+    /// What the waiting messages cost: their payloads' storage and their slots.
+    std::size_t bytes() const noexcept { return bytes_; }
+
+    void clear() {
+        messages_.clear();
+        bytes_ = 0;
+    }
+
+private:
+    static std::size_t cost(const message& m) noexcept { return sizeof(message) + m.data.capacity(); }
+
+    ring<message> messages_;
+    std::size_t bytes_ = 0;
+    std::size_t max_messages_;
+    std::size_t max_bytes_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/inbox.hpp ----
+
+// ---- begin starling/session/tcp_stream.hpp ----
+// A TCP socket as the stream a connection runs on (session/connection.hpp).
+//
+// What the engine asks of a stream, and any stream type must offer (session/memory_stream.hpp is the
+// other one):
+//   get_executor()                         the event loop its operations complete on
+//   async_read_some(buffer, token)         wait for input (Asio's AsyncReadStream)
+//   async_write_some(buffers, token)       Asio's AsyncWriteStream, for the handshake's answer
+//   read_some(buffer, ec)                  what is there now, without waiting: would_block if nothing
+//   write_some(buffers, ec)                as much as is taken now, without waiting: would_block if none
+//   async_wait_writable(handler)           handler(ec) once write_some can take bytes again
+//   shutdown_send(ec)                      no more output; the peer reads an end of stream
+//   close(ec)                              every pending and later operation fails at once
+//   remote_address()                       the peer, for websocket::client()
+// The engine writes synchronously until the kernel refuses and waits only then, so the socket is
+// non-blocking from the start.
+
+#include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket
+#include <cstdint>                          // std::uint16_t port
+#include <span>                             // std::span of gathered buffers
+#include <string>                           // std::string address
+#include <system_error>                     // std::error_code
+#include <utility>                          // std::move
+
+namespace starling {
+
+/// The peer's address.
+struct client_address {
+    std::string ip;
+    std::uint16_t port = 0;
+};
+
+namespace detail {
+
+class tcp_stream {
+public:
+    using executor_type = asio::ip::tcp::socket::executor_type;
+
+    explicit tcp_stream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
+        std::error_code ignored;
+        socket_.non_blocking(true, ignored);
+        // Frames are written whole, in gathered writes: Nagle's delay would only hold them back.
+        socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
+
+    executor_type get_executor() noexcept { return socket_.get_executor(); }
+
+    template <class Buffers, class Token>
+    auto async_read_some(const Buffers& buffers, Token&& token) {
+        return socket_.async_read_some(buffers, std::forward<Token>(token));
+    }
+    template <class Buffers, class Token>
+    auto async_write_some(const Buffers& buffers, Token&& token) {
+        return socket_.async_write_some(buffers, std::forward<Token>(token));
+    }
+
+    std::size_t read_some(asio::mutable_buffer buffer, std::error_code& ec) { return socket_.read_some(buffer, ec); }
+
+    // A span, not a vector: the operation copies its buffer sequence, and copying a vector would
+    // allocate.
+    std::size_t write_some(std::span<const asio::const_buffer> buffers, std::error_code& ec) {
+        return socket_.write_some(buffers, ec);
+    }
+
+    template <class Handler>
+    void async_wait_writable(Handler&& handler) {
+        socket_.async_wait(asio::socket_base::wait_write, std::forward<Handler>(handler));
+    }
+
+    void shutdown_send(std::error_code& ec) { socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec); }
+    void close(std::error_code& ec) { socket_.close(ec); }
+
+    client_address remote_address() const {
+        std::error_code ec;
+        const auto remote = socket_.remote_endpoint(ec);
+        if (ec) return {};
+        return {remote.address().to_string(), remote.port()};
+    }
+
+    asio::ip::tcp::socket& socket() noexcept { return socket_; }
+
+private:
+    asio::ip::tcp::socket socket_;
+};
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/session/tcp_stream.hpp ----
+
+// ---- begin starling/session/uuid.hpp ----
+// Connection ids: random (version 4) UUID strings.
+
+#include <array>    // std::array hex digits
+#include <cstdint>  // std::uint64_t random words
+#include <random>   // std::random_device seed, std::mt19937_64 generator
+#include <string>   // std::string result
+
+namespace starling::detail {
+
+/// A random UUID v4 in its 36-character text form. Each thread has its own generator, seeded from the
+/// OS, so ids are unpredictable across runs and no lock is taken.
+inline std::string make_uuid_v4() {
+    thread_local std::mt19937_64 generator{[] {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(), device()};
+        return std::mt19937_64(seed);
+    }()};
+    std::array<std::uint8_t, 16> bytes{};
+    const std::uint64_t high = generator();
+    const std::uint64_t low = generator();
+    for (int i = 0; i < 8; ++i) {
+        bytes[i] = static_cast<std::uint8_t>(high >> (8 * i));
+        bytes[8 + i] = static_cast<std::uint8_t>(low >> (8 * i));
+    }
+    bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x40);  // version 4
+    bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+    constexpr char hex[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
+        text.push_back(hex[bytes[i] >> 4]);
+        text.push_back(hex[bytes[i] & 0x0F]);
+    }
+    return text;
+}
+
+}  // namespace starling::detail
+// ---- end starling/session/uuid.hpp ----
+
+// ---- begin starling/session/worker_buffers.hpp ----
+// What the connections of one event loop share: one receive buffer, and the spare payload strings
+// that finished messages leave behind.
+//
+// A connection reads into the shared receive buffer only when it can parse what arrives at once, and
+// keeps for itself only what it cannot parse yet (bytes behind a message its handler has no room
+// for). So an idle connection, or one between messages, holds no receive buffer of its own: what a
+// connection costs follows what it is doing, not how many connections there are.
+//
+// Spare payloads close the loop that would otherwise allocate a string per message: an echo hands the
+// received string to send_text, the writer gives it back here once written, and the reader fills it
+// with the next message of any connection of the loop. Kept per loop, not per connection, so a
+// drained connection holds none, and large ones are reused rather than freed and faulted in again
+// (an allocator that returns a freed 1 MiB block to the kernel makes the next one cost 256 page
+// faults).
+
+#include <asio/execution_context.hpp>       // asio::execution_context::service: state per event loop
+#include <cstddef>                          // std::size_t
+#include <span>                             // std::span view of the buffer
+#include <vector>                           // std::vector storage
+
+
+namespace starling::detail {
+
+/// Found with `asio::use_service<worker_buffers>(context)`. Everything on one loop runs on one thread,
+/// and a connection uses the receive buffer only between two suspensions, so one buffer serves all.
+class worker_buffers : public asio::execution_context::service {
+public:
+    using key_type = worker_buffers;
+    static inline asio::execution_context::id id;
+
+    explicit worker_buffers(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+    /// The receive buffer, allocated on first use. Its contents are only good until the user's next
+    /// suspension: another connection of the loop may read into it then.
+    std::span<char> read_buffer() {
+        if (read_buffer_.empty()) read_buffer_.resize(read_buffer_size);
+        return read_buffer_;
+    }
+
+    payload_pool& payloads() noexcept { return payloads_; }
+
+    /// Big enough for many small frames, or a large frame's first 64 KiB, per read.
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+    /// Spare payloads kept per loop: a few large messages' worth.
+    static constexpr std::size_t spare_payload_strings = 4096;  // many connections with messages in flight
+    static constexpr std::size_t spare_payload_bytes = 4 * 1024 * 1024;
+
+private:
+    void shutdown() override {}
+
+    std::vector<char> read_buffer_;
+    payload_pool payloads_{spare_payload_strings, spare_payload_bytes};
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/worker_buffers.hpp ----
+
+namespace starling::detail {
+
+/// Where a connection is in its life. It only ever moves forward (see advance()).
+enum class connection_status : std::uint8_t {
+    handshake,     // reading the upgrade request: only the handshake deadline applies
+    open,          // messages flow both ways
+    closing,       // a close has begun (either side): nothing new is delivered to the handler
+    close_queued,  // our close frame is queued: nothing may be sent after it
+    tearing_down,  // the reader has ended: the writer sends what is left, then the stream closes
+    closed,        // over: the stream is closed and the timer stays off
+};
+
+/// The writer's state: see session/connection.hpp.
+enum class writer_status : std::uint8_t {
+    idle,               // nothing to write, or a flush is due at the end of this turn
+    awaiting_writable,  // the kernel refused bytes; waiting until it takes more
+    finished,           // the queue is written up to our close frame, or teardown emptied it
+    failed,             // the stream failed: what is queued can never be written
+};
+
+class connection_base : public std::enable_shared_from_this<connection_base> {
+public:
+    connection_base(const connection_base&) = delete;
+    connection_base& operator=(const connection_base&) = delete;
+    virtual ~connection_base() = default;
+
+    // ---- Identity (set by upgraded()) -------------------------------------------------------------
+
+    const std::string& id() const noexcept { return id_; }
+    const starling::query_params& query_params() const noexcept { return query_; }
+    const http::headers& headers() const noexcept { return headers_; }
+    const client_address& client() const noexcept { return client_; }
+    std::string_view path() const noexcept { return path_; }
+    /// True from the upgrade until the connection starts closing (either side).
+    bool is_open() const noexcept { return status_ == connection_status::open; }
+    connection_status status() const noexcept { return status_; }
+    const websocket_options& options() const noexcept { return *options_; }
+    /// The event loop this connection lives on; its coroutines must run there.
+    asio::io_context& context() const noexcept { return context_; }
+    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits).
+    std::size_t queued_bytes() const noexcept { return queue_.memory(); }
+
+    // ---- Receiving --------------------------------------------------------------------------------
+    // One receive at a time per connection. Messages the peer sent before it closed are still
+    // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
+
+    task<message> receive() {
+        caught_up();
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            co_await inbox_ready_.wait();
+        }
+    }
+
+    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        caught_up();
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            if (auto m = pop_inbox()) co_return std::move(*m);
+            if (!co_await inbox_ready_.wait(deadline)) {
+                if (auto m = pop_inbox()) co_return std::move(*m);
+                co_return std::nullopt;
+            }
+        }
+    }
+
+    /// The text of `m`. A binary message where text was expected is a protocol mismatch: the
+    /// connection closes with 1003 (unsupported data) and this throws websocket_disconnect.
+    task<std::string> expect_text(message m) {
+        if (m.is_text()) co_return std::move(m.data);
+        co_await close(static_cast<std::uint16_t>(close_code::unsupported_data), "expected a text message");
+        throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    // ---- Sending ----------------------------------------------------------------------------------
+
+    /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
+    /// faster than its client reads is slowed to the client's pace instead of growing the queue.
+    task<> send_frame(opcode op, std::string payload) {
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
+        enqueue(outbound_frame::unicast(op, std::move(payload)));
+        while (queue_.memory() > options_->max_queued_bytes && can_send()) co_await queue_drained_.wait();
+        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
+    }
+
+    /// Queues a text frame without waiting (send_to this connection itself). False when it is gone.
+    bool queue_text(std::string text) {
+        if (!can_send()) return false;
+        enqueue(outbound_frame::unicast(opcode::text, std::move(text)));
+        return true;
+    }
+
+    /// False once the connection is gone for sending, however it went: our close frame is queued, the
+    /// stream failed, or the connection is being torn down (the peer dropped TCP). A send then throws,
+    /// so a handler that only sends (a timer loop) ends too.
+    bool can_send() const noexcept { return status_ < connection_status::close_queued && writer_ != writer_status::failed; }
+
+    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
+    void receive_broadcast(const shared_frame& frame) { receive_from_another(outbound_frame::broadcast(frame)); }
+
+    /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
+    /// this connection's thread first. A unicast frame, encoded here, but under the same
+    /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
+    void deliver_text(std::string text) {
+        if (context_.get_executor().running_in_this_thread()) {
+            receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+            return;
+        }
+        asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
+            self->receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+        });
+    }
+
+    // ---- Closing ----------------------------------------------------------------------------------
+
+    /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
+    /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
+    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) {
+        if (status_ != connection_status::open) co_return;
+        begin_closing(code, reason);
+        co_await run_on_close(/*server_closing=*/true);
+        queue_close_frame(code, reason);
+        arm_close_deadline();
+    }
+
+    /// Drops the connection at once, from any thread: the stream closed without a close handshake,
+    /// pending receives and sends woken, on_close run with 1006. What graceful shutdown does to
+    /// connections still open at its deadline, so that every coroutine of theirs ends before the loops
+    /// stop.
+    void abort() {
+        asio::post(context_, [self = shared_from_this()] {
+            if (self->status_ <= connection_status::open)
+                self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+            self->writer_ = writer_status::failed;  // nothing more is queued; the writer's aborted wait clears the queue
+            self->close_stream();
+            self->advance(connection_status::closed);
+            self->deadline_.cancel();
+            self->queue_.clear();
+            self->queue_drained_.notify_all();
+            self->writer_finished_.notify();
+            self->handler_caught_up_.notify();
+        });
+    }
+
+    // ---- Life -------------------------------------------------------------------------------------
+
+    /// The handshake has begun: the stream is closed at `deadline` unless upgraded() comes first.
+    void begin_handshake(std::chrono::steady_clock::time_point deadline) {
+        hard_deadline_ = deadline;
+        update_deadline();
+    }
+
+    /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
+    /// handshake deadline no longer applies.
+    void upgraded(const websocket_options& options, std::string path, starling::query_params query,
+                  http::headers headers) {
+        options_ = &options;
+        id_ = make_uuid_v4();
+        path_ = std::move(path);
+        query_ = std::move(query);
+        headers_ = std::move(headers);
+        inbox_.set_limits(options.inbox_messages, options.max_inbox_bytes);
+        hard_deadline_ = no_deadline;
+        last_input_ = std::chrono::steady_clock::now();
+        advance(connection_status::open);
+        on_upgraded();
+    }
+
+    /// The handshake ended without an upgrade (answered, failed or timed out): the stream is closed and
+    /// the timer stops, so nothing keeps the connection alive.
+    void discard() noexcept {
+        close_stream();
+        advance(connection_status::closed);
+        deadline_.cancel();
+    }
+
+    /// Runs the connection from just after the handshake to its end, and returns when it is over:
+    /// the stream closed, on_close run, left().
+    /// With `close_at_once`, the connection is closed at once with that code and reason; no callback
+    /// runs (typed query parameters that did not resolve: 1008; the server began shutting down during
+    /// the handshake: 1001).
+    task<> run(std::optional<close_reason> close_at_once = std::nullopt) {
+        auto self = shared_from_this();
+        if (close_at_once) {
+            on_close_state_ = callback_state::done;
+            co_await close(close_at_once->code, close_at_once->reason);
+        } else {
+            asio::co_spawn(context_, handler_loop(self), asio::detached);
+            update_deadline();  // the idle check
+        }
+        co_await read_loop();
+        if (status_ == connection_status::open)
+            begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
+        inbox_ready_.notify();
+        co_await run_on_close(/*server_closing=*/false);
+        // Let the writer send what is queued (our close frame among it), within the close timeout.
+        advance(connection_status::tearing_down);
+        flush();
+        arm_close_deadline();
+        while (writer_ != writer_status::finished && writer_ != writer_status::failed)
+            if (!co_await writer_finished_.wait(hard_deadline_)) break;
+        co_await linger_and_close();
+        advance(connection_status::closed);
+        deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
+        left();
+    }
+
+    /// Where the registry keeps this connection in its worker's list, and whether it is in it.
+    std::size_t& registry_slot() noexcept { return registry_slot_; }
+    bool registered = false;
+
+protected:
+    explicit connection_base(asio::io_context& context)
+        : context_(context),
+          worker_(asio::use_service<worker_buffers>(static_cast<asio::execution_context&>(context))),
+          inbox_ready_(context.get_executor()),
+          inbox_space_(context.get_executor()),
+          writer_finished_(context.get_executor()),
+          on_close_finished_(context.get_executor()),
+          handler_caught_up_(context.get_executor()),
+          queue_drained_(context.get_executor()),
+          deadline_(context.get_executor()) {}
+
+    // ---- What the stream part provides (session/connection.hpp) ----
+
+    /// Reads and parses until the connection ends; returns when the reader is done.
+    virtual task<> read_loop() = 0;
+    /// Writes what is queued now, as far as the stream takes it.
+    virtual void flush() = 0;
+    /// Ends the stream politely within the close deadline, then closes it.
+    virtual task<> linger_and_close() = 0;
+    /// Closes the stream under whatever still uses it.
+    virtual void close_stream() noexcept = 0;
+
+    // ---- What the user's code is (runtime/endpoint_connection.hpp) ----
+
+    /// The greeting to send first, if any (on_connect). May throw, as handle() may.
+    virtual task<std::optional<std::string>> greet() = 0;
+    /// After the greeting: the connection can be reached by others now (joins its endpoint's registry).
+    virtual void joined() = 0;
+    /// The handler. When it returns, the connection closes with 1000.
+    virtual task<> handle() = 0;
+    /// greet() or handle() threw this (not a websocket_disconnect): the close code and reason to end
+    /// with. Reports it as it sees fit.
+    virtual close_reason failed(std::exception_ptr error) noexcept = 0;
+    /// The text to send on a server-side close, if any (on_close). Runs once.
+    virtual task<std::optional<std::string>> farewell() = 0;
+    /// The connection is over (leaves its endpoint's registry).
+    virtual void left() = 0;
+    /// The connection became open.
+    virtual void on_upgraded() {}
+
+    // ---- for the stream part ----
+
+    void advance(connection_status s) noexcept { status_ = std::max(status_, s); }
+
+    std::optional<message> pop_inbox() {
+        if (auto m = inbox_.pop()) {
+            inbox_space_.notify();
+            processing_message_ = true;
+            return m;
+        }
+        if (status_ != connection_status::open) throw websocket_disconnect(close_code_, close_reason_);
+        return std::nullopt;
+    }
+
+    /// A whole message from the reader.
+    void deliver(message m) {
+        inbox_.push(std::move(m));
+        inbox_ready_.notify();
+    }
+
+    bool inbox_full() const noexcept { return inbox_.full(); }
+
+    /// The reader waits here while the inbox is full. Silence meanwhile is ours, not the peer's.
+    task<> wait_for_inbox_space() {
+        reader_paused_ = true;
+        while (status_ == connection_status::open && inbox_.full()) co_await inbox_space_.wait();
+        reader_paused_ = false;
+        last_input_ = std::chrono::steady_clock::now();
+    }
+
+    /// A ping from the peer: answered with a pong, unless our close frame is already queued.
+    void answer_ping(std::string_view payload) {
+        if (status_ >= connection_status::close_queued) return;
+        queue_.push_pong(payload);
+        schedule_flush();
+    }
+
+    /// The peer's close frame: the handler first handles what arrived before it, then the close is
+    /// echoed.
+    task<> peer_closed(const close_reason& peer) {
+        if (status_ == connection_status::open) co_await let_handler_catch_up();
+        if (status_ != connection_status::open) co_return;
+        begin_closing(peer.code, peer.reason, false);
+        queue_close_frame(peer.code == static_cast<std::uint16_t>(close_code::no_status)
+                              ? static_cast<std::uint16_t>(close_code::normal)
+                              : peer.code,
+                          {});
+    }
+
+    /// The peer broke the protocol: fail the connection (RFC 6455 7.1.7) with a close frame carrying
+    /// the matching code, without waiting for its answer.
+    task<> protocol_failed(std::uint16_t code, std::string reason) {
+        if (status_ == connection_status::open) co_await let_handler_catch_up();
+        co_await close(code, reason);
+    }
+
+    /// A message began and did not end with this read: from now on it has message_timeout.
+    void message_begun() {
+        if (message_started_ != no_deadline) return;
+        message_started_ = std::chrono::steady_clock::now();
+        update_deadline();
+    }
+    void message_ended() noexcept { message_started_ = no_deadline; }
+    void input_arrived() noexcept { last_input_ = std::chrono::steady_clock::now(); }
+
+    // ---- for the writer ----
+
+    void enqueue(outbound_frame frame) {
+        if (writer_ == writer_status::failed || (status_ >= connection_status::close_queued && !frame.is_close)) return;
+        queue_.push(std::move(frame));
+        schedule_flush();
+    }
+
+    /// Writes at the end of this turn, unless the writer is waiting for the stream or already due.
+    void schedule_flush() {
+        if (writer_ != writer_status::idle || flush_scheduled_) return;
+        flush_scheduled_ = true;
+        asio::post(context_, [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->flush();
+        });
+    }
+
+    /// The stream took `written` bytes of the queue. True when that finished the writer (our close
+    /// frame went out: nothing may follow it).
+    bool written(std::size_t n) {
+        const bool close_written = queue_.consume(n, worker_.payloads());
+        if (queue_.memory() <= options_->max_queued_bytes) queue_drained_.notify_all();
+        if (close_written) finish_writer();
+        return close_written;
+    }
+
+    void stalled() {
+        writer_ = writer_status::awaiting_writable;
+        stall_since_ = std::chrono::steady_clock::now();
+        update_deadline();  // the write-stall timeout
+    }
+
+    /// The stream failed (or was closed under the writer): what is queued can never be written.
+    void fail_writer() {
+        writer_ = writer_status::failed;
+        queue_.clear();
+        queue_drained_.notify_all();
+        writer_finished_.notify();
+    }
+
+    void finish_writer() {
+        if (writer_ != writer_status::failed) writer_ = writer_status::finished;
+        writer_finished_.notify();
+    }
+
+    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
+
+    asio::io_context& context_;
+    worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
+    write_queue queue_;
+    writer_status writer_ = writer_status::idle;
+    bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
+    std::chrono::steady_clock::time_point hard_deadline_ = no_deadline;  // the stream is closed then
+
+private:
+    enum class callback_state : std::uint8_t { not_run, running, done };
+
+    // ---- keeping replies in order with the close ----
+
+    /// The handler asks for its next message, or has finished: whatever it had to say about the
+    /// previous one is queued.
+    void caught_up() {
+        processing_message_ = false;
+        handler_caught_up_.notify();
+    }
+
+    /// Before the server answers a peer's close frame or fails the connection, the handler gets to
+    /// handle the messages that arrived before it (an echo server echoes them), within the close
+    /// timeout.
+    task<> let_handler_catch_up() {
+        const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
+        while (handler_running_ && (!inbox_.empty() || processing_message_))
+            if (!co_await handler_caught_up_.wait(give_up)) break;
+    }
+
+    /// Marks the connection closing and wakes a waiting receive. Messages already received stay
+    /// deliverable when the peer ended the connection; when the server closes, they are dropped.
+    void begin_closing(std::uint16_t code, std::string_view reason, bool server_closing = true) {
+        advance(connection_status::closing);
+        close_code_ = code;
+        close_reason_ = std::string(reason);
+        if (server_closing) inbox_.clear();
+        inbox_ready_.notify();
+        inbox_space_.notify();
+        queue_drained_.notify_all();
+    }
+
+    void queue_close_frame(std::uint16_t code, std::string_view reason) {
+        if (status_ >= connection_status::close_queued) return;
+        std::array<char, max_control_payload> payload{};
+        const std::size_t n = write_close_payload(code, reason, payload);
+        enqueue(outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
+        advance(connection_status::close_queued);
+    }
+
+    /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
+    /// the first. Its text is sent only when the server is the closing side and has not sent its
+    /// close frame yet.
+    task<> run_on_close(bool server_closing) {
+        if (on_close_state_ == callback_state::done) co_return;
+        if (on_close_state_ == callback_state::running) {
+            while (on_close_state_ != callback_state::done) co_await on_close_finished_.wait();
+            co_return;
+        }
+        on_close_state_ = callback_state::running;
+        auto text = co_await farewell();
+        if (text && server_closing && status_ < connection_status::close_queued)
+            enqueue(outbound_frame::unicast(opcode::text, std::move(*text)));
+        on_close_state_ = callback_state::done;
+        on_close_finished_.notify();
+    }
+
+    /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
+    /// our queue, waiting for TCP's end) shares one deadline, after which the stream is closed under
+    /// whatever still uses it, however much the peer keeps sending.
+    void arm_close_deadline() {
+        if (closing_deadline_armed_) return;
+        closing_deadline_armed_ = true;
+        hard_deadline_ = std::chrono::steady_clock::now() + options_->close_timeout;
+        update_deadline();
+    }
+
+    /// A frame another connection sent (broadcast or send_to), on this connection's thread. One that
+    /// would take the queue over the high-water mark while the kernel refuses this client's bytes
+    /// meets the endpoint's slow_consumer policy. Only then: a queue that grew while this thread was
+    /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
+    /// the client, and is written at the end of the turn.
+    void receive_from_another(outbound_frame frame) {
+        if (status_ != connection_status::open || writer_ == writer_status::failed) return;
+        if (writer_ == writer_status::awaiting_writable &&
+            queue_.memory() + frame.memory() > options_->max_queued_bytes) {
+            if (options_->slow_consumer == slow_consumer_policy::drop) return;
+            // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
+            // the memory is released now, not when (if ever) the client catches up.
+            queue_.drop_unsent();
+            return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
+        }
+        enqueue(std::move(frame));
+    }
+
+    // ---- the deadline ----
+    // One timer per connection serves every time limit: the handshake timeout, the close timeout,
+    // idle pings and the idle close, the write-stall timeout and the message timeout. It is armed for
+    // the earliest of them; when it fires it checks them all against the clock and re-arms for the
+    // next. Moving a time forward (more input arrived) costs nothing: the timer fires at the old time
+    // and finds nothing due yet.
+
+    /// The earliest time something must be checked, or no_deadline.
+    std::chrono::steady_clock::time_point next_check() const noexcept {
+        auto due = hard_deadline_;
+        if (status_ == connection_status::open) {
+            const websocket_options& o = *options_;
+            if (o.idle_timeout.count() > 0)
+                due = std::min(due, (ping_outstanding_ ? ping_sent_at_ : last_input_) + o.idle_timeout);
+            if (o.write_timeout.count() > 0 && writer_ == writer_status::awaiting_writable)
+                due = std::min(due, stall_since_ + o.write_timeout);
+            if (o.message_timeout.count() > 0 && message_started_ != no_deadline)
+                due = std::min(due, message_started_ + o.message_timeout);
+        }
+        return due;
+    }
+
+    /// Arms the timer for next_check() if that is earlier than what it is armed for.
+    void update_deadline() {
+        if (status_ == connection_status::closed) return;
+        const auto due = next_check();
+        if (due >= armed_for_) return;
+        armed_for_ = due;
+        deadline_.expires_at(due);  // replaces a later wait, whose handler sees operation_aborted
+        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec) return;
+            self->armed_for_ = no_deadline;
+            self->check_deadlines();
+            self->update_deadline();
+        });
+    }
+
+    void check_deadlines() {
+        if (status_ == connection_status::closed) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= hard_deadline_) {
+            // The handshake or the closing took too long: the stream goes, and with it every read
+            // and write still using it.
+            close_stream();
+            return;
+        }
+        if (status_ != connection_status::open) return;
+        const websocket_options& o = *options_;
+        if (o.write_timeout.count() > 0 && writer_ == writer_status::awaiting_writable &&
+            now - stall_since_ >= o.write_timeout) {
+            // The client stopped reading: what it has not begun to receive is dropped, so the close
+            // frame is next in line and the memory is released now.
+            queue_.drop_unsent();
+            return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
+        }
+        if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
+            return close_soon(close_code::policy_violation, "message timeout: a message did not arrive whole in time");
+        if (o.idle_timeout.count() > 0) check_idle(now, o.idle_timeout);
+    }
+
+    /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
+    /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
+    /// silence is ours, not the peer's: it does not count.
+    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
+        if (reader_paused_) last_input_ = now;
+        if (ping_outstanding_) {
+            if (last_input_ > ping_sent_at_) {
+                ping_outstanding_ = false;
+            } else if (now - ping_sent_at_ >= idle) {
+                return close_soon(close_code::going_away, "idle timeout");
+            } else {
+                return;
+            }
+        }
+        if (now - last_input_ >= idle) {
+            enqueue(outbound_frame::unicast(opcode::ping, std::string()));
+            ping_outstanding_ = true;
+            ping_sent_at_ = now;
+        }
+    }
+
+    /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
+    void close_soon(close_code code, std::string_view reason) {
+        asio::co_spawn(context_, close_from_server(shared_from_this(), code, std::string(reason)), asio::detached);
+    }
+
+    /// close() started by the server itself (a timeout, a slow consumer), keeping the connection alive
+    /// until it is done.
+    static task<> close_from_server(std::shared_ptr<connection_base> self, close_code code, std::string reason) {
+        co_await self->close(static_cast<std::uint16_t>(code), reason);
+    }
+
+    // ---- the user's code ----
+
+    task<> handler_loop(std::shared_ptr<connection_base> self) {
+        handler_running_ = true;
+        close_reason ending{static_cast<std::uint16_t>(close_code::normal), {}};
+        try {
+            auto greeting = co_await greet();
+            if (greeting && status_ == connection_status::open)
+                enqueue(outbound_frame::unicast(opcode::text, std::move(*greeting)));
+            // Reachable by others only now: nothing reaches a client before its greeting.
+            if (status_ == connection_status::open) joined();
+            if (status_ == connection_status::open) co_await handle();
+        } catch (const websocket_disconnect&) {
+            // The connection is over; run() finishes it.
+        } catch (...) {
+            ending = failed(std::current_exception());
+        }
+        handler_running_ = false;
+        caught_up();
+        // A handler that returns closes with 1000; one that threw, with the code it chose.
+        co_await self->close(ending.code, ending.reason);
+    }
+
+    // Identity
+    std::string id_;
+    std::string path_;
+    starling::query_params query_;
+    http::headers headers_;
+
+protected:
+    client_address client_;
+
+private:
+    static inline const websocket_options default_options{};
+    const websocket_options* options_ = &default_options;
+
+    connection_status status_ = connection_status::handshake;
+    callback_state on_close_state_ = callback_state::not_run;
+    bool handler_running_ = false;
+    bool processing_message_ = false;  // the handler holds a message it may still answer
+    bool reader_paused_ = false;       // waiting for inbox space, not reading the stream
+    bool ping_outstanding_ = false;
+    bool closing_deadline_armed_ = false;
+    std::uint16_t close_code_ = static_cast<std::uint16_t>(close_code::abnormal);
+    std::string close_reason_;
+    std::size_t registry_slot_ = 0;
+
+    detail::inbox inbox_{64, 1024 * 1024};
+
+    async_event inbox_ready_;
+    async_event inbox_space_;
+    async_event writer_finished_;
+    async_event on_close_finished_;
+    async_event handler_caught_up_;
+    async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
+
+    asio::steady_timer deadline_;  // the one timer: see next_check()
+    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
+    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the stream
+    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
+    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point ping_sent_at_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/connection_base.hpp ----
+
+// ---- begin starling/api/signature.hpp ----
+// Reads a handler's or callback's signature at compile time and says where each argument comes from:
+// the connection, a typed query parameter, a dependency container, or a dependency by type. This is
+// what lets handlers declare what they need, in any order.
+
+#include <memory>       // std::shared_ptr dependency parameters
+#include <cstddef>      // std::byte message bytes
+#include <optional>     // std::optional check results
+#include <span>         // std::span<const std::byte> message bytes
+#include <string>       // std::string error messages
+#include <string_view>  // std::string_view type names
+#include <tuple>        // std::tuple argument lists
+#include <type_traits>  // std::remove_cvref_t and friends
+#include <typeindex>    // std::type_index requirements
+#include <utility>      // std::index_sequence parameter positions
+#include <vector>       // std::vector requirements
+
 
 // ---- begin starling/api/params.hpp ----
 // Typed query parameters declared in handler signatures:
@@ -3241,163 +4392,6 @@ using result_of = typename callable_traits<std::decay_t<F>>::result;
 }  // namespace starling
 // ---- end starling/api/signature.hpp ----
 
-// ---- begin starling/logging.hpp ----
-// The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
-
-#include <cstdio>       // std::fwrite to stderr, without <iostream>'s static initialisation
-#include <functional>   // std::function holding the user's logger
-#include <string>       // std::string line buffer
-#include <string_view>  // std::string_view messages
-
-namespace starling {
-
-enum class log_level { debug, info, warning, error };
-
-constexpr std::string_view to_string(log_level level) noexcept {
-    switch (level) {
-    case log_level::debug: return "debug";
-    case log_level::info: return "info";
-    case log_level::warning: return "warning";
-    case log_level::error: return "error";
-    }
-    return "unknown";
-}
-
-/// Receives every line Starling logs. Called from worker threads: make it thread-safe.
-using logger = std::function<void(log_level, std::string_view)>;
-
-/// The default logger: one line per message on stderr, warnings and errors only.
-inline void log_to_stderr(log_level level, std::string_view message) {
-    if (level < log_level::warning) return;
-    std::string line = "starling ";
-    line += to_string(level);
-    line += ": ";
-    line += message;
-    line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stderr);
-}
-
-}  // namespace starling
-// ---- end starling/logging.hpp ----
-
-// ---- begin starling/options.hpp ----
-// Limits and timeouts, with their defaults. Every limit is configurable per app (server_options,
-// websocket_options given to app.start / app.set_websocket_options) and per endpoint
-// (endpoint.options(...)).
-
-#include <chrono>   // std::chrono::milliseconds timeouts
-#include <cstddef>  // std::size_t
-#include <cstdint>  // std::uint16_t, std::uint64_t
-
-
-namespace starling {
-
-/// What happens to a connection whose typed query parameters are missing or invalid.
-enum class invalid_query_policy {
-    reject,  // answer the upgrade request with HTTP 400 and the message as text/plain body
-    close,   // accept, then close at once with 1008 and the message as reason (browsers can read it)
-};
-
-/// What a broadcast does for a receiver whose outbound queue is over its high-water mark (a client
-/// that reads slower than the server sends).
-enum class slow_consumer_policy {
-    close,  // close that connection with 1008 "slow consumer"; its unsent backlog is dropped (default)
-    drop,   // skip this message for that receiver only; it stays connected and gets later messages
-};
-
-/// Per-connection limits of a WebSocket endpoint.
-struct websocket_options {
-    /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
-    std::uint64_t max_message_size = default_max_message_size;
-    /// Largest single frame accepted, inclusive; 0 means the message limit.
-    std::uint64_t max_frame_size = 0;
-    /// Received messages buffered for a handler that has not asked for them yet; while the inbox is
-    /// full the server stops reading from that client (TCP backpressure), nothing grows.
-    std::size_t inbox_messages = 64;
-    /// The same bound in bytes of memory (1 MiB): the inbox is full when either is reached. One
-    /// message always fits, however large (up to max_message_size).
-    std::size_t max_inbox_bytes = 1024 * 1024;
-    /// Missing or invalid typed query parameters: 400 before the upgrade (default), or 1008 after it.
-    invalid_query_policy invalid_query = invalid_query_policy::reject;
-    /// How long a closing connection may take, from our close frame (or the peer's) to the end of TCP:
-    /// a peer that never answers our close frame is dropped after it.
-    std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
-    /// High-water mark of the outbound queue, in bytes of memory: each frame's payload plus a fixed
-    /// overhead per frame (about a hundred bytes), control frames included. Above it,
-    /// `co_await send...` suspends until the writer has drained the queue back to it, and a
-    /// broadcast applies `slow_consumer`.
-    std::size_t max_queued_bytes = 1024 * 1024;
-    /// What a broadcast does for a receiver over max_queued_bytes.
-    slow_consumer_policy slow_consumer = slow_consumer_policy::close;
-    /// A connection silent this long (no frame, not even a pong) gets a ping; if it stays silent for
-    /// another idle_timeout, it is closed with 1001 "idle timeout" (and dropped after close_timeout if
-    /// it does not answer that either). 0 turns pings off.
-    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
-    /// A client whose socket takes no byte for this long while data waits for it (it stopped reading)
-    /// is closed with 1008 "write timeout", its unsent backlog dropped; if even the close frame cannot
-    /// be written, the connection is dropped close_timeout later. 0 turns the check off.
-    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
-    /// A message must arrive whole within this time of its first bytes; one that does not (a peer
-    /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
-    /// check off.
-    std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
-};
-
-/// Server-wide settings: app.start(server_options{...}).
-struct server_options {
-    /// TCP port; 0 picks a free one (read it back with app.port()).
-    std::uint16_t port = 8080;
-    /// Address to listen on.
-    const char* host = "0.0.0.0";
-    /// Worker threads, each with its own event loop; 0 means one per hardware thread.
-    unsigned workers = 0;
-    /// Largest request head (request line and headers) accepted: larger gets 431.
-    std::size_t max_header_bytes = 8 * 1024;
-    /// Time a client has to send its whole handshake request before it is dropped.
-    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
-    /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
-    std::size_t max_connections = 10000;
-    /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
-    /// still open then are dropped (their TCP closed, on_close run with 1006).
-    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
-};
-
-}  // namespace starling
-// ---- end starling/options.hpp ----
-
-// ---- begin starling/task.hpp ----
-// The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
-
-#include <asio/awaitable.hpp>               // asio::awaitable, the coroutine type Asio's I/O composes with
-#include <asio/experimental/as_tuple.hpp>  // as_tuple: an operation's error code as a value
-#include <asio/use_awaitable.hpp>           // asio::use_awaitable
-#include <type_traits>         // std::false_type / std::true_type for is_task
-
-namespace starling {
-
-/// A coroutine returning T. It is Asio's awaitable, so a handler can co_await Starling's operations and
-/// any Asio operation (timers, other sockets) with `asio::use_awaitable`.
-template <class T = void>
-using task = asio::awaitable<T>;
-
-template <class T>
-struct is_task : std::false_type {};
-template <class T, class Executor>
-struct is_task<asio::awaitable<T, Executor>> : std::true_type {};
-
-template <class T>
-inline constexpr bool is_task_v = is_task<T>::value;
-
-namespace detail {
-
-/// Completion token for `co_await op(..., as_tuple_awaitable)`: yields (error_code, result...) instead
-/// of throwing, because a dropped peer is routine for a server, not exceptional.
-inline constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
-
-}  // namespace detail
-}  // namespace starling
-// ---- end starling/task.hpp ----
-
 namespace starling {
 
 class websocket;
@@ -3418,7 +4412,7 @@ struct endpoint_state {
     signature_checks on_close_checks;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
-    connection_registry<websocket> registry;
+    connection_registry<connection_base> registry;
     std::shared_ptr<const logger> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
@@ -3443,216 +4437,19 @@ struct endpoint_state {
 // ---- end starling/runtime/endpoint_state.hpp ----
 
 // ---- begin starling/api/websocket.hpp ----
-// The `websocket` a handler receives: one upgraded connection. Its receive/send/broadcast/close are
-// coroutines. Internally a connection runs on its worker's event loop as a reader coroutine (the only
-// one that reads the socket; it answers pings and feeds an inbox), the user's handler coroutine, and
-// a writer (the only one that writes: not a coroutine; at the end of each turn of the event loop it
-// writes the outbound queue in gathered writes until the kernel refuses, and only then waits for the
-// socket). One timer keeps every time limit of the connection (see "the deadline" below). How a
-// connection begins and ends (greeting first, on_close exactly once, the close handshake within its
-// timeout) lives in run().
+// The `websocket` a handler receives: a thin handle on one upgraded connection. Its
+// receive/send/broadcast/close are coroutines. The connection itself (session/connection.hpp) reads,
+// writes, closes and keeps the time limits; this handle adds what belongs to the endpoint: broadcast
+// and send_to reach the endpoint's other connections, JSON is parsed with a parser of this
+// connection's own. It lives as long as the connection, so a handler, on_connect and on_close all see
+// the same object.
 
-#include <asio/co_spawn.hpp>        // asio::co_spawn for the handler and server-initiated closes
-#include <asio/detached.hpp>        // asio::detached
-#include <asio/post.hpp>            // asio::post: deliveries and abort() onto the connection's thread
-#include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
-#include <asio/ip/tcp.hpp>          // asio::ip::tcp::socket
-#include <asio/steady_timer.hpp>    // asio::steady_timer close and idle deadlines
-#include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <algorithm>                // std::min of the deadlines, std::copy_n of the probe
-#include <array>                    // std::array close payload
-#include <chrono>                   // std::chrono deadlines
-#include <cstdint>                  // std::uint16_t close codes
-#include <exception>                // std::exception_ptr
-#include <memory>                   // std::shared_ptr, std::enable_shared_from_this
-#include <optional>                 // std::optional receive-with-deadline results
-#include <span>                     // std::span: the gathered buffers, passed without copying
-#include <string>                   // std::string payloads
-#include <string_view>              // std::string_view views
-#include <utility>                  // std::move
-#include <vector>                   // std::vector gathered buffers, read buffer
+#include <chrono>       // std::chrono::steady_clock::duration timeouts
+#include <cstdint>      // std::uint16_t close codes
+#include <optional>     // std::optional receive-with-deadline results
+#include <string>       // std::string payloads
+#include <string_view>  // std::string_view views
 
-
-// ---- begin starling/api/recipients.hpp ----
-// Who a broadcast reaches. The fan-out itself (one shared frame, delivered to each receiver on its
-// own thread, in order) is websocket::broadcast; the frame sharing is detail/write_queue.hpp.
-
-namespace starling {
-
-/// Recipients of websocket::broadcast: every open connection of the endpoint, or all but the sender.
-enum class recipients { everyone, others };
-
-}  // namespace starling
-// ---- end starling/api/recipients.hpp ----
-
-// ---- begin starling/session/async_event.hpp ----
-// Wake-up signals for coroutines on one executor, built on a timer so waiting allocates nothing beyond
-// Asio's recycled operation memory: async_event for one waiter with an optional deadline,
-// async_signal for any number of waiters.
-
-#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
-#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
-#include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <chrono>                   // std::chrono::steady_clock deadlines
-#include <cstddef>                  // std::size_t waiter count
-
-
-namespace starling::detail {
-
-/// notify() wakes the coroutine suspended in wait(); a notify with nobody waiting is a no-op, so
-/// callers re-check their condition in a loop (`while (!ready) co_await event.wait();`). Safe because
-/// everything touching one event runs on one executor: nothing runs between the check and the wait.
-class async_event {
-public:
-    template <class Executor>
-    explicit async_event(const Executor& executor) : timer_(executor) {}
-
-    /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
-        timer_.expires_at(deadline);
-        std::error_code ec;
-        waiting_ = true;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        waiting_ = false;
-        co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
-    }
-
-    /// Cheap when nobody waits (the common case on a busy connection): no timer operation at all.
-    void notify() noexcept {
-        if (!waiting_) return;
-        waiting_ = false;  // the waiter is woken; further notifies before it runs have nothing to do
-        timer_.cancel();
-    }
-
-private:
-    asio::steady_timer timer_;
-    bool waiting_ = false;
-};
-
-/// notify_all() wakes every coroutine suspended in wait() (several senders may wait for the same
-/// queue to drain). No deadline: re-arming the timer for one waiter would cancel the others' waits.
-class async_signal {
-public:
-    template <class Executor>
-    explicit async_signal(const Executor& executor) : timer_(executor) {}
-
-    task<> wait() {
-        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
-        std::error_code ec;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        --waiters_;
-    }
-
-    void notify_all() noexcept {
-        if (waiters_ != 0) timer_.cancel();
-    }
-
-private:
-    asio::steady_timer timer_;
-    std::size_t waiters_ = 0;
-};
-
-}  // namespace starling::detail
-// ---- end starling/session/async_event.hpp ----
-
-// ---- begin starling/session/uuid.hpp ----
-// Connection ids: random (version 4) UUID strings.
-
-#include <array>    // std::array hex digits
-#include <cstdint>  // std::uint64_t random words
-#include <random>   // std::random_device seed, std::mt19937_64 generator
-#include <string>   // std::string result
-
-namespace starling::detail {
-
-/// A random UUID v4 in its 36-character text form. Each thread has its own generator, seeded from the
-/// OS, so ids are unpredictable across runs and no lock is taken.
-inline std::string make_uuid_v4() {
-    thread_local std::mt19937_64 generator{[] {
-        std::random_device device;
-        std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(), device()};
-        return std::mt19937_64(seed);
-    }()};
-    std::array<std::uint8_t, 16> bytes{};
-    const std::uint64_t high = generator();
-    const std::uint64_t low = generator();
-    for (int i = 0; i < 8; ++i) {
-        bytes[i] = static_cast<std::uint8_t>(high >> (8 * i));
-        bytes[8 + i] = static_cast<std::uint8_t>(low >> (8 * i));
-    }
-    bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x40);  // version 4
-    bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
-    constexpr char hex[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(36);
-    for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
-        text.push_back(hex[bytes[i] >> 4]);
-        text.push_back(hex[bytes[i] & 0x0F]);
-    }
-    return text;
-}
-
-}  // namespace starling::detail
-// ---- end starling/session/uuid.hpp ----
-
-// ---- begin starling/session/worker_buffers.hpp ----
-// What the connections of one event loop share: one receive buffer, and the spare payload strings
-// that finished messages leave behind.
-//
-// A connection reads into the shared receive buffer only when it can parse what arrives at once, and
-// keeps for itself only what it cannot parse yet (bytes behind a message its handler has no room
-// for). So an idle connection, or one between messages, holds no receive buffer of its own: what a
-// connection costs follows what it is doing, not how many connections there are.
-//
-// Spare payloads close the loop that would otherwise allocate a string per message: an echo hands the
-// received string to send_text, the writer gives it back here once written, and the reader fills it
-// with the next message of any connection of the loop. Kept per loop, not per connection, so a
-// drained connection holds none, and large ones are reused rather than freed and faulted in again
-// (an allocator that returns a freed 1 MiB block to the kernel makes the next one cost 256 page
-// faults).
-
-#include <asio/execution_context.hpp>       // asio::execution_context::service: state per event loop
-#include <cstddef>                          // std::size_t
-#include <span>                             // std::span view of the buffer
-#include <vector>                           // std::vector storage
-
-
-namespace starling::detail {
-
-/// Found with `asio::use_service<worker_buffers>(context)`. Everything on one loop runs on one thread,
-/// and a connection uses the receive buffer only between two suspensions, so one buffer serves all.
-class worker_buffers : public asio::execution_context::service {
-public:
-    using key_type = worker_buffers;
-    static inline asio::execution_context::id id;
-
-    explicit worker_buffers(asio::execution_context& context) : asio::execution_context::service(context) {}
-
-    /// The receive buffer, allocated on first use. Its contents are only good until the user's next
-    /// suspension: another connection of the loop may read into it then.
-    std::span<char> read_buffer() {
-        if (read_buffer_.empty()) read_buffer_.resize(read_buffer_size);
-        return read_buffer_;
-    }
-
-    payload_pool& payloads() noexcept { return payloads_; }
-
-    /// Big enough for many small frames, or a large frame's first 64 KiB, per read.
-    static constexpr std::size_t read_buffer_size = 64 * 1024;
-    /// Spare payloads kept per loop: a few large messages' worth.
-    static constexpr std::size_t spare_payload_strings = 4096;  // many connections with messages in flight
-    static constexpr std::size_t spare_payload_bytes = 4 * 1024 * 1024;
-
-private:
-    void shutdown() override {}
-
-    std::vector<char> read_buffer_;
-    payload_pool payloads_{spare_payload_strings, spare_payload_bytes};
-};
-
-}  // namespace starling::detail
-// ---- end starling/session/worker_buffers.hpp ----
 
 // ---- begin starling/api/json.hpp ----
 // JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
@@ -3860,75 +4657,25 @@ private:
 }  // namespace starling
 // ---- end starling/api/json.hpp ----
 
-// ---- begin starling/protocol/websocket_disconnect.hpp ----
-// The exception a receive (or send) throws once the connection has ended.
-
-#include <cstdint>    // std::uint16_t close code
-#include <stdexcept>  // std::runtime_error base
-#include <string>     // std::string reason
+// ---- begin starling/api/recipients.hpp ----
+// Who a broadcast reaches. The fan-out itself (one shared frame, delivered to each receiver on its
+// own thread, in order) is websocket::broadcast; the frame sharing is detail/write_queue.hpp.
 
 namespace starling {
 
-/// Thrown by a pending or later receive_*() (and by sends) when the connection is over. Carries the
-/// close code and reason that ended it: the peer's when the peer closed, ours when the server closed,
-/// 1006 when the connection dropped without a close frame.
-class websocket_disconnect : public std::runtime_error {
-public:
-    websocket_disconnect(std::uint16_t code, std::string reason)
-        : std::runtime_error("websocket disconnected with code " + std::to_string(code) +
-                             (reason.empty() ? std::string() : ": " + reason)),
-          code_(code),
-          reason_(std::move(reason)) {}
-
-    std::uint16_t code() const noexcept { return code_; }
-    const std::string& reason() const noexcept { return reason_; }
-
-private:
-    std::uint16_t code_;
-    std::string reason_;
-};
+/// Recipients of websocket::broadcast: every open connection of the endpoint, or all but the sender.
+enum class recipients { everyone, others };
 
 }  // namespace starling
-// ---- end starling/protocol/websocket_disconnect.hpp ----
+// ---- end starling/api/recipients.hpp ----
 
 namespace starling {
 
-/// The peer's address.
-struct client_address {
-    std::string ip;
-    std::uint16_t port = 0;
-};
-
-class websocket : public std::enable_shared_from_this<websocket> {
+class websocket {
 public:
-    /// Made by the server after a successful handshake. `already_read` holds bytes the client sent
-    /// right behind its request (its first frames), which the reader parses before reading more.
-    websocket(asio::ip::tcp::socket socket, asio::io_context& context,
-              std::shared_ptr<detail::endpoint_state> endpoint, http::request request,
-              starling::query_params query, std::string_view already_read)
-        : socket_(std::move(socket)),
-          context_(context),
-          endpoint_(std::move(endpoint)),
-          id_(detail::make_uuid_v4()),
-          path_(request.path()),
-          query_(std::move(query)),
-          headers_(std::move(request.fields)),
-          worker_(asio::use_service<detail::worker_buffers>(static_cast<asio::execution_context&>(context))),
-          reader_({role::server, endpoint_->options.max_message_size, endpoint_->options.max_frame_size}),
-          inbox_ready_(context.get_executor()),
-          inbox_space_(context.get_executor()),
-          writer_finished_(context.get_executor()),
-          on_close_finished_(context.get_executor()),
-          handler_caught_up_(context.get_executor()),
-          queue_drained_(context.get_executor()),
-          deadline_(context.get_executor()) {
-        std::error_code ec;
-        const auto remote = socket_.remote_endpoint(ec);
-        if (!ec) client_ = {remote.address().to_string(), remote.port()};
-        // The writer writes synchronously until the kernel refuses, and waits only then.
-        socket_.non_blocking(true, ec);
-        carried_.assign(already_read.begin(), already_read.end());
-    }
+    /// Made by the runtime once per connection, when it is upgraded.
+    websocket(detail::connection_base& connection, detail::endpoint_state& endpoint) noexcept
+        : connection_(connection), endpoint_(endpoint) {}
 
     websocket(const websocket&) = delete;
     websocket& operator=(const websocket&) = delete;
@@ -3936,57 +4683,45 @@ public:
     // ---- Identity -------------------------------------------------------------------------------
 
     /// A random UUID v4, unique to this connection.
-    const std::string& id() const noexcept { return id_; }
+    const std::string& id() const noexcept { return connection_.id(); }
     /// The query string's parameters, percent-decoded.
-    const starling::query_params& query_params() const noexcept { return query_; }
+    const starling::query_params& query_params() const noexcept { return connection_.query_params(); }
     /// The upgrade request's headers; names are case-insensitive.
-    const http::headers& headers() const noexcept { return headers_; }
+    const http::headers& headers() const noexcept { return connection_.headers(); }
     /// The peer's IP address and port.
-    const client_address& client() const noexcept { return client_; }
+    const client_address& client() const noexcept { return connection_.client(); }
     /// The request path, without the query string.
-    std::string_view path() const noexcept { return path_; }
+    std::string_view path() const noexcept { return connection_.path(); }
     /// True until the connection starts closing (either side).
-    bool is_open() const noexcept { return phase_ == phase::open; }
+    bool is_open() const noexcept { return connection_.is_open(); }
 
     // ---- Receiving --------------------------------------------------------------------------------
     // One receive at a time per connection. Messages the client sent before it closed are still
     // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
+    // (Plain functions handing back the connection's coroutine: no coroutine frame of their own.)
 
     /// The next message, text or binary.
-    task<message> receive() {
-        caught_up();
-        for (;;) {
-            if (auto m = pop_inbox()) co_return std::move(*m);
-            co_await inbox_ready_.wait();
-        }
-    }
+    task<message> receive() { return connection_.receive(); }
 
-    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's guide writes with wait_for).
+    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's
+    /// guide writes with wait_for).
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
-        caught_up();
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            if (auto m = pop_inbox()) co_return std::move(*m);
-            if (!co_await inbox_ready_.wait(deadline)) {
-                if (auto m = pop_inbox()) co_return std::move(*m);
-                co_return std::nullopt;
-            }
-        }
+        return connection_.receive_for(timeout);
     }
 
     /// The next text message. A binary message here is a protocol mismatch: the connection closes with
     /// 1003 (unsupported data) and this throws websocket_disconnect.
-    task<std::string> receive_text() { co_return co_await expect_text(co_await receive()); }
+    task<std::string> receive_text() { co_return co_await connection_.expect_text(co_await connection_.receive()); }
 
     /// receive_text() with a deadline: nothing if `timeout` passes first.
     task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
-        auto m = co_await receive_for(timeout);
+        auto m = co_await connection_.receive_for(timeout);
         if (!m) co_return std::nullopt;
-        co_return co_await expect_text(std::move(*m));
+        co_return co_await connection_.expect_text(std::move(*m));
     }
 
     /// The next message's bytes, binary or text.
-    task<std::string> receive_bytes() { co_return (co_await receive()).data; }
+    task<std::string> receive_bytes() { co_return (co_await connection_.receive()).data; }
 
     /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
     /// across later receives. Throws invalid_json for a message that is not JSON.
@@ -3998,20 +4733,19 @@ public:
     // ---- Sending ----------------------------------------------------------------------------------
     // Every send goes through this connection's one writer, so frames never interleave. A send
     // completes once the frame is queued; while the queue is above the high-water mark it waits for it
-    // to drain. After the close frame has gone out, sends throw websocket_disconnect.
+    // to drain. After the connection is gone for sending (our close frame queued, the peer gone),
+    // sends throw websocket_disconnect.
 
-    // Plain functions handing back send_frame's coroutine, not coroutines of their own: one coroutine
-    // frame per send instead of two.
-    task<> send_text(std::string text) { return send_frame(opcode::text, std::move(text)); }
-    task<> send_bytes(std::string bytes) { return send_frame(opcode::binary, std::move(bytes)); }
+    task<> send_text(std::string text) { return connection_.send_frame(opcode::text, std::move(text)); }
+    task<> send_bytes(std::string bytes) { return connection_.send_frame(opcode::binary, std::move(bytes)); }
 
     /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
     /// maps, raw_json, json_object, received json_documents. `value` is serialised at the call.
     template <class T>
     task<> send_json(const T& value) {
-        return send_frame(opcode::text, to_json(value));
+        return connection_.send_frame(opcode::text, to_json(value));
     }
-    task<> send_json(json_object object) { return send_frame(opcode::text, std::move(object.text)); }
+    task<> send_json(json_object object) { return connection_.send_frame(opcode::text, std::move(object.text)); }
 
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
@@ -4032,12 +4766,9 @@ public:
         fan_out(detail::make_shared_frame(opcode::text, text), who);
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
-        if (connection_id == id_) {  // also before this connection joins the registry (in on_connect)
-            if (!can_send()) return false;
-            enqueue(detail::outbound_frame::unicast(opcode::text, std::string(text)));
-            return true;
-        }
-        auto target = endpoint_->registry.find(connection_id);
+        // This connection itself, also before it joins the registry (in on_connect).
+        if (connection_id == connection_.id()) return connection_.queue_text(std::string(text));
+        auto target = endpoint_.registry.find(connection_id);
         if (!target) return false;
         target->deliver_text(std::string(text));
         return true;
@@ -4045,681 +4776,41 @@ public:
 
     /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
     /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
-    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) {
-        if (phase_ != phase::open) co_return;
-        begin_closing(code, reason);
-        co_await run_on_close(/*server_closing=*/true);
-        queue_close_frame(code, reason);
-        arm_deadline();
-    }
+    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) { return connection_.close(code, reason); }
     task<> close(close_code code, std::string_view reason = {}) {
-        co_await close(static_cast<std::uint16_t>(code), reason);
+        return connection_.close(static_cast<std::uint16_t>(code), reason);
     }
 
-    // ---- Used by the server -----------------------------------------------------------------------
+    // ---- The rest ---------------------------------------------------------------------------------
 
-    /// Runs the connection from just after the handshake to its end, and returns when it is over:
-    /// the socket closed, on_close run, the connection out of the registry.
-    /// With `close_at_once`, the connection is closed at once with that code and reason; no callback
-    /// runs and it never joins the registry (typed query parameters that did not resolve: 1008; the
-    /// server began shutting down during the handshake: 1001).
-    task<> run(std::optional<close_reason> close_at_once = std::nullopt) {
-        auto self = shared_from_this();
-        if (close_at_once) {
-            on_close_state_ = callback_state::done;
-            co_await close(close_at_once->code, close_at_once->reason);
-        } else {
-            asio::co_spawn(context_, handler_loop(self), asio::detached);
-            update_deadline();  // the idle check
-        }
-        co_await read_loop();
-        if (phase_ == phase::open) begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
-        inbox_ready_.notify();
-        co_await run_on_close(/*server_closing=*/false);
-        // Let the writer send what is queued (our close frame among it), within the close timeout.
-        stop_writer_ = true;
-        flush();
-        arm_deadline();
-        while (!writer_done_)
-            if (!co_await writer_finished_.wait(close_deadline_)) break;
-        co_await linger_and_close();
-        finished_ = true;
-        deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
-        if (registered_) endpoint_->registry.remove(context_, id_, *this);
-    }
+    /// The event loop this connection lives on; its coroutines must run there (a timer of the
+    /// handler's is made on it).
+    asio::io_context& context() const noexcept { return connection_.context(); }
 
-    /// Drops the connection at once, from any thread: TCP closed without a close handshake, pending
-    /// receives and sends woken, on_close run with 1006. What graceful shutdown does to connections
-    /// still open at its deadline, so that every coroutine of theirs ends before the loops stop.
-    void abort() {
-        asio::post(context_, [self = shared_from_this()] {
-            if (self->phase_ == phase::open) self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
-            self->write_failed_ = true;  // nothing more is queued; the writer's aborted write clears the queue
-            std::error_code ignored;
-            self->socket_.close(ignored);
-            self->finished_ = true;
-            self->deadline_.cancel();
-            self->flush();  // an idle writer finishes at once; a waiting one sees its wait aborted
-            self->queue_drained_.notify_all();
-            self->handler_caught_up_.notify();
-        });
-    }
+    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
+    /// overhead per frame.
+    std::size_t queued_bytes() const noexcept { return connection_.queued_bytes(); }
 
-    /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
-    /// this connection's thread first. A unicast frame, encoded here, but under the same
-    /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
-    void deliver_text(std::string text) {
-        if (context_.get_executor().running_in_this_thread()) {
-            receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
-            return;
-        }
-        asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
-            self->receive_from_another(detail::outbound_frame::unicast(opcode::text, std::move(text)));
-        });
-    }
+    /// The endpoint this connection belongs to.
+    const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 
     /// Asks for a close (1000) once the current reply is sent: the event API's connector::close(),
     /// where a handler closes and still returns its reply ("Closing connection").
     void request_close_after_reply() noexcept { close_requested_ = true; }
     bool close_requested() const noexcept { return close_requested_; }
 
-    /// The endpoint this connection belongs to.
-    const detail::endpoint_state& endpoint() const noexcept { return *endpoint_; }
-
-    /// The event loop this connection lives on; its coroutines must run there.
-    asio::io_context& context() const noexcept { return context_; }
-
-    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
-    /// overhead per frame.
-    std::size_t queued_bytes() const noexcept { return queue_.memory(); }
-
 private:
-    friend class detail::connection_registry<websocket>;  // receive_broadcast, registry_slot
-    std::size_t& registry_slot() noexcept { return registry_slot_; }
-
-    enum class phase { open, closing };
-    enum class callback_state { not_run, running, done };
-
-    // ---- inbox ----
-
-    std::optional<message> pop_inbox() {
-        if (!inbox_.empty()) {
-            message m = std::move(inbox_.front());
-            inbox_.pop_front();
-            inbox_bytes_ -= inbox_cost(m);
-            inbox_space_.notify();
-            processing_message_ = true;
-            return m;
-        }
-        if (phase_ != phase::open) throw websocket_disconnect(close_code_, close_reason_);
-        return std::nullopt;
-    }
-
-    task<std::string> expect_text(message m) {
-        if (m.is_text()) co_return std::move(m.data);
-        co_await close(close_code::unsupported_data, "expected a text message");
-        throw websocket_disconnect(close_code_, close_reason_);
-    }
-
-    // ---- keeping replies in order with the close ----
-
-    /// The handler asks for its next message, or has finished: whatever it had to say about the
-    /// previous one is queued.
-    void caught_up() {
-        processing_message_ = false;
-        handler_caught_up_.notify();
-    }
-
-    /// Before the server answers a peer's close frame or fails the connection, the handler gets to
-    /// handle the messages that arrived before it (an echo server echoes them, as the Autobahn
-    /// testsuite expects), within the close timeout.
-    task<> let_handler_catch_up() {
-        const auto give_up = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
-        while (handler_running_ && (!inbox_.empty() || processing_message_))
-            if (!co_await handler_caught_up_.wait(give_up)) break;
-    }
-
-    // ---- closing ----
-
-    /// Marks the connection closing and wakes a waiting receive. Messages already received stay
-    /// deliverable when the peer ended the connection; when the server closes, they are dropped.
-    void begin_closing(std::uint16_t code, std::string_view reason, bool server_closing = true) {
-        phase_ = phase::closing;
-        close_code_ = code;
-        close_reason_ = std::string(reason);
-        if (server_closing) {
-            inbox_.clear();
-            inbox_bytes_ = 0;
-        }
-        inbox_ready_.notify();
-        inbox_space_.notify();
-        queue_drained_.notify_all();
-    }
-
-    void queue_close_frame(std::uint16_t code, std::string_view reason) {
-        if (close_sent_) return;
-        std::array<char, max_control_payload> payload{};
-        const std::size_t n = write_close_payload(code, reason, payload);
-        enqueue(detail::outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
-        close_sent_ = true;
-    }
-
-    /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
-    /// the first. Its text is sent only when the server is the closing side and has not sent its
-    /// close frame yet.
-    task<> run_on_close(bool server_closing) {
-        if (on_close_state_ == callback_state::done) co_return;
-        if (on_close_state_ == callback_state::running) {
-            while (on_close_state_ != callback_state::done) co_await on_close_finished_.wait();
-            co_return;
-        }
-        on_close_state_ = callback_state::running;
-        if (endpoint_->on_close) {
-            try {
-                auto text = co_await endpoint_->on_close(*this);
-                if (text && server_closing && !close_sent_) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*text)));
-            } catch (const std::exception& e) {
-                endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
-            }
-        }
-        on_close_state_ = callback_state::done;
-        on_close_finished_.notify();
-    }
-
-    /// Starts the close timeout, once: the whole closing (waiting for the peer's close frame, flushing
-    /// our queue, waiting for TCP's end) shares one deadline, after which the socket is closed under
-    /// whatever still uses it, however much the peer keeps sending.
-    void arm_deadline() {
-        if (close_deadline_ != no_deadline) return;
-        close_deadline_ = std::chrono::steady_clock::now() + endpoint_->options.close_timeout;
-        update_deadline();
-    }
-
-    /// Closes TCP politely: stop sending, read (and discard) until the peer closes or the close
-    /// timeout passes, then close. Closing with unread input would reset the connection and could
-    /// destroy our close frame before the peer reads it.
-    task<> linger_and_close() {
-        std::error_code ec;
-        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-        if (!ec && std::chrono::steady_clock::now() < close_deadline_) {
-            char sink[512];
-            for (;;) {
-                auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(sink), detail::as_tuple_awaitable);
-                if (read_ec) break;
-            }
-        }
-        deadline_.cancel();
-        socket_.close(ec);
-    }
-
-    // ---- the deadline ----
-    // One timer per connection serves every time limit: the close timeout, idle pings and the idle
-    // close, the write-stall timeout and the message timeout. It is armed for the earliest of them;
-    // when it fires it checks them all against the clock and re-arms for the next. Moving a time
-    // forward (more input arrived) costs nothing: the timer fires at the old time and finds nothing
-    // due yet.
-
-    /// The earliest time something must be checked, or no_deadline.
-    std::chrono::steady_clock::time_point next_check() const noexcept {
-        const websocket_options& o = endpoint_->options;
-        auto due = close_deadline_;
-        if (phase_ == phase::open) {
-            if (o.idle_timeout.count() > 0)
-                due = std::min(due, (ping_outstanding_ ? ping_sent_at_ : last_input_) + o.idle_timeout);
-            if (o.write_timeout.count() > 0 && awaiting_writable_) due = std::min(due, stall_since_ + o.write_timeout);
-            if (o.message_timeout.count() > 0 && message_started_ != no_deadline)
-                due = std::min(due, message_started_ + o.message_timeout);
-        }
-        return due;
-    }
-
-    /// Arms the timer for next_check() if that is earlier than what it is armed for.
-    void update_deadline() {
-        if (finished_) return;
-        const auto due = next_check();
-        if (due >= armed_for_) return;
-        armed_for_ = due;
-        deadline_.expires_at(due);  // replaces a later wait, whose handler sees operation_aborted
-        deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
-            if (ec) return;
-            self->armed_for_ = no_deadline;
-            self->check_deadlines();
-            self->update_deadline();
-        });
-    }
-
-    void check_deadlines() {
-        if (finished_) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= close_deadline_) {
-            // Closing took too long: the socket goes, and with it every read and write still using it.
-            std::error_code ignored;
-            socket_.close(ignored);
-            return;
-        }
-        if (phase_ != phase::open) return;
-        const websocket_options& o = endpoint_->options;
-        if (o.write_timeout.count() > 0 && awaiting_writable_ && now - stall_since_ >= o.write_timeout) {
-            // The client stopped reading: what it has not begun to receive is dropped, so the close
-            // frame is next in line and the memory is released now.
-            queue_.drop_unsent();
-            return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
-        }
-        if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
-            return close_soon(close_code::policy_violation, "message timeout: a message did not arrive whole in time");
-        if (o.idle_timeout.count() > 0) check_idle(now, o.idle_timeout);
-    }
-
-    /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
-    /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
-    /// silence is ours, not the peer's: it does not count.
-    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
-        if (reader_paused_) last_input_ = now;
-        if (ping_outstanding_) {
-            if (last_input_ > ping_sent_at_) {
-                ping_outstanding_ = false;
-            } else if (now - ping_sent_at_ >= idle) {
-                return close_soon(close_code::going_away, "idle timeout");
-            } else {
-                return;
-            }
-        }
-        if (now - last_input_ >= idle) {
-            enqueue(detail::outbound_frame::unicast(opcode::ping, std::string()));
-            ping_outstanding_ = true;
-            ping_sent_at_ = now;
-        }
-    }
-
-    /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
-    void close_soon(close_code code, std::string_view reason) {
-        asio::co_spawn(context_, close_from_server(shared_from_this(), code, std::string(reason)), asio::detached);
-    }
-
-    /// close() started by the server itself (idle timeout, slow consumer), keeping the connection
-    /// alive until it is done.
-    static task<> close_from_server(std::shared_ptr<websocket> self, close_code code, std::string reason) {
-        co_await self->close(code, reason);
-    }
-
-    // ---- reading ----
-    // The reader waits for input with a read into probe_, a few hundred bytes of its own: a small
-    // message arrives whole in it, at the cost of one system call, as with any buffer. When the probe
-    // fills, the rest is read at once into the worker's shared buffer (detail/worker_buffers.hpp)
-    // behind a copy of the probe. (Waiting with async_wait instead would cost an epoll_ctl per wait.)
-    // Whatever was read is parsed before the reader next suspends. Only two things make it suspend
-    // with bytes unparsed: a full inbox (bytes in the shared buffer move to carried_, this
-    // connection's own, until the handler makes room) and the end of the connection (the rest no
-    // longer matters). A large frame's payload is read straight into the message instead, in reads
-    // that grow with what has arrived.
-
-    task<> read_loop() {
-        std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
-        bool input_is_shared = false;  // in the worker's buffer, which others reuse while we wait
-        bool more_waiting = false;     // the last read filled its buffer: the socket may hold more now
-        std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
-        unsigned reads_in_a_row = 0;
-        for (;;) {
-            while (direct || !input.empty()) {
-                read_result r{read_status::need_more, 0};
-                if (direct) {
-                    r = *direct;
-                    direct.reset();
-                } else {
-                    r = reader_.read(input);
-                    input = input.subspan(r.consumed);
-                }
-                switch (r.status) {
-                case read_status::need_more: break;
-                case read_status::message:
-                    message_started_ = no_deadline;
-                    if (phase_ != phase::open) break;  // closing: data is no longer delivered
-                    {
-                        message m;
-                        m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
-                        // A message in place is copied into a pooled string that fits it; a reassembled
-                        // one hands over the reader's buffer, and the reader gets a small one back.
-                        m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());
-                        reader_.take_payload(m.data);
-                        // Between messages the reader keeps no large buffer: it goes back to the
-                        // loop's spares, for the next large message of any of its connections.
-                        if (reader_.assembly_capacity() > kept_assembly)
-                            worker_.payloads().give(reader_.release_assembly());
-                        inbox_bytes_ += inbox_cost(m);
-                        inbox_.push_back(std::move(m));
-                        inbox_ready_.notify();
-                    }
-                    if (phase_ == phase::open && inbox_full()) {
-                        // Other connections of this worker read into the shared buffer while this one
-                        // waits: what is left of the input must be this connection's own.
-                        if (input_is_shared) {
-                            carried_.assign(input.data(), input.size());
-                            input = std::span<char>(carried_.data(), carried_.size());
-                            input_is_shared = false;
-                        }
-                        reader_paused_ = true;
-                        while (phase_ == phase::open && inbox_full()) co_await inbox_space_.wait();
-                        reader_paused_ = false;
-                        last_input_ = std::chrono::steady_clock::now();
-                    }
-                    break;
-                case read_status::ping:
-                    if (!close_sent_) {
-                        queue_.push_pong(reader_.payload());
-                        schedule_flush();
-                    }
-                    break;
-                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
-                case read_status::close: {
-                    if (phase_ == phase::open) co_await let_handler_catch_up();
-                    const close_reason& peer = reader_.close_frame();
-                    if (phase_ == phase::open) {
-                        // The peer closes: echo its code and end.
-                        begin_closing(peer.code, peer.reason, false);
-                        queue_close_frame(peer.code == static_cast<std::uint16_t>(close_code::no_status)
-                                              ? static_cast<std::uint16_t>(close_code::normal)
-                                              : peer.code,
-                                          {});
-                    }
-                    co_return;
-                }
-                case read_status::failed: {
-                    // Fail the connection (RFC 6455 7.1.7): close frame with the matching code, no
-                    // waiting for the peer's answer.
-                    if (phase_ == phase::open) co_await let_handler_catch_up();
-                    const auto ec = reader_.error();
-                    const auto code = close_code_for(static_cast<error>(ec.value()));
-                    co_await close(static_cast<std::uint16_t>(code), ec.message());
-                    co_return;
-                }
-                }
-                if (r.status == read_status::need_more) break;
-            }
-            if (carried_.capacity() > sizeof(std::string)) std::string().swap(carried_);  // parsed: the storage goes
-            if (reader_.in_message() && message_started_ == no_deadline) {
-                // A message has begun and not ended with this read: from now on it has message_timeout.
-                message_started_ = std::chrono::steady_clock::now();
-                update_deadline();
-            }
-            // The rest of a large frame goes straight into the message.
-            if (reader_.data_payload_remaining() >= direct_read_threshold) {
-                // A spare buffer of this loop big enough for the whole frame, if there is one: memory
-                // already resident, so lending it commits nothing new. Without one, the message's
-                // storage grows with what arrives (message_reader::direct_buffer).
-                const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
-                if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
-                const std::span<char> into = reader_.direct_buffer(direct_read_size);
-                auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into.data(), into.size()),
-                                                                detail::as_tuple_awaitable);
-                if (ec) co_return;
-                last_input_ = std::chrono::steady_clock::now();
-                direct = reader_.commit_direct(n);
-                continue;
-            }
-            if (more_waiting) {
-                if (++reads_in_a_row > reads_before_yield) {
-                    // A peer that always has more to send must not keep this worker's other
-                    // connections and timers waiting.
-                    reads_in_a_row = 0;
-                    co_await asio::post(context_, asio::use_awaitable);
-                }
-                const std::span<char> buffer = worker_.read_buffer();
-                std::error_code ec;
-                const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-                if (!ec) {
-                    last_input_ = std::chrono::steady_clock::now();
-                    input = buffer.first(n);
-                    input_is_shared = true;
-                    more_waiting = n == buffer.size();
-                    continue;
-                }
-                if (ec != asio::error::would_block && ec != asio::error::try_again) co_return;
-            }
-            reads_in_a_row = 0;
-            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(probe_), detail::as_tuple_awaitable);
-            if (ec) co_return;  // dropped, reset, or the close deadline closed the socket
-            last_input_ = std::chrono::steady_clock::now();
-            if (n < probe_.size()) {
-                input = std::span<char>(probe_.data(), n);  // all there was
-                input_is_shared = false;
-                more_waiting = false;
-                continue;
-            }
-            // The probe is full: it and what follows it go to the worker's buffer, read at once, so
-            // that a message of up to 64 KiB is still parsed in place, without reassembly.
-            const std::span<char> buffer = worker_.read_buffer();
-            std::copy_n(probe_.data(), n, buffer.data());
-            std::error_code rest_ec;
-            std::size_t rest = socket_.read_some(asio::buffer(buffer.data() + n, buffer.size() - n), rest_ec);
-            if (rest_ec) rest = 0;  // nothing more yet, or an error the next read reports
-            input = buffer.first(n + rest);
-            input_is_shared = true;
-            more_waiting = n + rest == buffer.size();
-        }
-    }
-
-    /// What a received message costs while it waits in the inbox.
-    static std::size_t inbox_cost(const message& m) noexcept { return sizeof(message) + m.data.capacity(); }
-
-    /// Full by count or by bytes; one message always fits.
-    bool inbox_full() const noexcept {
-        const websocket_options& o = endpoint_->options;
-        return inbox_.size() >= o.inbox_messages || (inbox_bytes_ >= o.max_inbox_bytes && !inbox_.empty());
-    }
-
-    // ---- writing ----
-
-    /// Queues the frame, then waits while the queue is over its high-water mark: a handler that sends
-    /// faster than its client reads is slowed to the client's pace instead of growing the queue.
-    task<> send_frame(opcode op, std::string payload) {
-        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
-        enqueue(detail::outbound_frame::unicast(op, std::move(payload)));
-        while (queue_.memory() > endpoint_->options.max_queued_bytes && can_send()) co_await queue_drained_.wait();
-        if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
-    }
-
-    /// False once the connection is gone for sending, however it went: our close frame is queued, the
-    /// socket failed, or the connection is being torn down (the peer dropped TCP). A send then throws,
-    /// so a handler that only sends (a timer loop) ends too.
-    bool can_send() const noexcept { return !close_sent_ && !write_failed_ && !stop_writer_; }
-
-    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
-    void receive_broadcast(const detail::shared_frame& frame) {
-        receive_from_another(detail::outbound_frame::broadcast(frame));
-    }
-
-    /// A frame another connection sent (broadcast or send_to), on this connection's thread. One that
-    /// would take the queue over the high-water mark while the kernel refuses this client's bytes
-    /// meets the endpoint's slow_consumer policy. Only then: a queue that grew while this thread was
-    /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
-    /// the client, and is written at the end of the turn.
-    void receive_from_another(detail::outbound_frame frame) {
-        if (phase_ != phase::open || write_failed_) return;
-        if (awaiting_writable_ && queue_.memory() + frame.memory() > endpoint_->options.max_queued_bytes) {
-            if (endpoint_->options.slow_consumer == slow_consumer_policy::drop) return;
-            // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
-            // the memory is released now, not when (if ever) the client catches up.
-            queue_.drop_unsent();
-            return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
-        }
-        enqueue(std::move(frame));
-    }
-
-    void enqueue(detail::outbound_frame frame) {
-        if (write_failed_ || (close_sent_ && !frame.is_close)) return;
-        queue_.push(std::move(frame));
-        schedule_flush();
-    }
-
     void fan_out(const detail::shared_frame& frame, recipients who) {
         // In on_connect the connection is not in the registry yet (nothing reaches a client before its
         // greeting), but a broadcast it makes itself still includes it.
-        if (who == recipients::everyone && !registered_) receive_broadcast(frame);
-        endpoint_->registry.broadcast(context_, frame, who == recipients::others ? this : nullptr);
+        if (who == recipients::everyone && !connection_.registered) connection_.receive_broadcast(frame);
+        endpoint_.registry.broadcast(connection_.context(), frame, who == recipients::others ? &connection_ : nullptr);
     }
 
-    // The writer: not a coroutine. Everything queued during one turn of the event loop is written at
-    // the end of it, synchronously, on the non-blocking socket, for as long as the kernel takes bytes.
-    // Only when it refuses (the client reads slower than we send) does the writer wait for the socket
-    // to become writable, which is also what marks a consumer as slow. No buffer list is kept across
-    // that wait: the next attempt gathers afresh from the queue, whose storage may have moved.
-
-    /// Writes at the end of this turn, unless the writer is waiting for the socket or already due.
-    void schedule_flush() {
-        if (awaiting_writable_ || flush_scheduled_ || writer_done_) return;
-        flush_scheduled_ = true;
-        asio::post(context_, [self = shared_from_this()] {
-            self->flush_scheduled_ = false;
-            self->flush();
-        });
-    }
-
-    /// Writes what is queued until the queue is empty (then, if run() has stopped the writer, the
-    /// writer is done), a close frame has gone out, or the kernel takes no more.
-    void flush() {
-        if (awaiting_writable_ || writer_done_) return;
-        if (write_failed_) return fail_writer();
-        while (!queue_.empty()) {
-            gathered_.clear();
-            queue_.gather(gathered_, max_buffers_per_write, max_bytes_per_write);
-            std::error_code ec;
-            // A span, not the vector: the operation copies its buffer sequence, and copying a vector
-            // would allocate.
-            const std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(gathered_), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
-            if (ec) return fail_writer();
-            if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
-            const bool close_written = queue_.consume(n, worker_.payloads());
-            if (queue_.memory() <= endpoint_->options.max_queued_bytes) queue_drained_.notify_all();
-            if (close_written) return finish_writer();  // nothing may follow a close frame
-        }
-        if (stop_writer_) finish_writer();
-    }
-
-    void await_writable() {
-        awaiting_writable_ = true;
-        stall_since_ = std::chrono::steady_clock::now();
-        update_deadline();  // the write-stall timeout
-        socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
-            self->awaiting_writable_ = false;
-            if (ec) return self->fail_writer();
-            self->flush();
-        });
-    }
-
-    /// The socket failed (or was closed under the writer): what is queued can never be written.
-    void fail_writer() {
-        write_failed_ = true;
-        queue_.clear();
-        queue_drained_.notify_all();
-        finish_writer();
-    }
-
-    void finish_writer() {
-        writer_done_ = true;
-        writer_finished_.notify();
-    }
-
-    // ---- the user's code ----
-
-    task<> handler_loop(std::shared_ptr<websocket> self) {
-        handler_running_ = true;
-        std::uint16_t failure_code = 0;
-        std::string failure_reason;
-        try {
-            if (endpoint_->on_connect) {
-                auto greeting = co_await endpoint_->on_connect(*this);
-                if (greeting && phase_ == phase::open) enqueue(detail::outbound_frame::unicast(opcode::text, std::move(*greeting)));
-            }
-            // Join the registry only now: no broadcast can reach the client before its greeting.
-            if (phase_ == phase::open) {
-                endpoint_->registry.add(context_, id_, self);
-                registered_ = true;
-            }
-            if (phase_ == phase::open) co_await endpoint_->handler(*this);
-        } catch (const websocket_disconnect&) {
-            // The connection is over; run() finishes it.
-        } catch (const invalid_json& e) {
-            failure_code = static_cast<std::uint16_t>(close_code::invalid_payload);
-            failure_reason = e.what();
-        } catch (const std::exception& e) {
-            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw: " + e.what());
-            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
-            failure_reason = "internal error";
-        } catch (...) {
-            endpoint_->log_line(log_level::error, "handler for " + endpoint_->path + " threw a non-exception");
-            failure_code = static_cast<std::uint16_t>(close_code::internal_error);
-            failure_reason = "internal error";
-        }
-        handler_running_ = false;
-        caught_up();
-        // A handler that returns closes with 1000; one that threw, with the code chosen above.
-        co_await close(failure_code != 0 ? failure_code : static_cast<std::uint16_t>(close_code::normal), failure_reason);
-    }
-
-    static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
-    static constexpr std::size_t probe_size = 512;     // holds a typical small message whole
-    static constexpr std::size_t kept_assembly = 64 * 1024;  // reassembly buffer kept between messages
-    static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
-    static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
-    static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
-    static constexpr std::size_t max_bytes_per_write = 256 * 1024;
-    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
-
-    asio::ip::tcp::socket socket_;
-    asio::io_context& context_;
-    std::shared_ptr<detail::endpoint_state> endpoint_;
-
-    std::string id_;
-    std::string path_;
-    starling::query_params query_;
-    http::headers headers_;
-    client_address client_;
-
-    phase phase_ = phase::open;
-    bool close_sent_ = false;
-    std::uint16_t close_code_ = static_cast<std::uint16_t>(close_code::abnormal);
-    std::string close_reason_;
-    callback_state on_close_state_ = callback_state::not_run;
-
-    detail::worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
-    std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
-    std::array<char, probe_size> probe_;  // where the reader waits for input: see read_loop()
-    message_reader reader_;
-    detail::ring<message> inbox_;
-    std::size_t inbox_bytes_ = 0;  // inbox_cost() of the messages in the inbox
+    detail::connection_base& connection_;
+    detail::endpoint_state& endpoint_;
     simdjson::dom::parser json_parser_;
-
-    detail::write_queue queue_;
-    std::vector<asio::const_buffer> gathered_;  // the buffer list of one write, reused
-    bool awaiting_writable_ = false;  // the kernel refused bytes; waiting until it takes more
-    bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
-    bool stop_writer_ = false;      // run() is ending: the writer finishes once the queue is empty
-    bool writer_done_ = false;
-    bool write_failed_ = false;
-
-    detail::async_event inbox_ready_;
-    detail::async_event inbox_space_;
-    detail::async_event writer_finished_;
-    detail::async_event on_close_finished_;
-    detail::async_event handler_caught_up_;
-    bool handler_running_ = false;
     bool close_requested_ = false;
-    bool processing_message_ = false;  // the handler holds a message it may still answer
-    detail::async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
-    bool registered_ = false;  // in the endpoint's registry: broadcasts of others reach it
-    std::size_t registry_slot_ = 0;  // where the registry keeps it in its worker's list
-
-    asio::steady_timer deadline_;  // the one timer: see next_check()
-    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
-    bool finished_ = false;  // run() is over or the connection was aborted: the timer stays off
-    std::chrono::steady_clock::time_point close_deadline_ = no_deadline;
-    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the socket
-    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
-    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point ping_sent_at_;
-    bool ping_outstanding_ = false;
-    bool reader_paused_ = false;  // waiting for inbox space, not reading the socket
 };
 
 }  // namespace starling
@@ -5039,9 +5130,9 @@ private:
 // ---- end starling/router.hpp ----
 
 // ---- begin starling/runtime/server.hpp ----
-// The network side of an app: worker threads (one event loop each), the listening socket, the opening
-// handshake of every connection (read the request under size and time limits, route it, validate it,
-// answer 101, a page, or an error), and graceful shutdown.
+// The network side of an app: worker threads (one event loop each), the listening socket, the
+// connections from accept to their end (runtime/upgrade.hpp runs their handshake), and graceful
+// shutdown.
 
 #include <asio/co_spawn.hpp>      // asio::co_spawn per connection
 #include <asio/detached.hpp>      // asio::detached
@@ -5050,7 +5141,7 @@ private:
 #include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
 #include <asio/post.hpp>          // asio::post cross-thread hand-offs
 #include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
-#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline, accept pause
+#include <asio/steady_timer.hpp>  // asio::steady_timer accept pause
 #include <asio/use_awaitable.hpp> // asio::use_awaitable
 #include <asio/write.hpp>         // asio::async_write responses
 #include <algorithm>              // std::max, std::min
@@ -5136,8 +5227,6 @@ private:
 #include <asio/co_spawn.hpp>     // asio::co_spawn the 1001 closes
 #include <asio/detached.hpp>     // asio::detached
 #include <asio/io_context.hpp>   // asio::io_context each connection lives on
-#include <asio/ip/tcp.hpp>       // asio::ip::tcp::socket of a handshaking connection
-#include <asio/post.hpp>         // asio::post work onto a connection's own thread
 #include <cstdint>               // std::uint64_t ids
 #include <memory>                // std::shared_ptr
 #include <mutex>                 // std::mutex: connections of every worker come and go
@@ -5150,25 +5239,20 @@ class live_connections {
 public:
     using id_type = std::uint64_t;
 
-    /// A connection in its handshake; `socket` is shared with the handshake, which may move it into
-    /// a websocket later (closing a moved-from socket does nothing).
-    id_type add(asio::io_context& context, std::shared_ptr<asio::ip::tcp::socket> socket) {
+    /// A connection in its handshake.
+    id_type add(asio::io_context& context, std::shared_ptr<connection_base> connection) {
         std::lock_guard lock(mutex_);
         const id_type id = next_id_++;
-        connections_.emplace(id, entry{&context, std::move(socket), nullptr});
+        connections_.emplace(id, entry{&context, std::move(connection), false});
         return id;
     }
 
     /// The connection is upgraded. False once shutdown has begun: the caller closes it with 1001
     /// itself, since close_all() has already passed it by.
-    bool upgrade(id_type id, std::shared_ptr<websocket> connection) {
+    bool upgraded(id_type id) {
         std::lock_guard lock(mutex_);
         if (closing_) return false;
-        const auto it = connections_.find(id);
-        if (it != connections_.end()) {
-            it->second.socket.reset();
-            it->second.connection = std::move(connection);
-        }
+        if (const auto it = connections_.find(id); it != connections_.end()) it->second.upgraded = true;
         return true;
     }
 
@@ -5184,34 +5268,25 @@ public:
         std::lock_guard lock(mutex_);
         closing_ = true;
         for (const auto& [id, e] : connections_)
-            if (e.connection) asio::co_spawn(*e.context, close_going_away(e.connection), asio::detached);
+            if (e.upgraded) asio::co_spawn(*e.context, close_going_away(e.connection), asio::detached);
     }
 
     /// Shutdown's last step, at its deadline: drop whatever is left, so that every connection's
     /// coroutines finish while the event loops still run.
     void abort_all() {
         std::lock_guard lock(mutex_);
-        for (const auto& [id, e] : connections_) {
-            if (e.connection) {
-                e.connection->abort();
-            } else {
-                asio::post(*e.context, [socket = e.socket] {
-                    std::error_code ignored;
-                    socket->close(ignored);
-                });
-            }
-        }
+        for (const auto& [id, e] : connections_) e.connection->abort();
     }
 
 private:
     struct entry {
         asio::io_context* context;
-        std::shared_ptr<asio::ip::tcp::socket> socket;  // while in the handshake
-        std::shared_ptr<websocket> connection;          // once upgraded
+        std::shared_ptr<connection_base> connection;
+        bool upgraded;
     };
 
-    static task<> close_going_away(std::shared_ptr<websocket> connection) {
-        co_await connection->close(close_code::going_away, "server shutting down");
+    static task<> close_going_away(std::shared_ptr<connection_base> connection) {
+        co_await connection->close(static_cast<std::uint16_t>(close_code::going_away), "server shutting down");
     }
 
     std::mutex mutex_;
@@ -5285,10 +5360,485 @@ private:
 #endif
 // ---- end starling/runtime/reserve_descriptor.hpp ----
 
+// ---- begin starling/runtime/endpoint_connection.hpp ----
+// A connection of an endpoint: the engine (session/connection.hpp) joined to what the user wrote for
+// that endpoint. It owns the connection's one `websocket` handle, calls on_connect, the handler and
+// on_close through it, turns what they throw into a close code, and keeps the connection in the
+// endpoint's registry (what broadcasts reach) from its greeting to its end.
+
+#include <exception>    // std::exception_ptr, std::rethrow_exception
+#include <memory>       // std::shared_ptr of the endpoint
+#include <optional>     // std::optional handle, made at the upgrade
+#include <string>       // std::string texts
+#include <string_view>  // std::string_view bytes behind the handshake
+#include <utility>      // std::move
+
+
+// ---- begin starling/session/connection.hpp ----
+// A connection on one stream type: the reader and the writer over `Stream` (a TCP socket, an
+// in-memory stream in tests; see session/tcp_stream.hpp for what a stream offers), on top of what
+// every connection shares (session/connection_base.hpp).
+//
+// The reader is a coroutine, the only code that reads the stream: it parses frames, answers pings
+// and fills the inbox. The writer is not a coroutine: at the end of each turn of the event loop it
+// writes the outbound queue in gathered writes until the stream refuses, and only then waits for the
+// stream to become writable.
+
+#include <asio/buffer.hpp>                  // asio::buffer, asio::const_buffer
+#include <asio/post.hpp>                    // asio::post: let the loop's others run
+#include <asio/use_awaitable.hpp>           // asio::use_awaitable
+#include <algorithm>                        // std::copy_n of the probe
+#include <array>                            // std::array probe
+#include <chrono>                           // std::chrono::steady_clock
+#include <cstddef>                          // std::size_t
+#include <optional>                         // std::optional direct-read result
+#include <span>                             // std::span views of input
+#include <string>                           // std::string carried input
+#include <string_view>                      // std::string_view bytes behind the handshake
+#include <utility>                          // std::move
+#include <vector>                           // std::vector gathered buffers
+
+
+namespace starling::detail {
+
+template <class Stream>
+class connection : public connection_base {
+public:
+    /// A connection on `stream`, whose operations complete on `context`; it begins in its handshake.
+    connection(Stream stream, asio::io_context& context) : connection_base(context), stream_(std::move(stream)) {
+        client_ = stream_.remote_address();
+    }
+
+    /// The stream, for the handshake (runtime/upgrade.hpp) before the connection runs.
+    Stream& stream() noexcept { return stream_; }
+
+    /// After upgraded(): `already_read` holds bytes the client sent right behind its request (its
+    /// first frames), which the reader parses before reading more.
+    void set_already_read(std::string_view already_read) {
+        reader_ = message_reader({role::server, options().max_message_size, options().max_frame_size});
+        carried_.assign(already_read.begin(), already_read.end());
+    }
+
+protected:
+    // ---- reading ----
+    // The reader waits for input with a read into probe_, a few hundred bytes of its own: a small
+    // message arrives whole in it, at the cost of one system call, as with any buffer. When the probe
+    // fills, the rest is read at once into the worker's shared buffer (session/worker_buffers.hpp)
+    // behind a copy of the probe. (Waiting for readiness instead would cost an epoll_ctl per wait.)
+    // Whatever was read is parsed before the reader next suspends. Only two things make it suspend
+    // with bytes unparsed: a full inbox (bytes in the shared buffer move to carried_, this
+    // connection's own, until the handler makes room) and the end of the connection (the rest no
+    // longer matters). A large frame's payload is read straight into the message instead, in reads
+    // that grow with what has arrived.
+
+    task<> read_loop() override {
+        std::span<char> input(carried_.data(), carried_.size());  // first, the bytes behind the handshake
+        bool input_is_shared = false;  // in the worker's buffer, which others reuse while we wait
+        bool more_waiting = false;     // the last read filled its buffer: the stream may hold more now
+        std::optional<read_result> direct;  // the outcome of a direct read, handled as read()'s are
+        unsigned reads_in_a_row = 0;
+        for (;;) {
+            while (direct || !input.empty()) {
+                read_result r{read_status::need_more, 0};
+                if (direct) {
+                    r = *direct;
+                    direct.reset();
+                } else {
+                    r = reader_.read(input);
+                    input = input.subspan(r.consumed);
+                }
+                switch (r.status) {
+                case read_status::need_more: break;
+                case read_status::message:
+                    message_ended();
+                    if (!is_open()) break;  // closing: data is no longer delivered
+                    deliver(take_message());
+                    if (is_open() && inbox_full()) {
+                        // Other connections of this worker read into the shared buffer while this one
+                        // waits: what is left of the input must be this connection's own.
+                        if (input_is_shared) {
+                            carried_.assign(input.data(), input.size());
+                            input = std::span<char>(carried_.data(), carried_.size());
+                            input_is_shared = false;
+                        }
+                        co_await wait_for_inbox_space();
+                    }
+                    break;
+                case read_status::ping: answer_ping(reader_.payload()); break;
+                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
+                case read_status::close: co_await peer_closed(reader_.close_frame()); co_return;
+                case read_status::failed: {
+                    const auto ec = reader_.error();
+                    co_await protocol_failed(static_cast<std::uint16_t>(close_code_for(static_cast<error>(ec.value()))),
+                                             ec.message());
+                    co_return;
+                }
+                }
+                if (r.status == read_status::need_more) break;
+            }
+            if (carried_.capacity() > sizeof(std::string)) std::string().swap(carried_);  // parsed: the storage goes
+            if (reader_.in_message()) message_begun();
+            // The rest of a large frame goes straight into the message.
+            if (reader_.data_payload_remaining() >= direct_read_threshold) {
+                // A spare buffer of this loop big enough for the whole frame, if there is one: memory
+                // already resident, so lending it commits nothing new. Without one, the message's
+                // storage grows with what arrives (message_reader::direct_buffer).
+                const std::size_t whole = reader_.message_bytes_buffered() + static_cast<std::size_t>(reader_.data_payload_remaining());
+                if (reader_.assembly_capacity() < whole) reader_.adopt_assembly(worker_.payloads().take(whole));
+                const std::span<char> into = reader_.direct_buffer(direct_read_size);
+                auto [ec, n] = co_await stream_.async_read_some(asio::buffer(into.data(), into.size()),
+                                                                as_tuple_awaitable);
+                if (ec) co_return;
+                input_arrived();
+                direct = reader_.commit_direct(n);
+                continue;
+            }
+            if (more_waiting) {
+                if (++reads_in_a_row > reads_before_yield) {
+                    // A peer that always has more to send must not keep this worker's other
+                    // connections and timers waiting.
+                    reads_in_a_row = 0;
+                    co_await asio::post(context_, asio::use_awaitable);
+                }
+                const std::span<char> buffer = worker_.read_buffer();
+                std::error_code ec;
+                const std::size_t n = stream_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+                if (!ec) {
+                    input_arrived();
+                    input = buffer.first(n);
+                    input_is_shared = true;
+                    more_waiting = n == buffer.size();
+                    continue;
+                }
+                if (ec != asio::error::would_block && ec != asio::error::try_again) co_return;
+            }
+            reads_in_a_row = 0;
+            auto [ec, n] = co_await stream_.async_read_some(asio::buffer(probe_), as_tuple_awaitable);
+            if (ec) co_return;  // dropped, reset, or the close deadline closed the stream
+            input_arrived();
+            if (n < probe_.size()) {
+                input = std::span<char>(probe_.data(), n);  // all there was
+                input_is_shared = false;
+                more_waiting = false;
+                continue;
+            }
+            // The probe is full: it and what follows it go to the worker's buffer, read at once, so
+            // that a message of up to 64 KiB is still parsed in place, without reassembly.
+            const std::span<char> buffer = worker_.read_buffer();
+            std::copy_n(probe_.data(), n, buffer.data());
+            std::error_code rest_ec;
+            std::size_t rest = stream_.read_some(asio::buffer(buffer.data() + n, buffer.size() - n), rest_ec);
+            if (rest_ec) rest = 0;  // nothing more yet, or an error the next read reports
+            input = buffer.first(n + rest);
+            input_is_shared = true;
+            more_waiting = n + rest == buffer.size();
+        }
+    }
+
+    /// The message the reader just completed, in storage of its own.
+    message take_message() {
+        message m;
+        m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+        // A message in place is copied into a pooled string that fits it; a reassembled one hands over
+        // the reader's buffer, and the reader gets a small one back.
+        m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());
+        reader_.take_payload(m.data);
+        // Between messages the reader keeps no large buffer: it goes back to the loop's spares, for
+        // the next large message of any of its connections.
+        if (reader_.assembly_capacity() > kept_assembly) worker_.payloads().give(reader_.release_assembly());
+        return m;
+    }
+
+    // ---- writing ----
+    // Everything queued during one turn of the event loop is written at the end of it, synchronously,
+    // for as long as the stream takes bytes. Only when it refuses (the client reads slower than we
+    // send) does the writer wait for it to become writable, which is also what marks a consumer as
+    // slow. No buffer list is kept across that wait: the next attempt gathers afresh from the queue,
+    // whose storage may have moved.
+
+    /// Writes what is queued until the queue is empty (then, once the connection is tearing down, the
+    /// writer is done), a close frame has gone out, or the stream takes no more.
+    void flush() override {
+        if (writer_ != writer_status::idle) return;
+        while (!queue_.empty()) {
+            gathered_.clear();
+            queue_.gather(gathered_, max_buffers_per_write, max_bytes_per_write);
+            std::error_code ec;
+            const std::size_t n = stream_.write_some(std::span<const asio::const_buffer>(gathered_), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) return await_writable();
+            if (ec) return fail_writer();
+            if (n == 0) return await_writable();  // nothing taken, no error: wait rather than spin
+            if (written(n)) return;               // nothing may follow a close frame
+        }
+        if (status() >= connection_status::tearing_down) finish_writer();
+    }
+
+    void await_writable() {
+        stalled();
+        stream_.async_wait_writable([self = shared_from_this(), this](std::error_code ec) {
+            if (writer_ == writer_status::awaiting_writable) writer_ = writer_status::idle;
+            if (ec) return fail_writer();
+            flush();
+        });
+    }
+
+    // ---- ending ----
+
+    /// Ends the stream politely: stop sending, read (and discard) until the peer closes or the close
+    /// deadline passes (the deadline closes the stream under the read), then close. Closing with
+    /// unread input would reset a TCP connection and could destroy our close frame before the peer
+    /// reads it.
+    task<> linger_and_close() override {
+        std::error_code ec;
+        stream_.shutdown_send(ec);
+        if (!ec && std::chrono::steady_clock::now() < hard_deadline_) {
+            char sink[512];
+            for (;;) {
+                auto [read_ec, n] = co_await stream_.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+                if (read_ec) break;
+            }
+        }
+        stream_.close(ec);
+    }
+
+    void close_stream() noexcept override {
+        std::error_code ignored;
+        stream_.close(ignored);
+    }
+
+private:
+    static constexpr unsigned reads_before_yield = 4;  // reads that found data, before letting others run
+    static constexpr std::size_t probe_size = 512;     // holds a typical small message whole
+    static constexpr std::size_t kept_assembly = 64 * 1024;  // reassembly buffer kept between messages
+    static constexpr std::size_t direct_read_threshold = 64 * 1024;  // frame payload left to read
+    static constexpr std::size_t direct_read_size = 256 * 1024;      // at most per direct read
+    static constexpr std::size_t max_buffers_per_write = 64;  // what Asio hands to one sendmsg
+    static constexpr std::size_t max_bytes_per_write = 256 * 1024;
+
+    Stream stream_;
+    message_reader reader_{{role::server, default_max_message_size, 0}};
+    std::string carried_;  // input not parsed yet that must outlive a suspension (usually empty)
+    std::array<char, probe_size> probe_;  // where the reader waits for input: see read_loop()
+    std::vector<asio::const_buffer> gathered_;  // the buffer list of one write, reused
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/connection.hpp ----
+
+namespace starling::detail {
+
+template <class Stream>
+class endpoint_connection final : public connection<Stream> {
+public:
+    endpoint_connection(Stream stream, asio::io_context& context) : connection<Stream>(std::move(stream), context) {}
+
+    /// The handshake routed `request` to `endpoint` and answered 101: the connection opens, with
+    /// `already_read` (bytes behind the request) as its first input.
+    void attach(std::shared_ptr<endpoint_state> endpoint, http::request request, starling::query_params query,
+                std::string_view already_read) {
+        endpoint_ = std::move(endpoint);
+        const std::string path(request.path());
+        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields));
+        this->set_already_read(already_read);
+        handle_.emplace(*this, *endpoint_);
+    }
+
+private:
+    task<std::optional<std::string>> greet() override {
+        if (!endpoint_->on_connect) co_return std::nullopt;
+        co_return co_await endpoint_->on_connect(*handle_);
+    }
+
+    void joined() override {
+        endpoint_->registry.add(this->context(), this->id(), this->shared_from_this());
+        this->registered = true;
+    }
+
+    task<> handle() override { co_await endpoint_->handler(*handle_); }
+
+    close_reason failed(std::exception_ptr error) noexcept override {
+        std::string line;
+        try {
+            std::rethrow_exception(error);
+        } catch (const invalid_json& e) {
+            return {static_cast<std::uint16_t>(close_code::invalid_payload), e.what()};
+        } catch (const std::exception& e) {
+            line = "handler for " + endpoint_->path + " threw: " + e.what();
+        } catch (...) {
+            line = "handler for " + endpoint_->path + " threw a non-exception";
+        }
+        try {
+            endpoint_->log_line(log_level::error, line);
+        } catch (...) {
+            // A logger that throws must not take the connection's end with it.
+        }
+        return {static_cast<std::uint16_t>(close_code::internal_error), "internal error"};
+    }
+
+    task<std::optional<std::string>> farewell() override {
+        if (!endpoint_ || !endpoint_->on_close) co_return std::nullopt;
+        try {
+            co_return co_await endpoint_->on_close(*handle_);
+        } catch (const std::exception& e) {
+            endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+        }
+        co_return std::nullopt;
+    }
+
+    void left() override {
+        if (this->registered) endpoint_->registry.remove(this->context(), this->id(), *this);
+    }
+
+    std::shared_ptr<endpoint_state> endpoint_;
+    std::optional<starling::websocket> handle_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/runtime/endpoint_connection.hpp ----
+
+// ---- begin starling/runtime/upgrade.hpp ----
+// The opening handshake of one connection: read the request under the size and time limits, route
+// it, validate it, resolve its typed query parameters, and answer 101, a page, or an error. The
+// time limit is the connection's own deadline (session/connection_base.hpp): when it passes, the
+// stream is closed under the handshake, whatever the client does.
+
+#include <asio/buffer.hpp>                  // asio::buffer
+#include <asio/write.hpp>                   // asio::async_write answers
+#include <algorithm>                        // std::min
+#include <atomic>                           // std::atomic<bool> stopping flag
+#include <chrono>                           // std::chrono::steady_clock
+#include <exception>                        // std::exception of a page handler
+#include <functional>                       // std::less<> for heterogeneous route lookup
+#include <map>                              // std::map routes and pages
+#include <memory>                           // std::shared_ptr endpoints
+#include <optional>                         // std::optional results
+#include <string>                           // std::string responses
+#include <string_view>                      // std::string_view bytes behind the request
+
+
 namespace starling::detail {
 
 using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
 using page_table = std::map<std::string, http::page_handler, std::less<>>;
+
+/// What the handshake needs of the server.
+struct upgrade_settings {
+    const route_table& routes;
+    const page_table& pages;
+    const server_options& options;
+    const std::atomic<bool>& stopping;
+    const logger* log;
+};
+
+/// How a handshake ended.
+struct upgrade_outcome {
+    bool upgraded = false;  // answered 101: the connection is attached to its endpoint and can run
+    /// Upgraded, but to be closed at once: typed query parameters that did not resolve, on an endpoint
+    /// that accepts and then closes (1008).
+    std::optional<close_reason> close_at_once;
+};
+
+/// Writes `response`, ends the stream and closes it.
+template <class Stream>
+task<> respond_and_close(Stream& stream, std::string response) {
+    co_await asio::async_write(stream, asio::buffer(response), as_tuple_awaitable);
+    std::error_code ec;
+    stream.shutdown_send(ec);
+    stream.close(ec);
+}
+
+/// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
+inline std::string answer_page(const http::page_handler& page, const http::request& request, const logger* log) {
+    if (request.method != "GET" && request.method != "HEAD")
+        return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
+    http::response answer;
+    try {
+        answer = page(request);
+    } catch (const std::exception& e) {
+        if (log && *log) (*log)(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
+        return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
+    }
+    std::string out = make_response(answer.status, answer.content_type, answer.body);
+    if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
+    return out;
+}
+
+/// Runs handshakes for a server.
+class upgrader {
+public:
+    explicit upgrader(upgrade_settings settings) noexcept : settings_(settings) {}
+
+    /// Runs the handshake on `connection`'s stream, within the handshake timeout. Its buffers are gone
+    /// when it returns: an idle connection costs only what it keeps.
+    template <class Stream>
+    task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection) const {
+        const upgrade_settings& settings = settings_;
+        Stream& stream = connection.stream();
+        connection.begin_handshake(std::chrono::steady_clock::now() + settings.options.handshake_timeout);
+
+        http::request_parser parser(settings.options.max_header_bytes);
+        std::string buffer(std::min<std::size_t>(settings.options.max_header_bytes, 4096), '\0');
+        std::string_view after_head;
+        for (;;) {
+            auto [ec, n] = co_await stream.async_read_some(asio::buffer(buffer), as_tuple_awaitable);
+            if (ec) co_return upgrade_outcome{};  // dropped, or too slow (the deadline closed the stream)
+            const std::string_view chunk(buffer.data(), n);
+            const auto result = parser.put(chunk);
+            if (result.status == http::parse_status::failed) {
+                co_await respond_and_close(stream, make_error_response(parser.error()));
+                co_return upgrade_outcome{};
+            }
+            if (result.status == http::parse_status::complete) {
+                after_head = chunk.substr(result.consumed);
+                break;
+            }
+        }
+
+        const http::request& request = parser.get();
+        if (settings.stopping) {
+            co_await respond_and_close(stream, make_response(503, "text/plain", "Server shutting down"));
+            co_return upgrade_outcome{};
+        }
+        if (!request.fields.has_token("Upgrade", "websocket")) {
+            if (const auto page = settings.pages.find(request.path()); page != settings.pages.end()) {
+                co_await respond_and_close(stream, answer_page(page->second, request, settings.log));
+                co_return upgrade_outcome{};
+            }
+        }
+        const auto route = settings.routes.find(request.path());
+        if (route == settings.routes.end()) {
+            co_await respond_and_close(stream, make_error_response(make_error_code(error::not_found)));
+            co_return upgrade_outcome{};
+        }
+        if (const auto ec = validate_upgrade_request(request); ec) {
+            co_await respond_and_close(stream, make_error_response(ec));
+            co_return upgrade_outcome{};
+        }
+        const endpoint_state& endpoint = *route->second;
+        auto query = query_params::parse(request.query_string());
+        std::optional<std::string> rejection = endpoint.check_query(query);
+        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
+            co_await respond_and_close(stream, make_response(400, "text/plain", *rejection));
+            co_return upgrade_outcome{};
+        }
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
+        auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
+        if (write_ec) co_return upgrade_outcome{};
+
+        connection.attach(route->second, parser.release(), std::move(query), after_head);
+        upgrade_outcome outcome{true, std::nullopt};
+        if (rejection) outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
+    co_return outcome;
+    }
+
+private:
+    upgrade_settings settings_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/runtime/upgrade.hpp ----
+
+namespace starling::detail {
 
 class server {
 public:
@@ -5470,20 +6020,6 @@ private:
         server& s_;
     };
 
-    static task<> respond_and_close(asio::ip::tcp::socket& socket, std::string response) {
-        co_await asio::async_write(socket, asio::buffer(response), detail::as_tuple_awaitable);
-        std::error_code ec;
-        socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-        socket.close(ec);
-    }
-
-    /// An upgraded connection, ready to run; `close_at_once` when its typed query parameters did not
-    /// resolve and the endpoint accepts-then-closes (1008), or the server began shutting down (1001).
-    struct upgraded {
-        std::shared_ptr<websocket> connection;
-        std::optional<close_reason> close_at_once;
-    };
-
     /// Takes a connection off the live list when its serve() ends, however it ends.
     struct live_guard {
         live_guard(live_connections& live, live_connections::id_type id) : live_(live), id_(id) {}
@@ -5495,116 +6031,20 @@ private:
     task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
         if (over_limit) {
-            co_await respond_and_close(accepted, make_response(503, "text/plain", "Too many connections"));
+            tcp_stream refused(std::move(accepted));
+            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
-        // Shared with the handshake deadline's handler and the live list, which may still touch it
-        // after the handshake returned (a moved-from socket is safe to cancel or close).
-        auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
-        const live_guard listed(live_, live_.add(context, socket));
-        // The handshake's buffers are gone by the time the connection runs: an idle connection costs
-        // only what it keeps.
-        std::optional<upgraded> session = co_await handshake(socket, context);
-        socket.reset();  // moved into the websocket, or done with; not kept for the connection's life
-        if (!session) co_return;
-        if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
-            session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
-        co_await session->connection->run(std::move(session->close_at_once));
-    }
-
-    /// Reads the request under the size and time limits, routes and validates it, and answers 101, a
-    /// page or an error. Returns the connection when upgraded.
-    task<std::optional<upgraded>> handshake(std::shared_ptr<asio::ip::tcp::socket> socket_ptr, asio::io_context& context) {
-        asio::ip::tcp::socket& socket = *socket_ptr;
-        std::error_code ignored;
-        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-
-        // A client gets handshake_timeout for its whole handshake, its request and our answer; then
-        // its socket is closed. Closed, not cancelled: a cancel reaches only the operation pending at
-        // that moment, so a read that had just completed (its bytes on their way to this coroutine)
-        // would miss it, and the next read would wait on the client with no deadline left. On a closed
-        // socket every later operation fails at once, whatever the client does. The timer lives until
-        // this coroutine returns, and its destruction cancels it; had it fired just before, it closes
-        // the moved-from socket of an upgraded connection, which does nothing.
-        asio::steady_timer deadline(context);
-        deadline.expires_after(options_.handshake_timeout);
-        deadline.async_wait([socket_ptr](std::error_code ec) {
-            if (!ec) {
-                std::error_code ignore;
-                socket_ptr->close(ignore);
-            }
-        });
-
-        http::request_parser parser(options_.max_header_bytes);
-        std::string buffer(std::min<std::size_t>(options_.max_header_bytes, 4096), '\0');
-        std::string_view after_head;
-        for (;;) {
-            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
-            if (ec) co_return std::nullopt;  // dropped or too slow: nothing to answer
-            const std::string_view chunk(buffer.data(), n);
-            const auto result = parser.put(chunk);
-            if (result.status == http::parse_status::failed) {
-                co_await respond_and_close(socket, make_error_response(parser.error()));
-                co_return std::nullopt;
-            }
-            if (result.status == http::parse_status::complete) {
-                after_head = chunk.substr(result.consumed);
-                break;
-            }
+        auto connection = std::make_shared<endpoint_connection<tcp_stream>>(tcp_stream(std::move(accepted)), context);
+        const live_guard listed(live_, live_.add(context, connection));
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        if (!outcome.upgraded) {
+            connection->discard();
+            co_return;
         }
-
-        const http::request& request = parser.get();
-        if (stopping_) {
-            co_await respond_and_close(socket, make_response(503, "text/plain", "Server shutting down"));
-            co_return std::nullopt;
-        }
-        if (!request.fields.has_token("Upgrade", "websocket")) {
-            if (const auto page = pages_.find(request.path()); page != pages_.end()) {
-                co_await respond_and_close(socket, answer_page(page->second, request));
-                co_return std::nullopt;
-            }
-        }
-        const auto route = routes_.find(request.path());
-        if (route == routes_.end()) {
-            co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
-            co_return std::nullopt;
-        }
-        if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await respond_and_close(socket, make_error_response(ec));
-            co_return std::nullopt;
-        }
-        const endpoint_state& endpoint = *route->second;
-        auto query = query_params::parse(request.query_string());
-        std::optional<std::string> rejection = endpoint.check_query(query);
-        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await respond_and_close(socket, make_response(400, "text/plain", *rejection));
-            co_return std::nullopt;
-        }
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
-        auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec) co_return std::nullopt;
-
-        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
-                                              std::move(query), after_head);
-        std::optional<close_reason> close_at_once;
-        if (rejection) close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
-        co_return upgraded{std::move(ws), std::move(close_at_once)};
-    }
-
-    /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
-    std::string answer_page(const http::page_handler& page, const http::request& request) const {
-        if (request.method != "GET" && request.method != "HEAD")
-            return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
-        http::response answer;
-        try {
-            answer = page(request);
-        } catch (const std::exception& e) {
-            log_line(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
-            return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
-        }
-        std::string out = make_response(answer.status, answer.content_type, answer.body);
-        if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
-        return out;
+        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await connection->run(std::move(outcome.close_at_once));
     }
 
     /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
@@ -5636,6 +6076,7 @@ private:
     page_table pages_;
     server_options options_;
     std::shared_ptr<const logger> log_;
+    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get()}};
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
@@ -5843,6 +6284,226 @@ private:
 
 }  // namespace starling
 // ---- end starling/app.hpp ----
+
+// ---- begin starling/session/memory_stream.hpp ----
+// Two connected in-memory streams, for driving a connection with no socket: unit tests of the engine
+// (fragmentation, close, pings, backpressure, deadlines) and an in-process client. Each end offers
+// what the engine asks of a stream (see session/tcp_stream.hpp), and behaves as a TCP socket does
+// where the engine can tell: each direction holds at most `capacity` bytes, so a writer whose peer
+// does not read is refused (would_block) and waits; shutdown_send gives the peer an end of stream
+// after what was already written; close fails this end's operations and the peer's writes.
+//
+// Both ends run on one executor; nothing here is thread-safe, as nothing on one event loop needs to be.
+
+#include <asio/any_io_executor.hpp>         // asio::any_io_executor both ends complete on
+#include <asio/buffer.hpp>                  // asio::buffer_copy between buffer sequences and the pipe
+#include <asio/compose.hpp>                 // asio::async_compose for the waiting operations
+#include <asio/error.hpp>                   // would_block, eof, broken_pipe, operation_aborted
+#include <asio/post.hpp>                    // asio::post an immediate completion
+#include <asio/steady_timer.hpp>            // asio::steady_timer as the wake-up of a waiting operation
+#include <algorithm>                        // std::min
+#include <chrono>                           // std::chrono::steady_clock::time_point::max
+#include <cstddef>                          // std::size_t
+#include <memory>                           // std::shared_ptr of the state both ends share
+#include <span>                             // std::span of gathered buffers
+#include <string>                           // std::string bytes in flight
+#include <string_view>                      // std::string_view test helpers
+#include <system_error>                     // std::error_code
+#include <utility>                          // std::pair, std::move
+
+
+namespace starling::detail {
+
+class memory_stream {
+public:
+    using executor_type = asio::any_io_executor;
+
+    /// Two connected ends on `executor`; each direction buffers at most `capacity` bytes.
+    static std::pair<memory_stream, memory_stream> make_pair(const asio::any_io_executor& executor,
+                                                             std::size_t capacity = 1024 * 1024) {
+        auto state = std::make_shared<shared_state>(executor, capacity);
+        return {memory_stream(state, 0), memory_stream(state, 1)};
+    }
+
+    executor_type get_executor() const noexcept { return state_->executor; }
+
+    template <class Buffers, class Token>
+    auto async_read_some(const Buffers& buffers, Token&& token) {
+        return asio::async_compose<Token, void(std::error_code, std::size_t)>(
+            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+                direction& in = state->into(side);
+                std::error_code ec;
+                const std::size_t n = take(*state, side, buffers, ec);
+                if (ec != asio::error::would_block) return self.complete(ec, n);
+                in.readable.expires_at(std::chrono::steady_clock::time_point::max());
+                in.readable.async_wait(std::move(self));
+            },
+            token, state_->executor);
+    }
+
+    template <class Buffers, class Token>
+    auto async_write_some(const Buffers& buffers, Token&& token) {
+        return asio::async_compose<Token, void(std::error_code, std::size_t)>(
+            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+                std::error_code ec;
+                const std::size_t n = put(*state, side, buffers, ec);
+                if (ec != asio::error::would_block) return self.complete(ec, n);
+                direction& out = state->out_of(side);
+                out.writable.expires_at(std::chrono::steady_clock::time_point::max());
+                out.writable.async_wait(std::move(self));
+            },
+            token, state_->executor);
+    }
+
+    std::size_t read_some(asio::mutable_buffer buffer, std::error_code& ec) { return take(*state_, side_, buffer, ec); }
+
+    std::size_t write_some(std::span<const asio::const_buffer> buffers, std::error_code& ec) {
+        return put(*state_, side_, buffers, ec);
+    }
+
+    template <class Handler>
+    void async_wait_writable(Handler&& handler) {
+        asio::async_compose<Handler, void(std::error_code)>(
+            [state = state_, side = side_](auto& self, std::error_code = {}) {
+                direction& out = state->out_of(side);
+                if (state->closed[side]) return self.complete(asio::error::operation_aborted);
+                if (out.reader_gone) return self.complete(asio::error::broken_pipe);
+                if (out.bytes.size() < state->capacity) return self.complete({});
+                out.writable.expires_at(std::chrono::steady_clock::time_point::max());
+                out.writable.async_wait(std::move(self));
+            },
+            handler, state_->executor);
+    }
+
+    void shutdown_send(std::error_code& ec) {
+        ec = state_->closed[side_] ? asio::error::bad_descriptor : std::error_code();
+        direction& out = state_->out_of(side_);
+        out.writer_shut = true;
+        out.readable.cancel();
+    }
+
+    /// This end's pending operations complete with operation_aborted and later ones fail; the peer
+    /// reads what was written, then an end of stream, and its writes fail with broken_pipe.
+    void close(std::error_code& ec) {
+        ec = {};
+        if (state_->closed[side_]) return;
+        state_->closed[side_] = true;
+        direction& out = state_->out_of(side_);
+        direction& in = state_->into(side_);
+        out.writer_shut = true;
+        in.reader_gone = true;
+        in.bytes.clear();
+        for (direction* d : {&out, &in}) {
+            d->readable.cancel();
+            d->writable.cancel();
+        }
+    }
+    void close() {
+        std::error_code ignored;
+        close(ignored);
+    }
+
+    client_address remote_address() const { return {"memory", static_cast<std::uint16_t>(side_ == 0 ? 2 : 1)}; }
+
+    // ---- for tests, on the far end ----
+
+    /// Writes all of `bytes` at once, past the capacity if need be (a test's own input is never refused).
+    void write_all(std::string_view bytes) {
+        direction& out = state_->out_of(side_);
+        out.bytes.append(bytes);
+        out.readable.cancel();
+    }
+    /// Everything the peer wrote and this end has not read yet, taken.
+    std::string take_all() {
+        direction& in = state_->into(side_);
+        std::string all = std::move(in.bytes);
+        in.bytes.clear();
+        in.writable.cancel();
+        return all;
+    }
+    /// Bytes waiting to be read by this end.
+    std::size_t available() const noexcept { return state_->into(side_).bytes.size(); }
+    /// True once the peer shut down its sending side or closed.
+    bool peer_finished_sending() const noexcept { return state_->into(side_).writer_shut; }
+    /// True once the peer closed its end.
+    bool peer_closed() const noexcept { return state_->closed[1 - side_]; }
+
+private:
+    /// Bytes travelling one way.
+    struct direction {
+        explicit direction(const asio::any_io_executor& executor) : readable(executor), writable(executor) {}
+        std::string bytes;
+        bool writer_shut = false;  // the writing end shut down or closed: an end of stream after `bytes`
+        bool reader_gone = false;  // the reading end closed: writes fail
+        asio::steady_timer readable;  // cancelled when bytes arrive or the writer shuts
+        asio::steady_timer writable;  // cancelled when room is made or the reader goes
+    };
+
+    struct shared_state {
+        shared_state(const asio::any_io_executor& ex, std::size_t cap)
+            : executor(ex), capacity(cap), directions{direction(ex), direction(ex)} {}
+        asio::any_io_executor executor;
+        std::size_t capacity;
+        direction directions[2];  // [0]: written by end 0, read by end 1
+        bool closed[2] = {false, false};
+        direction& out_of(int side) noexcept { return directions[side]; }
+        direction& into(int side) noexcept { return directions[1 - side]; }
+    };
+
+    memory_stream(std::shared_ptr<shared_state> state, int side) : state_(std::move(state)), side_(side) {}
+
+    template <class Buffers>
+    static std::size_t take(shared_state& state, int side, const Buffers& buffers, std::error_code& ec) {
+        ec = {};
+        if (state.closed[side]) {
+            ec = asio::error::operation_aborted;
+            return 0;
+        }
+        direction& in = state.into(side);
+        if (asio::buffer_size(buffers) == 0) return 0;
+        if (in.bytes.empty()) {
+            ec = in.writer_shut ? std::error_code(asio::error::eof) : std::error_code(asio::error::would_block);
+            return 0;
+        }
+        const std::size_t n = asio::buffer_copy(buffers, asio::buffer(in.bytes));
+        in.bytes.erase(0, n);
+        in.writable.cancel();
+        return n;
+    }
+
+    template <class Buffers>
+    static std::size_t put(shared_state& state, int side, const Buffers& buffers, std::error_code& ec) {
+        ec = {};
+        if (state.closed[side]) {
+            ec = asio::error::bad_descriptor;
+            return 0;
+        }
+        direction& out = state.out_of(side);
+        if (out.reader_gone) {
+            ec = asio::error::broken_pipe;
+            return 0;
+        }
+        const std::size_t wanted = asio::buffer_size(buffers);
+        if (wanted == 0) return 0;
+        const std::size_t room = state.capacity > out.bytes.size() ? state.capacity - out.bytes.size() : 0;
+        if (room == 0) {
+            ec = asio::error::would_block;
+            return 0;
+        }
+        const std::size_t n = std::min(room, wanted);
+        const std::size_t old = out.bytes.size();
+        out.bytes.resize(old + n);
+        asio::buffer_copy(asio::buffer(out.bytes.data() + old, n), buffers);
+        out.readable.cancel();
+        return n;
+    }
+
+    std::shared_ptr<shared_state> state_;
+    int side_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/memory_stream.hpp ----
 
 // Typed query parameters, dependency injection, routers.
 

@@ -8,6 +8,7 @@
 #include <string>      // std::string path
 
 #include "starling/runtime/connection_registry.hpp"
+#include "starling/session/connection_base.hpp"
 #include "starling/api/dependencies.hpp"
 #include "starling/api/signature.hpp"
 #include "starling/logging.hpp"
@@ -34,7 +35,7 @@ struct endpoint_state {
     signature_checks on_close_checks;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
-    connection_registry<websocket> registry;
+    connection_registry<connection_base> registry;
     std::shared_ptr<const logger> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).

@@ -8,16 +8,14 @@
 #include <asio/co_spawn.hpp>     // asio::co_spawn the 1001 closes
 #include <asio/detached.hpp>     // asio::detached
 #include <asio/io_context.hpp>   // asio::io_context each connection lives on
-#include <asio/ip/tcp.hpp>       // asio::ip::tcp::socket of a handshaking connection
-#include <asio/post.hpp>         // asio::post work onto a connection's own thread
 #include <cstdint>               // std::uint64_t ids
 #include <memory>                // std::shared_ptr
 #include <mutex>                 // std::mutex: connections of every worker come and go
 #include <unordered_map>         // id -> connection
 
 #include "starling/protocol/close_code.hpp"
+#include "starling/session/connection_base.hpp"
 #include "starling/task.hpp"
-#include "starling/api/websocket.hpp"
 
 namespace starling::detail {
 
@@ -25,25 +23,20 @@ class live_connections {
 public:
     using id_type = std::uint64_t;
 
-    /// A connection in its handshake; `socket` is shared with the handshake, which may move it into
-    /// a websocket later (closing a moved-from socket does nothing).
-    id_type add(asio::io_context& context, std::shared_ptr<asio::ip::tcp::socket> socket) {
+    /// A connection in its handshake.
+    id_type add(asio::io_context& context, std::shared_ptr<connection_base> connection) {
         std::lock_guard lock(mutex_);
         const id_type id = next_id_++;
-        connections_.emplace(id, entry{&context, std::move(socket), nullptr});
+        connections_.emplace(id, entry{&context, std::move(connection), false});
         return id;
     }
 
     /// The connection is upgraded. False once shutdown has begun: the caller closes it with 1001
     /// itself, since close_all() has already passed it by.
-    bool upgrade(id_type id, std::shared_ptr<websocket> connection) {
+    bool upgraded(id_type id) {
         std::lock_guard lock(mutex_);
         if (closing_) return false;
-        const auto it = connections_.find(id);
-        if (it != connections_.end()) {
-            it->second.socket.reset();
-            it->second.connection = std::move(connection);
-        }
+        if (const auto it = connections_.find(id); it != connections_.end()) it->second.upgraded = true;
         return true;
     }
 
@@ -59,34 +52,25 @@ public:
         std::lock_guard lock(mutex_);
         closing_ = true;
         for (const auto& [id, e] : connections_)
-            if (e.connection) asio::co_spawn(*e.context, close_going_away(e.connection), asio::detached);
+            if (e.upgraded) asio::co_spawn(*e.context, close_going_away(e.connection), asio::detached);
     }
 
     /// Shutdown's last step, at its deadline: drop whatever is left, so that every connection's
     /// coroutines finish while the event loops still run.
     void abort_all() {
         std::lock_guard lock(mutex_);
-        for (const auto& [id, e] : connections_) {
-            if (e.connection) {
-                e.connection->abort();
-            } else {
-                asio::post(*e.context, [socket = e.socket] {
-                    std::error_code ignored;
-                    socket->close(ignored);
-                });
-            }
-        }
+        for (const auto& [id, e] : connections_) e.connection->abort();
     }
 
 private:
     struct entry {
         asio::io_context* context;
-        std::shared_ptr<asio::ip::tcp::socket> socket;  // while in the handshake
-        std::shared_ptr<websocket> connection;          // once upgraded
+        std::shared_ptr<connection_base> connection;
+        bool upgraded;
     };
 
-    static task<> close_going_away(std::shared_ptr<websocket> connection) {
-        co_await connection->close(close_code::going_away, "server shutting down");
+    static task<> close_going_away(std::shared_ptr<connection_base> connection) {
+        co_await connection->close(static_cast<std::uint16_t>(close_code::going_away), "server shutting down");
     }
 
     std::mutex mutex_;

@@ -1,6 +1,6 @@
-// The network side of an app: worker threads (one event loop each), the listening socket, the opening
-// handshake of every connection (read the request under size and time limits, route it, validate it,
-// answer 101, a page, or an error), and graceful shutdown.
+// The network side of an app: worker threads (one event loop each), the listening socket, the
+// connections from accept to their end (runtime/upgrade.hpp runs their handshake), and graceful
+// shutdown.
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -11,7 +11,7 @@
 #include <asio/ip/tcp.hpp>        // asio::ip::tcp acceptor and sockets
 #include <asio/post.hpp>          // asio::post cross-thread hand-offs
 #include <asio/signal_set.hpp>    // asio::signal_set for SIGINT / SIGTERM
-#include <asio/steady_timer.hpp>  // asio::steady_timer handshake deadline, accept pause
+#include <asio/steady_timer.hpp>  // asio::steady_timer accept pause
 #include <asio/use_awaitable.hpp> // asio::use_awaitable
 #include <asio/write.hpp>         // asio::async_write responses
 #include <algorithm>              // std::max, std::min
@@ -34,16 +34,13 @@
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/runtime/live_connections.hpp"
 #include "starling/runtime/reserve_descriptor.hpp"
-#include "starling/protocol/handshake.hpp"
-#include "starling/http/request_parser.hpp"
-#include "starling/http/response.hpp"
 #include "starling/options.hpp"
-#include "starling/api/websocket.hpp"
+#include "starling/protocol/handshake.hpp"
+#include "starling/runtime/endpoint_connection.hpp"
+#include "starling/runtime/upgrade.hpp"
+#include "starling/session/tcp_stream.hpp"
 
 namespace starling::detail {
-
-using route_table = std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>>;
-using page_table = std::map<std::string, http::page_handler, std::less<>>;
 
 class server {
 public:
@@ -225,20 +222,6 @@ private:
         server& s_;
     };
 
-    static task<> respond_and_close(asio::ip::tcp::socket& socket, std::string response) {
-        co_await asio::async_write(socket, asio::buffer(response), detail::as_tuple_awaitable);
-        std::error_code ec;
-        socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-        socket.close(ec);
-    }
-
-    /// An upgraded connection, ready to run; `close_at_once` when its typed query parameters did not
-    /// resolve and the endpoint accepts-then-closes (1008), or the server began shutting down (1001).
-    struct upgraded {
-        std::shared_ptr<websocket> connection;
-        std::optional<close_reason> close_at_once;
-    };
-
     /// Takes a connection off the live list when its serve() ends, however it ends.
     struct live_guard {
         live_guard(live_connections& live, live_connections::id_type id) : live_(live), id_(id) {}
@@ -250,116 +233,20 @@ private:
     task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
         if (over_limit) {
-            co_await respond_and_close(accepted, make_response(503, "text/plain", "Too many connections"));
+            tcp_stream refused(std::move(accepted));
+            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
             co_return;
         }
-        // Shared with the handshake deadline's handler and the live list, which may still touch it
-        // after the handshake returned (a moved-from socket is safe to cancel or close).
-        auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
-        const live_guard listed(live_, live_.add(context, socket));
-        // The handshake's buffers are gone by the time the connection runs: an idle connection costs
-        // only what it keeps.
-        std::optional<upgraded> session = co_await handshake(socket, context);
-        socket.reset();  // moved into the websocket, or done with; not kept for the connection's life
-        if (!session) co_return;
-        if (!live_.upgrade(listed.id_, session->connection) && !session->close_at_once)
-            session->close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
-        co_await session->connection->run(std::move(session->close_at_once));
-    }
-
-    /// Reads the request under the size and time limits, routes and validates it, and answers 101, a
-    /// page or an error. Returns the connection when upgraded.
-    task<std::optional<upgraded>> handshake(std::shared_ptr<asio::ip::tcp::socket> socket_ptr, asio::io_context& context) {
-        asio::ip::tcp::socket& socket = *socket_ptr;
-        std::error_code ignored;
-        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-
-        // A client gets handshake_timeout for its whole handshake, its request and our answer; then
-        // its socket is closed. Closed, not cancelled: a cancel reaches only the operation pending at
-        // that moment, so a read that had just completed (its bytes on their way to this coroutine)
-        // would miss it, and the next read would wait on the client with no deadline left. On a closed
-        // socket every later operation fails at once, whatever the client does. The timer lives until
-        // this coroutine returns, and its destruction cancels it; had it fired just before, it closes
-        // the moved-from socket of an upgraded connection, which does nothing.
-        asio::steady_timer deadline(context);
-        deadline.expires_after(options_.handshake_timeout);
-        deadline.async_wait([socket_ptr](std::error_code ec) {
-            if (!ec) {
-                std::error_code ignore;
-                socket_ptr->close(ignore);
-            }
-        });
-
-        http::request_parser parser(options_.max_header_bytes);
-        std::string buffer(std::min<std::size_t>(options_.max_header_bytes, 4096), '\0');
-        std::string_view after_head;
-        for (;;) {
-            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::as_tuple_awaitable);
-            if (ec) co_return std::nullopt;  // dropped or too slow: nothing to answer
-            const std::string_view chunk(buffer.data(), n);
-            const auto result = parser.put(chunk);
-            if (result.status == http::parse_status::failed) {
-                co_await respond_and_close(socket, make_error_response(parser.error()));
-                co_return std::nullopt;
-            }
-            if (result.status == http::parse_status::complete) {
-                after_head = chunk.substr(result.consumed);
-                break;
-            }
+        auto connection = std::make_shared<endpoint_connection<tcp_stream>>(tcp_stream(std::move(accepted)), context);
+        const live_guard listed(live_, live_.add(context, connection));
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        if (!outcome.upgraded) {
+            connection->discard();
+            co_return;
         }
-
-        const http::request& request = parser.get();
-        if (stopping_) {
-            co_await respond_and_close(socket, make_response(503, "text/plain", "Server shutting down"));
-            co_return std::nullopt;
-        }
-        if (!request.fields.has_token("Upgrade", "websocket")) {
-            if (const auto page = pages_.find(request.path()); page != pages_.end()) {
-                co_await respond_and_close(socket, answer_page(page->second, request));
-                co_return std::nullopt;
-            }
-        }
-        const auto route = routes_.find(request.path());
-        if (route == routes_.end()) {
-            co_await respond_and_close(socket, make_error_response(make_error_code(error::not_found)));
-            co_return std::nullopt;
-        }
-        if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await respond_and_close(socket, make_error_response(ec));
-            co_return std::nullopt;
-        }
-        const endpoint_state& endpoint = *route->second;
-        auto query = query_params::parse(request.query_string());
-        std::optional<std::string> rejection = endpoint.check_query(query);
-        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await respond_and_close(socket, make_response(400, "text/plain", *rejection));
-            co_return std::nullopt;
-        }
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
-        auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(accept), detail::as_tuple_awaitable);
-        if (write_ec) co_return std::nullopt;
-
-        auto ws = std::make_shared<websocket>(std::move(socket), context, route->second, parser.release(),
-                                              std::move(query), after_head);
-        std::optional<close_reason> close_at_once;
-        if (rejection) close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
-        co_return upgraded{std::move(ws), std::move(close_at_once)};
-    }
-
-    /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
-    std::string answer_page(const http::page_handler& page, const http::request& request) const {
-        if (request.method != "GET" && request.method != "HEAD")
-            return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
-        http::response answer;
-        try {
-            answer = page(request);
-        } catch (const std::exception& e) {
-            log_line(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
-            return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
-        }
-        std::string out = make_response(answer.status, answer.content_type, answer.body);
-        if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
-        return out;
+        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await connection->run(std::move(outcome.close_at_once));
     }
 
     /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
@@ -391,6 +278,7 @@ private:
     page_table pages_;
     server_options options_;
     std::shared_ptr<const logger> log_;
+    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get()}};
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept

@@ -1,0 +1,89 @@
+// A connection of an endpoint: the engine (session/connection.hpp) joined to what the user wrote for
+// that endpoint. It owns the connection's one `websocket` handle, calls on_connect, the handler and
+// on_close through it, turns what they throw into a close code, and keeps the connection in the
+// endpoint's registry (what broadcasts reach) from its greeting to its end.
+#pragma once
+
+#include <exception>    // std::exception_ptr, std::rethrow_exception
+#include <memory>       // std::shared_ptr of the endpoint
+#include <optional>     // std::optional handle, made at the upgrade
+#include <string>       // std::string texts
+#include <string_view>  // std::string_view bytes behind the handshake
+#include <utility>      // std::move
+
+#include "starling/api/json.hpp"  // invalid_json, closed with 1007
+#include "starling/api/websocket.hpp"
+#include "starling/http/request.hpp"
+#include "starling/protocol/close.hpp"
+#include "starling/runtime/endpoint_state.hpp"
+#include "starling/session/connection.hpp"
+
+namespace starling::detail {
+
+template <class Stream>
+class endpoint_connection final : public connection<Stream> {
+public:
+    endpoint_connection(Stream stream, asio::io_context& context) : connection<Stream>(std::move(stream), context) {}
+
+    /// The handshake routed `request` to `endpoint` and answered 101: the connection opens, with
+    /// `already_read` (bytes behind the request) as its first input.
+    void attach(std::shared_ptr<endpoint_state> endpoint, http::request request, starling::query_params query,
+                std::string_view already_read) {
+        endpoint_ = std::move(endpoint);
+        const std::string path(request.path());
+        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields));
+        this->set_already_read(already_read);
+        handle_.emplace(*this, *endpoint_);
+    }
+
+private:
+    task<std::optional<std::string>> greet() override {
+        if (!endpoint_->on_connect) co_return std::nullopt;
+        co_return co_await endpoint_->on_connect(*handle_);
+    }
+
+    void joined() override {
+        endpoint_->registry.add(this->context(), this->id(), this->shared_from_this());
+        this->registered = true;
+    }
+
+    task<> handle() override { co_await endpoint_->handler(*handle_); }
+
+    close_reason failed(std::exception_ptr error) noexcept override {
+        std::string line;
+        try {
+            std::rethrow_exception(error);
+        } catch (const invalid_json& e) {
+            return {static_cast<std::uint16_t>(close_code::invalid_payload), e.what()};
+        } catch (const std::exception& e) {
+            line = "handler for " + endpoint_->path + " threw: " + e.what();
+        } catch (...) {
+            line = "handler for " + endpoint_->path + " threw a non-exception";
+        }
+        try {
+            endpoint_->log_line(log_level::error, line);
+        } catch (...) {
+            // A logger that throws must not take the connection's end with it.
+        }
+        return {static_cast<std::uint16_t>(close_code::internal_error), "internal error"};
+    }
+
+    task<std::optional<std::string>> farewell() override {
+        if (!endpoint_ || !endpoint_->on_close) co_return std::nullopt;
+        try {
+            co_return co_await endpoint_->on_close(*handle_);
+        } catch (const std::exception& e) {
+            endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+        }
+        co_return std::nullopt;
+    }
+
+    void left() override {
+        if (this->registered) endpoint_->registry.remove(this->context(), this->id(), *this);
+    }
+
+    std::shared_ptr<endpoint_state> endpoint_;
+    std::optional<starling::websocket> handle_;
+};
+
+}  // namespace starling::detail
