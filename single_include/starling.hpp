@@ -3712,8 +3712,9 @@ private:
         const auto now = std::chrono::steady_clock::now();
         if (now >= hard_deadline_) {
             // The handshake or the closing took too long: the stream goes, and with it every read
-            // and write still using it.
+            // and write still using it. That deadline is spent: the timer must not fire for it again.
             close_stream();
+            hard_deadline_ = no_deadline;
             return;
         }
         if (status_ != connection_status::open) return;
@@ -6421,6 +6422,8 @@ public:
         in.writable.cancel();
         return all;
     }
+    /// Bytes this end wrote that the peer has not read yet.
+    std::size_t unread_by_peer() const noexcept { return state_->out_of(side_).bytes.size(); }
     /// Bytes waiting to be read by this end.
     std::size_t available() const noexcept { return state_->into(side_).bytes.size(); }
     /// True once the peer shut down its sending side or closed.

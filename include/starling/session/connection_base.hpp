@@ -541,8 +541,9 @@ private:
         const auto now = std::chrono::steady_clock::now();
         if (now >= hard_deadline_) {
             // The handshake or the closing took too long: the stream goes, and with it every read
-            // and write still using it.
+            // and write still using it. That deadline is spent: the timer must not fire for it again.
             close_stream();
+            hard_deadline_ = no_deadline;
             return;
         }
         if (status_ != connection_status::open) return;

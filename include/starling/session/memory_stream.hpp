@@ -136,6 +136,8 @@ public:
         in.writable.cancel();
         return all;
     }
+    /// Bytes this end wrote that the peer has not read yet.
+    std::size_t unread_by_peer() const noexcept { return state_->out_of(side_).bytes.size(); }
     /// Bytes waiting to be read by this end.
     std::size_t available() const noexcept { return state_->into(side_).bytes.size(); }
     /// True once the peer shut down its sending side or closed.
