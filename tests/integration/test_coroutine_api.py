@@ -454,9 +454,6 @@ class ChatExample(unittest.IsolatedAsyncioTestCase):
                 await c.close()
 
 
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
-
 
 class ScoreboardExample(unittest.IsolatedAsyncioTestCase):
     """build/examples/scoreboard, README's walk-through: JSON fields read and written, a coroutine
@@ -515,3 +512,7 @@ class ScoreboardExample(unittest.IsolatedAsyncioTestCase):
         finally:
             await ann.close()
         self.assertIn("bob left: 4000 done for today", self.server.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
