@@ -1,7 +1,12 @@
 // Chat room: every message sent to /chat goes to every connected client, the sender included,
 // unchanged and with its type. GET / serves a browser client for it (examples/chat_page.hpp): open
-// http://127.0.0.1:8080/ in two tabs and talk.
+// http://127.0.0.1:8080/?user=Ann and http://127.0.0.1:8080/?user=Bob in two tabs and talk.
 //   build/examples/chat --port 8080 [--workers N]
+//
+// Who sent a message is the page's business, not the server's: the page sends
+// {"user": NAME, "text": TEXT, "client": ID}, which goes through here unchanged like any message. Wrapping or prefixing
+// on the server (say from a ?user= on the WebSocket URL) would change what every client receives, and
+// plain-text clients and the tools built on /chat rely on getting messages exactly as they were sent.
 #include "chat_page.hpp"
 #include "cli.hpp"
 

@@ -9,6 +9,7 @@
 //   build/examples/scoreboard --port 8080 [--workers N]
 #include <cstdint>  // std::int64_t points
 #include <cstdio>   // std::fprintf for the departure line
+#include <optional> // std::optional points
 #include <string>   // std::string names and replies
 
 #include "cli.hpp"
@@ -22,15 +23,15 @@ int main(int argc, char** argv) {
         try {
             for (;;) {
                 const starling::json_document move = co_await ws.receive_json();
-                std::int64_t points = 0;
-                if (move["points"].get(points) != simdjson::SUCCESS) {  // missing, or not an integer
+                const std::optional<std::int64_t> points = move.get<std::int64_t>("points");
+                if (!points) {  // missing, or not an integer
                     co_await ws.send_text("points must be an integer");
                     continue;
                 }
-                total += points;
-                // Both are named before the co_await: see README, "Troubleshooting".
-                const starling::json_object update{{"player", player}, {"points", points}, {"total", total}};
-                co_await ws.broadcast(starling::to_json(update));
+                total += *points;
+                // Keys and values as plain arguments, no braced list: fine inside co_await with g++ 12.
+                co_await ws.broadcast(starling::to_json_object("player", player, "points", *points, "total", total));
+                // Named before the co_await: see README, "Troubleshooting".
                 const std::string verdict = total >= 100 ? player + " wins" : std::string("keep going");
                 co_await ws.send_text(verdict);
             }

@@ -4,10 +4,15 @@ HTTP, and headless Chromium pages loaded from it talk to each other through /cha
 Needs chromium, chromium-driver and python3-selenium (tools/install-deps). Without them the browser
 tests fail, so a CI machine missing them cannot pass silently; STARLING_SKIP_BROWSER=1 skips them instead.
 
+The page sends {"user", "text", "client"} JSON and shows every message under its sender, its own
+marked; /chat relays it like any text, so a plain-text client sees that JSON and its own messages
+show on the pages under "unnamed".
+
 Synchronisation without sleeps: /chat adds a connection to its broadcast registry just before its
 handler starts, so a page is known to receive broadcasts once its own message has come back to it.
 Each page "joins" that way before a test relies on it seeing the other page's messages."""
 import asyncio
+import json
 import os
 import pathlib
 import sys
@@ -55,7 +60,7 @@ class ServedPageTest(unittest.TestCase):
                 self.assertEqual(response.headers["Content-Type"], "text/html; charset=utf-8")
                 body = response.read().decode()
         self.assertEqual(body, page_in_source())
-        for landmark in ('id="messages"', 'id="message"', 'id="send"', 'id="status"', "/chat"):
+        for landmark in ('id="messages"', 'id="nickname"', 'id="message"', 'id="send"', 'id="status"', "/chat"):
             self.assertIn(landmark, body)
 
 
@@ -102,9 +107,22 @@ class Page:
         return self.driver.find_element(By.ID, "status").text
 
     def messages(self):
-        """The text of every item of the message list, in order (one round trip)."""
+        """The text of every item of the message list, in order, without its sender (one round trip)."""
         return self.driver.execute_script(
-            "return Array.from(document.querySelectorAll('#messages li'), li => li.textContent)")
+            "return Array.from(document.querySelectorAll('#messages li .text'), t => t.textContent)")
+
+    def entries(self):
+        """Every item of the message list as (sender, text, marked as own), in order."""
+        return [tuple(entry) for entry in self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#messages li'), li => ["
+            " li.querySelector('.sender').textContent, li.querySelector('.text').textContent,"
+            " li.classList.contains('own')])")]
+
+    def nickname(self):
+        return self.driver.find_element(By.ID, "nickname").get_attribute("value")
+
+    def type_nickname(self, name):
+        self.driver.find_element(By.ID, "nickname").send_keys(name)
 
     def type_message(self, text):
         self.driver.find_element(By.ID, "message").send_keys(text)
@@ -142,9 +160,9 @@ class BrowserChatTest(unittest.TestCase):
 
     def setUp(self):
         self.a, self.b = self.pages
-        url = f"http://127.0.0.1:{self.server.port}/"
+        self.url = f"http://127.0.0.1:{self.server.port}/"
         for page, name in ((self.a, "A"), (self.b, "B")):
-            page.open(url)
+            page.open(f"{self.url}?user={name}")
             page.join(name)
 
     def test_both_pages_show_both_messages(self):
@@ -154,6 +172,55 @@ class BrowserChatTest(unittest.TestCase):
             page.wait_for_messages("hello from A", "hello from B")
         self.assertEqual(self.a.driver.find_element(By.ID, "message").get_attribute("value"), "",
                          "the input is emptied once its message is sent")
+
+    def test_each_page_sees_the_senders_and_its_own_messages_marked(self):
+        # Page B is reloaded without ?user=: it asks for a nickname, and sends nothing without one.
+        self.b.open(self.url)
+        self.assertEqual(self.b.nickname(), "")
+        self.assertEqual(self.b.driver.switch_to.active_element.get_attribute("id"), "nickname")
+        self.b.send_with_button("before naming myself")
+        self.assertEqual(self.b.driver.find_element(By.ID, "message").get_attribute("value"),
+                         "before naming myself", "nothing is sent without a nickname")
+        self.b.type_nickname("Bob <i>")
+        self.b.driver.find_element(By.ID, "send").click()  # the text still waiting in the input
+        self.b.wait_for_messages("before naming myself")
+
+        self.a.send_with_enter("hello from A")
+        self.b.send_with_enter("hello from Bob")
+        expected_on_a = [("A", "hello from A", True), ("Bob <i>", "hello from Bob", False)]
+        expected_on_b = [("A", "hello from A", False), ("Bob <i>", "hello from Bob", True)]
+        for page, expected in ((self.a, expected_on_a), (self.b, expected_on_b)):
+            page.wait_for_messages("hello from A", "hello from Bob")
+            shown = [e for e in page.entries() if e[1] in ("hello from A", "hello from Bob")]
+            self.assertEqual(sorted(shown), sorted(expected))
+        # B joined before A's message and is one connection: its own messages arrive in its order.
+        self.assertIn(("Bob <i>", "before naming myself", True), self.b.entries())
+        self.assertIn(("Bob <i>", "before naming myself", False), self.a.entries())
+        self.assertEqual(self.a.driver.find_elements(By.CSS_SELECTOR, "#messages i"), [],
+                         "a nickname must not become markup")
+        # The mark is visible, not only a class: the own message's sender reads "(you)".
+        own_label = self.a.driver.execute_script(
+            "const s = document.querySelector('#messages li.own .sender');"
+            "return getComputedStyle(s, '::after').content")
+        self.assertIn("(you)", own_label)
+
+    def test_plain_text_clients_still_send_and_receive_as_before(self):
+        async def plain_client():
+            async with websockets.connect(self.server.url("/chat")) as ws:
+                await ws.send("plain hello")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), timeout=harness.TIMEOUT), "plain hello")
+                self.a.send_with_enter("to the plain client")  # blocking, but the client only waits
+                received = await asyncio.wait_for(ws.recv(), timeout=harness.TIMEOUT)
+                return json.loads(received)
+
+        from_page = harness.run(plain_client())
+        self.assertEqual(from_page["user"], "A")
+        self.assertEqual(from_page["text"], "to the plain client")
+        self.assertEqual(sorted(from_page), ["client", "text", "user"])
+        for page in self.pages:
+            page.wait_for_messages("plain hello", "to the plain client")
+            self.assertIn(("unnamed", "plain hello", False), page.entries())
+            self.assertIn(("A", "to the plain client", page is self.a), page.entries())
 
     def test_markup_in_a_message_is_shown_as_text(self):
         self.a.send_with_enter("<b>x</b>")

@@ -207,6 +207,62 @@ class CoroutineApi(unittest.IsolatedAsyncioTestCase):
                 reply = await ws.recv()
             self.assertEqual(reply, "got hi")
 
+    async def test_json_forms_typed_fields(self):
+        """/json_forms: send_json(key, value, ...) with doc.get<T> and get_or, as the client reads them."""
+        message = {"n": 42, "big": 5000000000, "ratio": 0.25, "ok": True, "name": "Zoë \"z\"",
+                   "player": {"score": 7, "tags": ["fast", "new"]}}
+        async with websockets.connect(self.url("/json_forms")) as ws:
+            await ws.send(json.dumps(message))
+            reply = json.loads(await self.next_json_reply(ws))
+            self.assertEqual(reply, {"type": "fields", "n": 42, "big": 5000000000, "ratio": 0.25, "ok": True,
+                                     "name": "Zoë \"z\"", "score": 7, "first_tag": "fast", "echo": message})
+
+            # Missing or of another type: null (get<T>), or the fallback (get_or); never a failure.
+            wrong = {"n": "42", "big": 1.5, "ratio": "x", "ok": 1, "name": 3, "player": {"score": 2.5, "tags": []}}
+            await ws.send(json.dumps(wrong))
+            reply = json.loads(await self.next_json_reply(ws))
+            self.assertEqual(reply, {"type": "fields", "n": None, "big": None, "ratio": None, "ok": None,
+                                     "name": "anonymous", "score": None, "first_tag": None, "echo": wrong})
+            await ws.send("{}")
+            reply = json.loads(await self.next_json_reply(ws))
+            self.assertEqual(reply["name"], "anonymous")
+            self.assertIsNone(reply["n"])
+            # Out of int's range, though an integer: null too.
+            await ws.send(json.dumps({"n": 2 ** 40}))
+            self.assertIsNone(json.loads(await self.next_json_reply(ws))["n"])
+
+    async def test_json_forms_escaping_round_trip(self):
+        """Quotes, backslashes, control characters and UTF-8 through the builder come back unchanged."""
+        text = "quote \" backslash \\ newline \n tab \t nul \x00 bell \x07 unit \x1f é € 🐦"
+        async with websockets.connect(self.url("/json_forms")) as ws:
+            await ws.send(json.dumps({"text": text}))
+            raw = await self.next_json_reply(ws)
+            self.assertNotIn("\x00", raw)  # control characters travel escaped
+            self.assertIn("é € 🐦", raw)  # UTF-8 as it is, not as \u escapes
+            self.assertEqual(json.loads(raw), {"type": "text", "text": text, "length": len(text.encode())})
+
+    async def test_json_forms_receive_with_deadline(self):
+        async with websockets.connect(self.url("/json_forms")) as ws:
+            self.assertEqual(json.loads(await ws.recv()), {"type": "timeout"})
+            await ws.send(json.dumps({"n": 1}))
+            self.assertEqual(json.loads(await self.next_json_reply(ws))["n"], 1)
+
+    async def test_json_forms_invalid_json_closes_with_1007(self):
+        async with websockets.connect(self.url("/json_forms")) as ws:
+            await ws.send("{not json")
+            with self.assertRaises(ConnectionClosed) as closed:
+                while True:  # timeouts may come first
+                    await ws.recv()
+            self.assertEqual(closed.exception.rcvd.code, 1007)
+
+    @staticmethod
+    async def next_json_reply(ws):
+        """The next message that is not a timeout: a deadline may pass just before a message arrives."""
+        while True:
+            raw = await ws.recv()
+            if json.loads(raw) != {"type": "timeout"}:
+                return raw
+
     async def test_server_close_with_code_and_reason(self):
         async with websockets.connect(self.url("/quit")) as ws:
             await ws.send("a")
@@ -398,9 +454,6 @@ class ChatExample(unittest.IsolatedAsyncioTestCase):
                 await c.close()
 
 
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
-
 
 class ScoreboardExample(unittest.IsolatedAsyncioTestCase):
     """build/examples/scoreboard, README's walk-through: JSON fields read and written, a coroutine
@@ -459,3 +512,7 @@ class ScoreboardExample(unittest.IsolatedAsyncioTestCase):
         finally:
             await ann.close()
         self.assertIn("bob left: 4000 done for today", self.server.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -77,6 +77,29 @@ int main(int argc, char** argv) {
         }
     });
 
+    // The JSON forms without braced lists, each inside co_await: every message is answered with its
+    // typed fields (get<T>, get_or; null for one that is missing or of another type), or, when it has
+    // "text", with that text through a builder; 200 ms of silence with {"type":"timeout"}.
+    app.websocket("/json_forms", [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            const std::optional<starling::json_document> doc = co_await ws.receive_json_for(std::chrono::milliseconds(200));
+            if (!doc) {
+                co_await ws.send_json("type", "timeout");
+            } else if (doc->get<simdjson::dom::element>("text")) {
+                co_await ws.send_json(starling::json_object_builder()
+                                          .add("type", "text")
+                                          .add("text", doc->get<std::string>("text"))
+                                          .add("length", doc->get<std::string_view>("text").value_or("").size()));
+            } else {
+                co_await ws.send_json("type", "fields", "n", doc->get<int>("n"), "big", doc->get<std::int64_t>("big"),
+                                      "ratio", doc->get<double>("ratio"), "ok", doc->get<bool>("ok"),
+                                      "name", doc->get_or("name", "anonymous"),
+                                      "score", doc->get<int>("player", "score"),
+                                      "first_tag", doc->get<std::string>("player", "tags", 0), "echo", *doc);
+            }
+        }
+    });
+
     // A handler that returns after one message: the server closes with 1000.
     app.websocket("/once", [](starling::websocket& ws) -> starling::task<> {
         co_await ws.send_text("got " + co_await ws.receive_text());

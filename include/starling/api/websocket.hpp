@@ -99,6 +99,20 @@ public:
     }
     task<> send_json(json_object object) { return connection_.send_frame(opcode::text, std::move(object.text)); }
 
+    // ---- JSON without braced lists (the logic is in api/json.hpp; this block only forwards) -------
+    /// Sends the object of these keys and values: `co_await ws.send_json("type", "move", "x", 3)`.
+    /// No braced list, so it compiles inside co_await with g++ 12 (see to_json_object).
+    template <class Key, class Value, class... More>
+    task<> send_json(const Key& key, const Value& value, const More&... more) {
+        return send_frame(opcode::text, to_json_object(key, value, more...));
+    }
+    /// receive_json() with a deadline: nothing if `timeout` passes first.
+    task<std::optional<json_document>> receive_json_for(std::chrono::steady_clock::duration timeout) {
+        const std::optional<std::string> text = co_await receive_text_for(timeout);
+        co_return json_document::parse_optional(json_parser_, text);
+    }
+    // ---- end of JSON without braced lists ----------------------------------------------------------
+
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
     task<> broadcast(std::string_view text, recipients who = recipients::everyone) {
