@@ -104,7 +104,7 @@ public:
     /// No braced list, so it compiles inside co_await with g++ 12 (see to_json_object).
     template <class Key, class Value, class... More>
     task<> send_json(const Key& key, const Value& value, const More&... more) {
-        return send_frame(opcode::text, to_json_object(key, value, more...));
+        return connection_.send_frame(opcode::text, to_json_object(key, value, more...));
     }
     /// receive_json() with a deadline: nothing if `timeout` passes first.
     task<std::optional<json_document>> receive_json_for(std::chrono::steady_clock::duration timeout) {
