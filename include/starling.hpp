@@ -20,6 +20,7 @@
 #include "starling/app.hpp"
 #include "starling/endpoint.hpp"
 #include "starling/api/json.hpp"
+#include "starling/api/run_concurrently.hpp"
 #include "starling/api/websocket.hpp"
 
 // Typed query parameters, dependency injection, routers.
