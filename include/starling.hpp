@@ -20,6 +20,7 @@
 #include "starling/app.hpp"
 #include "starling/endpoint.hpp"
 #include "starling/api/json.hpp"
+#include "starling/api/run_concurrently.hpp"
 #include "starling/api/websocket.hpp"
 #include "starling/session/memory_stream.hpp"  // an in-memory stream, for driving a connection without a socket
 

@@ -1,12 +1,18 @@
 // A server exercising every part of the coroutine API, driven by tests/integration/test_coroutine_api.py.
 // Each endpoint isolates one behaviour; /stats reports what the callbacks observed.
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "../../examples/cli.hpp"
+
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 namespace {
 
@@ -15,6 +21,7 @@ struct observations {
     std::atomic<int> on_close_calls{0};
     std::mutex mutex;
     std::map<std::string, std::string> last_disconnect;  // path -> "code reason"
+    std::map<std::string, std::vector<std::string>> endings;  // path -> how each run_concurrently ended
 };
 observations seen;
 
@@ -33,6 +40,57 @@ starling::task<> echo_until_disconnect(starling::websocket& ws) {
         record_disconnect(ws, d);
         throw;
     }
+}
+
+void record_ending(const starling::websocket& ws, std::string ending) {
+    std::lock_guard lock(seen.mutex);
+    seen.endings[std::string(ws.path())].push_back(std::move(ending));
+}
+
+// The two sides of the /ticks endpoints. The ticker sends "tick N" every 50 ms; with `last`, it
+// returns after that tick, or throws there with `fail`.
+starling::task<> tick(starling::websocket& ws, int last, bool fail) {
+    asio::steady_timer timer(ws.context());
+    for (int n = 1;; ++n) {
+        co_await ws.send_text("tick " + std::to_string(n));
+        if (n == last) {
+            if (fail) throw std::runtime_error("tick source failed");
+            co_return;
+        }
+        timer.expires_after(std::chrono::milliseconds(50));
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+}
+
+// "ping" gets "pong", "stop" returns, "boom" throws; with `silence`, so does a quiet client (returns).
+starling::task<> answer(starling::websocket& ws, std::optional<std::chrono::milliseconds> silence) {
+    for (;;) {
+        std::optional<std::string> text;
+        if (silence)
+            text = co_await ws.receive_text_for(*silence);
+        else
+            text = co_await ws.receive_text();
+        if (!text || *text == "stop") co_return;
+        if (*text == "boom") throw std::runtime_error("reader failed on boom");
+        if (*text == "ping") co_await ws.send_text("pong");
+    }
+}
+
+// A handler running both with run_concurrently, recording how the call ended before the framework
+// sees it.
+auto ticks_handler(int last, bool fail, std::optional<std::chrono::milliseconds> silence) {
+    return [=](starling::websocket& ws) -> starling::task<> {
+        try {
+            co_await starling::run_concurrently(ws, answer(ws, silence), tick(ws, last, fail));
+        } catch (const starling::websocket_disconnect& d) {
+            record_ending(ws, "disconnect " + std::to_string(d.code()));
+            throw;
+        } catch (const std::exception& e) {
+            record_ending(ws, std::string("error: ") + e.what());
+            throw;
+        }
+        record_ending(ws, "returned");
+    };
 }
 
 }  // namespace
@@ -172,20 +230,33 @@ int main(int argc, char** argv) {
         }
     });
 
+    // run_concurrently's endings (tests/integration/test_ticker.py): /ticks runs until a side ends
+    // (the client's "stop" or "boom", or the connection); /ticks_three's ticker returns after tick 3
+    // while the reader waits in receive_text(); /ticks_fail's ticker throws after tick 2; /ticks_quiet's
+    // reader returns after 300 ms without a message while the ticker waits on its timer.
+    endpoints.emplace("/ticks", app.websocket("/ticks", ticks_handler(0, false, std::nullopt)));
+    endpoints.emplace("/ticks_three", app.websocket("/ticks_three", ticks_handler(3, false, std::nullopt)));
+    endpoints.emplace("/ticks_fail", app.websocket("/ticks_fail", ticks_handler(2, true, std::nullopt)));
+    endpoints.emplace("/ticks_quiet",
+                      app.websocket("/ticks_quiet", ticks_handler(0, false, std::chrono::milliseconds(300))));
+
     // What the callbacks saw, and how many connections each endpoint holds right now.
     app.websocket("/stats", [&endpoints](starling::websocket& ws) -> starling::task<> {
         for (;;) {
             const std::string path = co_await ws.receive_text();
             std::string disconnect;
+            std::vector<std::string> endings;
             {
                 std::lock_guard lock(seen.mutex);
                 disconnect = seen.last_disconnect[path];
+                endings = seen.endings[path];
             }
             const auto it = endpoints.find(path);
             starling::json_object stats{
                 {"on_close_calls", seen.on_close_calls.load()},
                 {"connections", it == endpoints.end() ? -1 : static_cast<long>(it->second.connection_count())},
-                {"last_disconnect", disconnect}};
+                {"last_disconnect", disconnect},
+                {"endings", endings}};
             co_await ws.send_json(std::move(stats));
         }
     });
