@@ -2865,7 +2865,6 @@ private:
 // Asio's recycled operation memory: async_event for one waiter with an optional deadline,
 // async_signal for any number of waiters.
 
-#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
 #include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
 #include <chrono>                   // std::chrono::steady_clock deadlines
@@ -2915,12 +2914,19 @@ public:
     template <class Executor>
     explicit async_event(const Executor& executor) : timer_(executor) {}
 
-    /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
-        timer_.expires_at(deadline);
-        std::error_code ec;
+    /// Suspends until notify() (or until the waiter's coroutine is cancelled). No coroutine of its own,
+    /// since an idle connection waits here all the time: the timer's own operation is handed back.
+    auto wait() {
+        timer_.expires_at(std::chrono::steady_clock::time_point::max());
         waiting_ = true;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        return timer_.async_wait(as_tuple_awaitable);
+    }
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
+        timer_.expires_at(deadline);
+        waiting_ = true;
+        auto [ec] = co_await timer_.async_wait(as_tuple_awaitable);
         waiting_ = false;
         co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
     }
@@ -2946,8 +2952,7 @@ public:
 
     task<> wait() {
         if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
-        std::error_code ec;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await timer_.async_wait(as_tuple_awaitable);
         --waiters_;
     }
 
@@ -3266,12 +3271,26 @@ public:
         }
     }
 
+    /// The next text message. One coroutine from the handler's call to its wait, not three: an idle
+    /// connection keeps this chain alive all the time.
+    task<std::string> receive_text() {
+        caught_up();
+        for (;;) {
+            if (auto m = pop_inbox()) {
+                if (m->is_text()) co_return std::move(m->data);
+                co_await close(static_cast<std::uint16_t>(close_code::unsupported_data), "expected a text message");
+                throw websocket_disconnect(close_code_, close_reason_);
+            }
+            co_await inbox_ready_.wait();
+        }
+    }
+
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
         caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
-            if (!co_await inbox_ready_.wait(deadline)) {
+            if (!co_await inbox_ready_.wait_until(deadline)) {
                 if (auto m = pop_inbox()) co_return std::move(*m);
                 co_return std::nullopt;
             }
@@ -3412,7 +3431,7 @@ public:
         flush();
         arm_close_deadline();
         while (writer_ != writer_status::finished && writer_ != writer_status::failed)
-            if (!co_await writer_finished_.wait(hard_deadline_)) break;
+            if (!co_await writer_finished_.wait_until(hard_deadline_)) break;
         co_await linger_and_close();
         advance(connection_status::closed);
         deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
@@ -3602,7 +3621,7 @@ private:
     task<> let_handler_catch_up() {
         const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
         while (handler_running_ && (!inbox_.empty() || processing_message_))
-            if (!co_await handler_caught_up_.wait(give_up)) break;
+            if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
 
     /// Marks the connection closing and wakes a waiting receive. Messages already received stay
@@ -4925,7 +4944,7 @@ public:
 
     /// The next text message. A binary message here is a protocol mismatch: the connection closes with
     /// 1003 (unsupported data) and this throws websocket_disconnect.
-    task<std::string> receive_text() { co_return co_await connection_.expect_text(co_await connection_.receive()); }
+    task<std::string> receive_text() { return connection_.receive_text(); }
 
     /// receive_text() with a deadline: nothing if `timeout` passes first.
     task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
@@ -5882,7 +5901,8 @@ private:
         this->registered = true;
     }
 
-    task<> handle() override { co_await endpoint_->handler(*handle_); }
+    // The handler's own coroutine, handed back: no frame of ours stays alive beside it.
+    task<> handle() override { return endpoint_->handler(*handle_); }
 
     close_reason failed(std::exception_ptr error) noexcept override {
         std::string line;
@@ -6285,12 +6305,12 @@ private:
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
-            if (!co_await drained_->wait(polite_until)) break;
+            if (!co_await drained_->wait_until(polite_until)) break;
         if (active_.load() > 0) {
             live_.abort_all();
             const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
             while (active_.load() > 0)
-                if (!co_await drained_->wait(grace_until)) break;
+                if (!co_await drained_->wait_until(grace_until)) break;
             if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
         }
         for (auto& w : workers_) w->context.stop();

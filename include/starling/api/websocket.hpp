@@ -63,7 +63,7 @@ public:
 
     /// The next text message. A binary message here is a protocol mismatch: the connection closes with
     /// 1003 (unsupported data) and this throws websocket_disconnect.
-    task<std::string> receive_text() { co_return co_await connection_.expect_text(co_await connection_.receive()); }
+    task<std::string> receive_text() { return connection_.receive_text(); }
 
     /// receive_text() with a deadline: nothing if `timeout` passes first.
     task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {

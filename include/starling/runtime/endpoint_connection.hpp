@@ -47,7 +47,8 @@ private:
         this->registered = true;
     }
 
-    task<> handle() override { co_await endpoint_->handler(*handle_); }
+    // The handler's own coroutine, handed back: no frame of ours stays alive beside it.
+    task<> handle() override { return endpoint_->handler(*handle_); }
 
     close_reason failed(std::exception_ptr error) noexcept override {
         std::string line;

@@ -259,12 +259,12 @@ private:
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
-            if (!co_await drained_->wait(polite_until)) break;
+            if (!co_await drained_->wait_until(polite_until)) break;
         if (active_.load() > 0) {
             live_.abort_all();
             const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
             while (active_.load() > 0)
-                if (!co_await drained_->wait(grace_until)) break;
+                if (!co_await drained_->wait_until(grace_until)) break;
             if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
         }
         for (auto& w : workers_) w->context.stop();

@@ -4,7 +4,6 @@
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
-#include <asio/redirect_error.hpp>  // asio::redirect_error to read the wait's outcome without throwing
 #include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
 #include <chrono>                   // std::chrono::steady_clock deadlines
@@ -22,12 +21,19 @@ public:
     template <class Executor>
     explicit async_event(const Executor& executor) : timer_(executor) {}
 
-    /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
-        timer_.expires_at(deadline);
-        std::error_code ec;
+    /// Suspends until notify() (or until the waiter's coroutine is cancelled). No coroutine of its own,
+    /// since an idle connection waits here all the time: the timer's own operation is handed back.
+    auto wait() {
+        timer_.expires_at(std::chrono::steady_clock::time_point::max());
         waiting_ = true;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        return timer_.async_wait(as_tuple_awaitable);
+    }
+
+    /// Suspends until notify(). Returns false if `deadline` passed first.
+    task<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
+        timer_.expires_at(deadline);
+        waiting_ = true;
+        auto [ec] = co_await timer_.async_wait(as_tuple_awaitable);
         waiting_ = false;
         co_return ec == asio::error::operation_aborted;  // cancelled by notify(), not expired
     }
@@ -53,8 +59,7 @@ public:
 
     task<> wait() {
         if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
-        std::error_code ec;
-        co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await timer_.async_wait(as_tuple_awaitable);
         --waiters_;
     }
 

@@ -95,12 +95,26 @@ public:
         }
     }
 
+    /// The next text message. One coroutine from the handler's call to its wait, not three: an idle
+    /// connection keeps this chain alive all the time.
+    task<std::string> receive_text() {
+        caught_up();
+        for (;;) {
+            if (auto m = pop_inbox()) {
+                if (m->is_text()) co_return std::move(m->data);
+                co_await close(static_cast<std::uint16_t>(close_code::unsupported_data), "expected a text message");
+                throw websocket_disconnect(close_code_, close_reason_);
+            }
+            co_await inbox_ready_.wait();
+        }
+    }
+
     task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
         caught_up();
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
-            if (!co_await inbox_ready_.wait(deadline)) {
+            if (!co_await inbox_ready_.wait_until(deadline)) {
                 if (auto m = pop_inbox()) co_return std::move(*m);
                 co_return std::nullopt;
             }
@@ -241,7 +255,7 @@ public:
         flush();
         arm_close_deadline();
         while (writer_ != writer_status::finished && writer_ != writer_status::failed)
-            if (!co_await writer_finished_.wait(hard_deadline_)) break;
+            if (!co_await writer_finished_.wait_until(hard_deadline_)) break;
         co_await linger_and_close();
         advance(connection_status::closed);
         deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
@@ -431,7 +445,7 @@ private:
     task<> let_handler_catch_up() {
         const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
         while (handler_running_ && (!inbox_.empty() || processing_message_))
-            if (!co_await handler_caught_up_.wait(give_up)) break;
+            if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
 
     /// Marks the connection closing and wakes a waiting receive. Messages already received stay
