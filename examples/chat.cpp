@@ -2,6 +2,7 @@
 // unchanged and with its type. GET / serves a browser client for it (examples/chat_page.hpp): open
 // http://127.0.0.1:8080/?user=Ann and http://127.0.0.1:8080/?user=Bob in two tabs and talk.
 //   build/examples/chat --port 8080 [--workers N]
+// GET /metrics serves the server's counters in the Prometheus text format.
 //
 // Who sent a message is the page's business, not the server's: the page sends
 // {"user": NAME, "text": TEXT, "client": ID}, which goes through here unchanged like any message. Wrapping or prefixing
@@ -22,5 +23,7 @@ int main(int argc, char** argv) {
         }
     });
     app.get("/", starling::http::response{200, "text/html; charset=utf-8", std::string(example::chat_page)});
+    // What the server has counted (connections, messages, queues, pings), for Prometheus to scrape.
+    app.get("/metrics", starling::metrics_page());
     return example::serve(app, argc, argv);
 }

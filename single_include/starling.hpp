@@ -2092,7 +2092,7 @@ class router_dependencies : public dependency_container {};
 // calling convention), options, and the registry of its open connections.
 
 #include <functional>  // std::function for type-erased handlers
-#include <memory>      // std::shared_ptr<logger>
+#include <memory>      // std::shared_ptr<log_channel>
 #include <optional>    // std::optional<std::string> callback results
 #include <string>      // std::string path
 
@@ -2360,6 +2360,18 @@ struct outbound_frame {
 
     /// Bytes on the wire.
     std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+    /// A text or binary frame, not a control frame.
+    bool is_data() const noexcept {
+        const std::uint8_t first = shared ? static_cast<std::uint8_t>((*shared)[0]) : header[0];
+        return (first & 0x08) == 0;
+    }
+    /// Bytes of payload: the wire bytes less the header (a shared frame is one whole server frame,
+    /// unmasked, so its header is 2, 4 or 10 bytes by its length code).
+    std::size_t payload_size() const noexcept {
+        if (!shared) return payload.size();
+        const std::uint8_t length_code = static_cast<std::uint8_t>((*shared)[1]) & 0x7F;
+        return shared->size() - (length_code < 126 ? 2 : length_code == 126 ? 4 : 10);
+    }
     /// Bytes of memory held for it: its slot in the queue, plus its payload's storage (a shared frame
     /// counts whole for every receiver: it lives as long as the slowest of them).
     std::size_t memory() const noexcept {
@@ -2656,6 +2668,347 @@ private:
 }  // namespace starling::detail
 // ---- end starling/runtime/connection_registry.hpp ----
 
+// ---- begin starling/runtime/metrics.hpp ----
+// Metrics: the per-worker counter blocks of each endpoint (session/counters.hpp), the server's
+// handshake refusals, a snapshot that sums them, and that snapshot in the Prometheus text exposition
+// format (version 0.0.4).
+
+#include <asio/io_context.hpp>              // asio::io_context: whose block
+#include <algorithm>                        // std::max of high-water marks
+#include <array>                            // std::array per-status counts
+#include <atomic>                           // std::atomic refusal counts
+#include <cstddef>                          // std::size_t
+#include <cstdint>                          // std::uint64_t
+#include <cstdio>                           // std::snprintf numbers
+#include <memory>                           // std::unique_ptr blocks
+#include <mutex>                            // std::mutex guarding the list of blocks
+#include <string>                           // std::string exposition text
+#include <string_view>                      // std::string_view names
+#include <vector>                           // std::vector blocks and endpoints
+
+
+// ---- begin starling/session/counters.hpp ----
+// The counters of one endpoint on one worker: what its connections there opened, closed, received,
+// sent and queued. Each block is written only by its worker's thread, so counting is never a shared
+// write on the per-message path: every counter is an atomic loaded and stored with relaxed order (no
+// read-modify-write, no lock), which costs what a plain increment costs, and can still be read from
+// any thread. Reading sums the blocks of all workers (runtime/metrics.hpp).
+
+#include <array>    // std::array buckets and close classes
+#include <atomic>   // std::atomic counters
+#include <chrono>   // std::chrono durations of round trips
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint64_t, std::int64_t, std::uint16_t
+
+namespace starling::detail {
+
+/// Only ever increased, by one thread.
+class counter {
+public:
+    void add(std::uint64_t n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+/// Goes up and down, by one thread.
+class gauge {
+public:
+    void add(std::int64_t n) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void set(std::int64_t n) noexcept { value_.store(n, std::memory_order_relaxed); }
+    std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::int64_t> value_{0};
+};
+
+/// How a connection ended, by its close code: the classes the metrics report.
+enum class close_class : std::uint8_t { normal, going_away, protocol_error, policy, too_big, server_error, abnormal, other };
+inline constexpr std::size_t close_class_count = 8;
+
+constexpr close_class classify_close(std::uint16_t code) noexcept {
+    switch (code) {
+    case 1000: return close_class::normal;
+    case 1001: return close_class::going_away;
+    case 1002: case 1003: case 1007: case 1010: return close_class::protocol_error;
+    case 1008: return close_class::policy;
+    case 1009: return close_class::too_big;
+    case 1011: return close_class::server_error;
+    case 1005: case 1006: return close_class::abnormal;
+    default: return close_class::other;
+    }
+}
+
+constexpr const char* to_label(close_class c) noexcept {
+    switch (c) {
+    case close_class::normal: return "normal";
+    case close_class::going_away: return "going_away";
+    case close_class::protocol_error: return "protocol_error";
+    case close_class::policy: return "policy";
+    case close_class::too_big: return "too_big";
+    case close_class::server_error: return "server_error";
+    case close_class::abnormal: return "abnormal";
+    case close_class::other: return "other";
+    }
+    return "other";
+}
+
+/// Round trips of pings (the idle check's): how many fell at or under each bound.
+struct rtt_histogram {
+    /// Upper bounds in seconds; one more bucket above the last.
+    static constexpr std::array<double, 10> bounds{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
+
+    void observe(std::chrono::steady_clock::duration rtt) noexcept {
+        const double seconds = std::chrono::duration<double>(rtt).count();
+        std::size_t i = 0;
+        while (i < bounds.size() && seconds > bounds[i]) ++i;
+        buckets[i].add();
+        count.add();
+        sum_microseconds.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(rtt).count()));
+    }
+
+    std::array<counter, bounds.size() + 1> buckets{};  // not cumulative: the exposition adds them up
+    counter count;
+    counter sum_microseconds;
+};
+
+struct endpoint_counters {
+    gauge open;
+    counter opened;
+    std::array<counter, close_class_count> closed{};  // by close_class
+    counter messages_in;
+    counter bytes_in;   // payload bytes of received messages
+    counter messages_out;
+    counter bytes_out;  // payload bytes of queued data frames
+    counter deliveries;  // frames from broadcast, publish or send_to queued for a connection
+    counter slow_consumer_closes;
+    counter slow_consumer_drops;
+    gauge queued_bytes;             // what the outbound queues of this worker's connections hold now
+    gauge queued_bytes_high_water;  // the most they held at once
+    counter pings_sent;
+    rtt_histogram pong_rtt;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/counters.hpp ----
+
+namespace starling {
+
+/// What app.metrics() reports about one endpoint: the sums over its workers.
+struct endpoint_metrics_snapshot {
+    std::string endpoint;
+    std::int64_t connections_open = 0;
+    std::uint64_t connections_opened = 0;
+    std::array<std::uint64_t, detail::close_class_count> connections_closed{};  // by close class
+    std::uint64_t messages_in = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t messages_out = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t deliveries = 0;
+    std::uint64_t slow_consumer_closes = 0;
+    std::uint64_t slow_consumer_drops = 0;
+    std::int64_t queued_bytes = 0;
+    std::int64_t queued_bytes_high_water = 0;  // the highest of one worker's
+    std::uint64_t pings_sent = 0;
+    std::array<std::uint64_t, detail::rtt_histogram::bounds.size() + 1> pong_rtt_buckets{};  // not cumulative
+    std::uint64_t pong_rtt_count = 0;
+    double pong_rtt_sum_seconds = 0;
+};
+
+/// HTTP statuses a refused handshake is counted under; anything else is "other".
+inline constexpr std::array<int, 9> refusal_statuses{400, 403, 404, 405, 426, 429, 431, 500, 503};
+
+struct metrics_snapshot {
+    std::vector<endpoint_metrics_snapshot> endpoints;
+    /// Refused handshakes by status (refusal_statuses, then one for any other status).
+    std::array<std::uint64_t, refusal_statuses.size() + 1> handshakes_refused{};
+
+    /// The Prometheus text exposition format, version 0.0.4.
+    std::string to_prometheus() const;
+};
+
+namespace detail {
+
+/// One endpoint's counters, one block per worker its connections live on.
+class endpoint_metrics {
+public:
+    /// The block of the worker that runs `context`, made on first use. Called once per connection.
+    endpoint_counters& for_worker(asio::io_context& context) {
+        std::lock_guard lock(mutex_);
+        for (const auto& b : blocks_)
+            if (b->context == &context) return b->counters;
+        blocks_.push_back(std::make_unique<block>(&context));
+        return blocks_.back()->counters;
+    }
+
+    endpoint_metrics_snapshot snapshot(std::string_view endpoint) const {
+        endpoint_metrics_snapshot s;
+        s.endpoint = std::string(endpoint);
+        std::lock_guard lock(mutex_);
+        for (const auto& b : blocks_) {
+            const endpoint_counters& c = b->counters;
+            s.connections_open += c.open.value();
+            s.connections_opened += c.opened.value();
+            for (std::size_t i = 0; i < c.closed.size(); ++i) s.connections_closed[i] += c.closed[i].value();
+            s.messages_in += c.messages_in.value();
+            s.bytes_in += c.bytes_in.value();
+            s.messages_out += c.messages_out.value();
+            s.bytes_out += c.bytes_out.value();
+            s.deliveries += c.deliveries.value();
+            s.slow_consumer_closes += c.slow_consumer_closes.value();
+            s.slow_consumer_drops += c.slow_consumer_drops.value();
+            s.queued_bytes += c.queued_bytes.value();
+            s.queued_bytes_high_water = std::max(s.queued_bytes_high_water, c.queued_bytes_high_water.value());
+            s.pings_sent += c.pings_sent.value();
+            for (std::size_t i = 0; i < c.pong_rtt.buckets.size(); ++i) s.pong_rtt_buckets[i] += c.pong_rtt.buckets[i].value();
+            s.pong_rtt_count += c.pong_rtt.count.value();
+            s.pong_rtt_sum_seconds += static_cast<double>(c.pong_rtt.sum_microseconds.value()) / 1e6;
+        }
+        return s;
+    }
+
+private:
+    struct block {
+        explicit block(asio::io_context* c) : context(c) {}
+        asio::io_context* context;
+        endpoint_counters counters;
+    };
+
+    mutable std::mutex mutex_;
+    std::vector<std::unique_ptr<block>> blocks_;  // never removed: connections point into them
+};
+
+/// Refused handshakes, server-wide (a refused request may match no endpoint). Not on any per-message
+/// path, so one shared counter per status is enough.
+class handshake_refusals {
+public:
+    void count(int status) noexcept {
+        std::size_t i = 0;
+        while (i < refusal_statuses.size() && refusal_statuses[i] != status) ++i;
+        counts_[i].fetch_add(1, std::memory_order_relaxed);
+    }
+    void snapshot(metrics_snapshot& s) const noexcept {
+        for (std::size_t i = 0; i < counts_.size(); ++i) s.handshakes_refused[i] = counts_[i].load(std::memory_order_relaxed);
+    }
+
+private:
+    std::array<std::atomic<std::uint64_t>, refusal_statuses.size() + 1> counts_{};
+};
+
+/// A label value as the exposition format wants it: backslash, quote and newline escaped.
+inline void append_label_value(std::string& out, std::string_view value) {
+    for (char c : value) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+}
+
+inline void append_number(std::string& out, double v) {
+    char buffer[32];
+    const int n = std::snprintf(buffer, sizeof buffer, "%.15g", v);  // 0.025, not 0.025000000000000001
+    out.append(buffer, static_cast<std::size_t>(n));
+}
+
+}  // namespace detail
+
+inline std::string metrics_snapshot::to_prometheus() const {
+    std::string out;
+    auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
+        out += "# HELP ";
+        out += name;
+        out += ' ';
+        out += help;
+        out += "\n# TYPE ";
+        out += name;
+        out += ' ';
+        out += type;
+        out += '\n';
+    };
+    auto sample = [&](std::string_view name, const endpoint_metrics_snapshot& e, std::string_view extra_label,
+                      std::string_view extra_value, double value) {
+        out += name;
+        out += "{endpoint=\"";
+        detail::append_label_value(out, e.endpoint);
+        out += '"';
+        if (!extra_label.empty()) {
+            out += ',';
+            out += extra_label;
+            out += "=\"";
+            detail::append_label_value(out, extra_value);
+            out += '"';
+        }
+        out += "} ";
+        detail::append_number(out, value);
+        out += '\n';
+    };
+    auto per_endpoint = [&](std::string_view name, std::string_view type, std::string_view help, auto field) {
+        family(name, type, help);
+        for (const auto& e : endpoints) sample(name, e, {}, {}, static_cast<double>(field(e)));
+    };
+
+    per_endpoint("starling_connections_open", "gauge", "Open WebSocket connections.",
+                 [](const auto& e) { return e.connections_open; });
+    per_endpoint("starling_connections_opened_total", "counter", "WebSocket connections upgraded.",
+                 [](const auto& e) { return e.connections_opened; });
+    family("starling_connections_closed_total", "counter", "WebSocket connections ended, by close code class.");
+    for (const auto& e : endpoints)
+        for (std::size_t i = 0; i < detail::close_class_count; ++i)
+            sample("starling_connections_closed_total", e, "code_class", detail::to_label(static_cast<detail::close_class>(i)),
+                   static_cast<double>(e.connections_closed[i]));
+    per_endpoint("starling_messages_received_total", "counter", "Messages received from clients.",
+                 [](const auto& e) { return e.messages_in; });
+    per_endpoint("starling_received_bytes_total", "counter", "Payload bytes of messages received.",
+                 [](const auto& e) { return e.bytes_in; });
+    per_endpoint("starling_messages_sent_total", "counter", "Text and binary messages queued for clients.",
+                 [](const auto& e) { return e.messages_out; });
+    per_endpoint("starling_sent_bytes_total", "counter", "Payload bytes of messages queued for clients.",
+                 [](const auto& e) { return e.bytes_out; });
+    per_endpoint("starling_deliveries_total", "counter", "Messages from broadcast, publish or send_to queued for a receiver.",
+                 [](const auto& e) { return e.deliveries; });
+    per_endpoint("starling_slow_consumer_closes_total", "counter", "Receivers closed for falling behind (slow_consumer close).",
+                 [](const auto& e) { return e.slow_consumer_closes; });
+    per_endpoint("starling_slow_consumer_drops_total", "counter", "Messages skipped for receivers falling behind (slow_consumer drop).",
+                 [](const auto& e) { return e.slow_consumer_drops; });
+    per_endpoint("starling_queued_bytes", "gauge", "Bytes of memory the outbound queues hold.",
+                 [](const auto& e) { return e.queued_bytes; });
+    per_endpoint("starling_queued_bytes_high_water", "gauge", "The most bytes one worker's outbound queues held at once.",
+                 [](const auto& e) { return e.queued_bytes_high_water; });
+    per_endpoint("starling_pings_sent_total", "counter", "Pings sent to idle connections.",
+                 [](const auto& e) { return e.pings_sent; });
+
+    family("starling_pong_rtt_seconds", "histogram", "Round trip of pings answered by a pong.");
+    for (const auto& e : endpoints) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < e.pong_rtt_buckets.size(); ++i) {
+            cumulative += e.pong_rtt_buckets[i];
+            std::string le = "+Inf";
+            if (i < detail::rtt_histogram::bounds.size()) {
+                le.clear();
+                detail::append_number(le, detail::rtt_histogram::bounds[i]);
+            }
+            sample("starling_pong_rtt_seconds_bucket", e, "le", le, static_cast<double>(cumulative));
+        }
+        sample("starling_pong_rtt_seconds_sum", e, {}, {}, e.pong_rtt_sum_seconds);
+        sample("starling_pong_rtt_seconds_count", e, {}, {}, static_cast<double>(e.pong_rtt_count));
+    }
+
+    family("starling_handshakes_refused_total", "counter", "Upgrade requests answered with an HTTP error, by status.");
+    for (std::size_t i = 0; i < handshakes_refused.size(); ++i) {
+        out += "starling_handshakes_refused_total{status=\"";
+        out += i < refusal_statuses.size() ? std::to_string(refusal_statuses[i]) : std::string("other");
+        out += "\"} ";
+        out += std::to_string(handshakes_refused[i]);
+        out += '\n';
+    }
+    return out;
+}
+
+}  // namespace starling
+// ---- end starling/runtime/metrics.hpp ----
+
 // ---- begin starling/session/connection_base.hpp ----
 // The part of a connection that does not depend on its stream: where it is in its life (one status),
 // the inbox the reader fills and receive() empties, the outbound queue every send goes through, the
@@ -2684,12 +3037,22 @@ private:
 
 
 // ---- begin starling/logging.hpp ----
-// The logging hook: every app has a logger, stderr by default, replaceable with app.set_logger().
+// Logging: every app has a sink that receives each record Starling reports, with its level, what
+// happened (a short fixed event name), where (endpoint, connection id) and a message. The default
+// writes warnings and errors to stderr as one line each; app.set_log_sink() routes records anywhere,
+// app.set_log_level() sets the least level passed on, and app.set_logger() takes a plain
+// (level, line) function. Nothing is logged per message, and a repeated warning or error is passed on
+// at most a few times a second: the rest are counted and the count rides on the next one that passes.
 
+#include <chrono>       // std::chrono::steady_clock rate windows
+#include <cstddef>      // std::size_t
 #include <cstdio>       // std::fwrite to stderr, without <iostream>'s static initialisation
-#include <functional>   // std::function holding the user's logger
+#include <functional>   // std::function holding the user's sink
+#include <mutex>        // std::mutex guarding the rate limiter
 #include <string>       // std::string line buffer
-#include <string_view>  // std::string_view messages
+#include <string_view>  // std::string_view fields
+#include <utility>      // std::move
+#include <vector>       // std::vector rate windows
 
 namespace starling {
 
@@ -2705,10 +3068,25 @@ constexpr std::string_view to_string(log_level level) noexcept {
     return "unknown";
 }
 
-/// Receives every line Starling logs. Called from worker threads: make it thread-safe.
+/// One thing Starling reports. The views are valid only during the sink's call.
+struct log_record {
+    log_level level = log_level::info;
+    /// What happened, a fixed name: "handler_threw", "on_close_threw", "page_threw", "accept_failed",
+    /// "shutdown_incomplete".
+    std::string_view event;
+    std::string_view endpoint;       // the endpoint's path, when there is one
+    std::string_view connection_id;  // the connection's id, when there is one
+    std::string_view message;        // the whole line, for people
+};
+
+/// Receives every record at or above the app's log level. Called from worker threads: make it
+/// thread-safe.
+using log_sink = std::function<void(const log_record&)>;
+
+/// The older, plain form: the level and the message line.
 using logger = std::function<void(log_level, std::string_view)>;
 
-/// The default logger: one line per message on stderr, warnings and errors only.
+/// The default: one line per message on stderr, warnings and errors only.
 inline void log_to_stderr(log_level level, std::string_view message) {
     if (level < log_level::warning) return;
     std::string line = "starling ";
@@ -2718,7 +3096,78 @@ inline void log_to_stderr(log_level level, std::string_view message) {
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
+inline void log_to_stderr(const log_record& r) { log_to_stderr(r.level, r.message); }
 
+namespace detail {
+
+/// The app's sink, its level, and the rate limit on repeated warnings and errors.
+class log_channel {
+public:
+    log_channel(log_sink sink, log_level least) : sink_(std::move(sink)), least_(least) {}
+
+    bool enabled(log_level level) const noexcept { return sink_ && level >= least_; }
+
+    void write(const log_record& r) const {
+        if (!enabled(r.level)) return;
+        std::size_t suppressed = 0;
+        if (r.level >= log_level::warning && !admit(r.event, suppressed)) return;
+        if (suppressed == 0) return sink_(r);
+        std::string message(r.message);
+        message += " (" + std::to_string(suppressed) + " more like it suppressed)";
+        log_record with_count = r;
+        with_count.message = message;
+        sink_(with_count);
+    }
+
+    void write(log_level level, std::string_view event, std::string_view endpoint, std::string_view connection_id,
+               std::string_view message) const {
+        write(log_record{level, event, endpoint, connection_id, message});
+    }
+
+    /// Records of one event passed on per window; the rest are counted.
+    static constexpr std::size_t burst = 10;
+    static constexpr std::chrono::seconds window{1};
+
+private:
+    struct rate {
+        std::string event;
+        std::chrono::steady_clock::time_point since;
+        std::size_t passed = 0;
+        std::size_t suppressed = 0;
+    };
+
+    /// True if a record of `event` may pass now; `suppressed` gets how many were held back before it.
+    bool admit(std::string_view event, std::size_t& suppressed) const {
+        const auto now = std::chrono::steady_clock::now();
+        std::lock_guard lock(mutex_);
+        rate* r = nullptr;
+        for (rate& candidate : rates_)
+            if (candidate.event == event) r = &candidate;
+        if (r == nullptr) {
+            rates_.push_back(rate{std::string(event), now, 0, 0});
+            r = &rates_.back();
+        }
+        if (now - r->since >= window) {
+            r->since = now;
+            r->passed = 0;
+        }
+        if (r->passed >= burst) {
+            ++r->suppressed;
+            return false;
+        }
+        ++r->passed;
+        suppressed = r->suppressed;
+        r->suppressed = 0;
+        return true;
+    }
+
+    log_sink sink_;
+    log_level least_;
+    mutable std::mutex mutex_;
+    mutable std::vector<rate> rates_;  // one per event name: a handful
+};
+
+}  // namespace detail
 }  // namespace starling
 // ---- end starling/logging.hpp ----
 
@@ -3217,6 +3666,20 @@ private:
 }  // namespace starling::detail
 // ---- end starling/session/worker_buffers.hpp ----
 
+namespace starling {
+
+/// What ws.stats() reports about one connection.
+struct connection_stats {
+    std::size_t buffered_bytes = 0;   // the outbound queue and the inbox, in bytes of memory
+    std::uint64_t messages_in = 0;    // messages received
+    std::uint64_t messages_out = 0;   // text and binary messages queued for the client
+    /// The round trip of the last ping the client answered (the server pings idle connections).
+    std::optional<std::chrono::steady_clock::duration> last_rtt;
+    std::chrono::steady_clock::duration age{};  // since the upgrade
+};
+
+}  // namespace starling
+
 namespace starling::detail {
 
 /// Where a connection is in its life. It only ever moves forward (see advance()).
@@ -3258,6 +3721,16 @@ public:
     asio::io_context& context() const noexcept { return context_; }
     /// Bytes of memory the outbound queue holds (what max_queued_bytes limits).
     std::size_t queued_bytes() const noexcept { return queue_.memory(); }
+
+    connection_stats stats() const {
+        connection_stats s;
+        s.buffered_bytes = queue_.memory() + inbox_.bytes();
+        s.messages_in = messages_in_;
+        s.messages_out = messages_out_;
+        if (last_rtt_.count() >= 0) s.last_rtt = last_rtt_;
+        s.age = std::chrono::steady_clock::now() - opened_at_;
+        return s;
+    }
 
     // ---- Receiving --------------------------------------------------------------------------------
     // One receive at a time per connection. Messages the peer sent before it closed are still
@@ -3369,6 +3842,7 @@ public:
             self->advance(connection_status::closed);
             self->deadline_.cancel();
             self->queue_.clear();
+            self->queue_changed();
             self->queue_drained_.notify_all();
             self->writer_finished_.notify();
             self->handler_caught_up_.notify();
@@ -3386,8 +3860,14 @@ public:
     /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
     /// handshake deadline no longer applies.
     void upgraded(const websocket_options& options, std::string path, starling::query_params query,
-                  http::headers headers) {
+                  http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
+        counters_ = counters;
+        opened_at_ = std::chrono::steady_clock::now();
+        if (counters_) {
+            counters_->opened.add();
+            counters_->open.add(1);
+        }
         id_ = make_uuid_v4();
         path_ = std::move(path);
         query_ = std::move(query);
@@ -3435,6 +3915,12 @@ public:
         co_await linger_and_close();
         advance(connection_status::closed);
         deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
+        if (counters_) {
+            counters_->open.add(-1);
+            counters_->closed[static_cast<std::size_t>(classify_close(close_code_))].add();
+            queue_.clear();
+            queue_changed();
+        }
         left();
     }
 
@@ -3499,6 +3985,11 @@ protected:
 
     /// A whole message from the reader.
     void deliver(message m) {
+        ++messages_in_;
+        if (counters_) {
+            counters_->messages_in.add();
+            counters_->bytes_in.add(m.data.size());
+        }
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -3517,7 +4008,16 @@ protected:
     void answer_ping(std::string_view payload) {
         if (status_ >= connection_status::close_queued) return;
         queue_.push_pong(payload);
+        queue_changed();
         schedule_flush();
+    }
+
+    /// A pong from the peer: the answer to our idle ping, if one is outstanding.
+    void pong_arrived() {
+        if (!ping_outstanding_) return;
+        ping_outstanding_ = false;
+        last_rtt_ = std::chrono::steady_clock::now() - ping_sent_at_;
+        if (counters_) counters_->pong_rtt.observe(last_rtt_);
     }
 
     /// The peer's close frame: the handler first handles what arrived before it, then the close is
@@ -3552,7 +4052,15 @@ protected:
 
     void enqueue(outbound_frame frame) {
         if (writer_ == writer_status::failed || (status_ >= connection_status::close_queued && !frame.is_close)) return;
+        if (frame.is_data()) {
+            ++messages_out_;
+            if (counters_) {
+                counters_->messages_out.add();
+                counters_->bytes_out.add(frame.payload_size());
+            }
+        }
         queue_.push(std::move(frame));
+        queue_changed();
         schedule_flush();
     }
 
@@ -3570,6 +4078,7 @@ protected:
     /// frame went out: nothing may follow it).
     bool written(std::size_t n) {
         const bool close_written = queue_.consume(n, worker_.payloads());
+        queue_changed();
         if (queue_.memory() <= options_->max_queued_bytes) queue_drained_.notify_all();
         if (close_written) finish_writer();
         return close_written;
@@ -3585,8 +4094,20 @@ protected:
     void fail_writer() {
         writer_ = writer_status::failed;
         queue_.clear();
+        queue_changed();
         queue_drained_.notify_all();
         writer_finished_.notify();
+    }
+
+    /// Keeps the worker's queued-bytes gauge (and its high-water mark) in step with this queue.
+    void queue_changed() noexcept {
+        if (!counters_) return;
+        const auto now = static_cast<std::int64_t>(queue_.memory());
+        if (now == counted_queue_) return;
+        counters_->queued_bytes.add(now - counted_queue_);
+        counted_queue_ = now;
+        if (counters_->queued_bytes.value() > counters_->queued_bytes_high_water.value())
+            counters_->queued_bytes_high_water.set(counters_->queued_bytes.value());
     }
 
     void finish_writer() {
@@ -3680,12 +4201,18 @@ private:
         if (status_ != connection_status::open || writer_ == writer_status::failed) return;
         if (writer_ == writer_status::awaiting_writable &&
             queue_.memory() + frame.memory() > options_->max_queued_bytes) {
-            if (options_->slow_consumer == slow_consumer_policy::drop) return;
+            if (options_->slow_consumer == slow_consumer_policy::drop) {
+                if (counters_) counters_->slow_consumer_drops.add();
+                return;
+            }
             // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
             // the memory is released now, not when (if ever) the client catches up.
             queue_.drop_unsent();
+            queue_changed();
+            if (counters_) counters_->slow_consumer_closes.add();
             return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
+        if (counters_) counters_->deliveries.add();
         enqueue(std::move(frame));
     }
 
@@ -3743,6 +4270,7 @@ private:
             // The client stopped reading: what it has not begun to receive is dropped, so the close
             // frame is next in line and the memory is released now.
             queue_.drop_unsent();
+            queue_changed();
             return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
         }
         if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
@@ -3768,6 +4296,7 @@ private:
             enqueue(outbound_frame::unicast(opcode::ping, std::string()));
             ping_outstanding_ = true;
             ping_sent_at_ = now;
+            if (counters_) counters_->pings_sent.add();
         }
     }
 
@@ -3844,6 +4373,13 @@ private:
     std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
+
+    endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
+    std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
+    std::uint64_t messages_in_ = 0;
+    std::uint64_t messages_out_ = 0;
+    std::chrono::steady_clock::time_point opened_at_;
+    std::chrono::steady_clock::duration last_rtt_{-1};  // negative: no ping answered yet
 };
 
 }  // namespace starling::detail
@@ -4433,7 +4969,8 @@ struct endpoint_state {
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry<connection_base> registry;
-    std::shared_ptr<const logger> log;
+    endpoint_metrics metrics;  // its connections' counters, one block per worker
+    std::shared_ptr<const log_channel> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
     std::shared_ptr<starling::router_dependencies> router_deps;
@@ -4447,8 +4984,8 @@ struct endpoint_state {
         return std::nullopt;
     }
 
-    void log_line(log_level level, std::string_view line) const {
-        if (log && *log) (*log)(level, line);
+    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const {
+        if (log) log->write(level, event, path, connection_id, line);
     }
 };
 
@@ -5037,6 +5574,10 @@ public:
     /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
     /// overhead per frame.
     std::size_t queued_bytes() const noexcept { return connection_.queued_bytes(); }
+
+    /// This connection's numbers: what it buffers, messages in and out, the last ping's round trip,
+    /// its age.
+    connection_stats stats() const { return connection_.stats(); }
 
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
@@ -5712,7 +6253,7 @@ protected:
                     }
                     break;
                 case read_status::ping: answer_ping(reader_.payload()); break;
-                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
+                case read_status::pong: pong_arrived(); break;  // any input counts as life
                 case read_status::close: co_await peer_closed(reader_.close_frame()); co_return;
                 case read_status::failed: {
                     const auto ec = reader_.error();
@@ -5885,7 +6426,8 @@ public:
                 std::string_view already_read) {
         endpoint_ = std::move(endpoint);
         const std::string path(request.path());
-        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields));
+        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields),
+                       &endpoint_->metrics.for_worker(this->context()));
         this->set_already_read(already_read);
         handle_.emplace(*this, *endpoint_);
     }
@@ -5916,7 +6458,7 @@ private:
             line = "handler for " + endpoint_->path + " threw a non-exception";
         }
         try {
-            endpoint_->log_line(log_level::error, line);
+            endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);
         } catch (...) {
             // A logger that throws must not take the connection's end with it.
         }
@@ -5928,7 +6470,7 @@ private:
         try {
             co_return co_await endpoint_->on_close(*handle_);
         } catch (const std::exception& e) {
-            endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+            endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw: " + e.what());
         }
         co_return std::nullopt;
     }
@@ -5975,7 +6517,8 @@ struct upgrade_settings {
     const page_table& pages;
     const server_options& options;
     const std::atomic<bool>& stopping;
-    const logger* log;
+    const log_channel* log;
+    handshake_refusals& refusals;
 };
 
 /// How a handshake ended.
@@ -5996,14 +6539,14 @@ task<> respond_and_close(Stream& stream, std::string response) {
 }
 
 /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
-inline std::string answer_page(const http::page_handler& page, const http::request& request, const logger* log) {
+inline std::string answer_page(const http::page_handler& page, const http::request& request, const log_channel* log) {
     if (request.method != "GET" && request.method != "HEAD")
         return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
     http::response answer;
     try {
         answer = page(request);
     } catch (const std::exception& e) {
-        if (log && *log) (*log)(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
+        if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw: " + e.what());
         return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
     }
     std::string out = make_response(answer.status, answer.content_type, answer.body);
@@ -6033,7 +6576,7 @@ public:
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
-                co_await respond_and_close(stream, make_error_response(parser.error()));
+                co_await refuse(stream, make_error_response(parser.error()));
                 co_return upgrade_outcome{};
             }
             if (result.status == http::parse_status::complete) {
@@ -6044,29 +6587,29 @@ public:
 
         const http::request& request = parser.get();
         if (settings.stopping) {
-            co_await respond_and_close(stream, make_response(503, "text/plain", "Server shutting down"));
+            co_await refuse(stream, make_response(503, "text/plain", "Server shutting down"));
             co_return upgrade_outcome{};
         }
         if (!request.fields.has_token("Upgrade", "websocket")) {
             if (const auto page = settings.pages.find(request.path()); page != settings.pages.end()) {
-                co_await respond_and_close(stream, answer_page(page->second, request, settings.log));
+                co_await respond_and_close(stream, answer_page(page->second, request, settings.log));  // a page, not a refusal
                 co_return upgrade_outcome{};
             }
         }
         const auto route = settings.routes.find(request.path());
         if (route == settings.routes.end()) {
-            co_await respond_and_close(stream, make_error_response(make_error_code(error::not_found)));
+            co_await refuse(stream, make_error_response(make_error_code(error::not_found)));
             co_return upgrade_outcome{};
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await respond_and_close(stream, make_error_response(ec));
+            co_await refuse(stream, make_error_response(ec));
             co_return upgrade_outcome{};
         }
         const endpoint_state& endpoint = *route->second;
         auto query = query_params::parse(request.query_string());
         std::optional<std::string> rejection = endpoint.check_query(query);
         if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await respond_and_close(stream, make_response(400, "text/plain", *rejection));
+            co_await refuse(stream, make_response(400, "text/plain", *rejection));
             co_return upgrade_outcome{};
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
@@ -6080,6 +6623,15 @@ public:
     }
 
 private:
+    /// Answers an upgrade request with an HTTP error, counted under its status.
+    template <class Stream>
+    task<> refuse(Stream& stream, std::string response) const {
+        // "HTTP/1.1 NNN ...": the status is the three digits after the version.
+        const int status = response.size() > 12 ? (response[9] - '0') * 100 + (response[10] - '0') * 10 + (response[11] - '0') : 0;
+        settings_.refusals.count(status);
+        co_await respond_and_close(stream, std::move(response));
+    }
+
     upgrade_settings settings_;
 };
 
@@ -6090,7 +6642,7 @@ namespace starling::detail {
 
 class server {
 public:
-    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const logger> log)
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log)
         : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
@@ -6126,6 +6678,9 @@ public:
     }
 
     std::uint16_t port() const noexcept { return port_; }
+
+    /// Refused handshakes so far, into `s`.
+    void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
     std::size_t worker_count() const noexcept { return workers_.size(); }
 
     /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
@@ -6178,8 +6733,8 @@ private:
             if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
     }
 
-    void log_line(log_level level, std::string_view line) const {
-        if (log_ && *log_) (*log_)(level, line);
+    void log_line(log_level level, std::string_view event, std::string_view line) const {
+        if (log_) log_->write(level, event, {}, {}, line);
     }
 
     task<> accept_loop() {
@@ -6222,7 +6777,7 @@ private:
             if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
             if (*unreported != 0)
                 line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
-            log_line(log_level::warning, line);
+            log_line(log_level::warning, "accept_failed", line);
         }
         accept_pause_->expires_after(pause);
         co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
@@ -6311,7 +6866,7 @@ private:
             const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
             while (active_.load() > 0)
                 if (!co_await drained_->wait_until(grace_until)) break;
-            if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
+            if (active_.load() > 0) log_line(log_level::warning, "shutdown_incomplete", "shutdown: a handler did not return after its connection was dropped");
         }
         for (auto& w : workers_) w->context.stop();
     }
@@ -6323,8 +6878,9 @@ private:
     route_table routes_;
     page_table pages_;
     server_options options_;
-    std::shared_ptr<const logger> log_;
-    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get()}};
+    std::shared_ptr<const log_channel> log_;
+    handshake_refusals refusals_;
+    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get(), refusals_}};
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
@@ -6343,6 +6899,10 @@ private:
 // ---- end starling/runtime/server.hpp ----
 
 namespace starling {
+
+/// What app.get(path, starling::metrics_page()) serves: app.metrics() in the Prometheus text format.
+struct metrics_page_t {};
+inline metrics_page_t metrics_page() noexcept { return {}; }
 
 class app {
 public:
@@ -6376,6 +6936,22 @@ public:
         if (pages_.contains(path)) throw std::invalid_argument("starling: a page is already registered at " + path);
         pages_.emplace(std::move(path), std::move(handler));
         return *this;
+    }
+
+    /// Serves app.metrics() at `path`, in the Prometheus text exposition format (version 0.0.4).
+    app& get(std::string path, metrics_page_t) {
+        return get(std::move(path), [this](const http::request&) {
+            return http::response{200, "text/plain; version=0.0.4; charset=utf-8", metrics().to_prometheus()};
+        });
+    }
+
+    /// What the endpoints and the handshakes have counted so far, summed over the workers. Cheap
+    /// enough to call often, from any thread.
+    metrics_snapshot metrics() const {
+        metrics_snapshot s;
+        for (const auto& [path, state] : routes_) s.endpoints.push_back(state->metrics.snapshot(path));
+        if (server_) server_->count_refusals(s);
+        return s;
     }
 
     /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
@@ -6412,8 +6988,15 @@ public:
     global_dependencies& globals() noexcept { return *globals_; }
     router_dependencies& dependencies() noexcept { return *root_->dependencies; }
 
-    /// Replaces the logger (stderr by default). Call before start().
-    void set_logger(logger log) { log_ = std::make_shared<const logger>(std::move(log)); }
+    /// Routes every log record to `sink` (stderr by default). Call before start().
+    void set_log_sink(log_sink sink) { sink_ = std::move(sink); }
+    /// Records below `least` are not passed on (default: info, so the sink sees info and above; the
+    /// default stderr sink itself prints warnings and errors only).
+    void set_log_level(log_level least) { least_level_ = least; }
+    /// The plain form of set_log_sink: `log` gets each record's level and message line.
+    void set_logger(logger log) {
+        sink_ = [log = std::move(log)](const log_record& r) { log(r.level, r.message); };
+    }
 
     /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
@@ -6509,6 +7092,7 @@ private:
 
     detail::server& make_server(const server_options& options) {
         check_not_started("start it again");
+        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
         for (auto& [path, state] : routes_) {
             state->log = log_;
             state->globals = globals_;
@@ -6526,7 +7110,9 @@ private:
     detail::route_table routes_;
     detail::page_table pages_;
     websocket_options default_options_;
-    std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
+    log_sink sink_ = [](const log_record& r) { log_to_stderr(r); };
+    log_level least_level_ = log_level::info;
+    std::shared_ptr<const detail::log_channel> log_;
     std::unique_ptr<detail::server> server_;
 };
 

@@ -89,6 +89,7 @@ struct harness {
     starling::message_reader from_server{{starling::role::client, 1u << 26, 0}};
     std::vector<server_frame> frames;
     bool client_reads = true;
+    starling::detail::endpoint_counters* counters = nullptr;  // none unless a test gives some
 
     harness(scripted_connection::script handler, websocket_options o = {}, std::size_t capacity = 1024 * 1024)
         : ends(memory_stream::make_pair(context.get_executor(), capacity)),
@@ -96,7 +97,7 @@ struct harness {
           options(o) {}
 
     void start() {
-        server->upgraded(options, "/test", {}, {});
+        server->upgraded(options, "/test", {}, {}, counters);
         server->set_already_read({});
         asio::co_spawn(context, server->run(), asio::detached);
     }
@@ -353,4 +354,38 @@ TEST_CASE("the handshake deadline closes a stream that never upgrades") {
     const auto give_up = std::chrono::steady_clock::now() + 2s;
     while (!client_end.peer_closed() && std::chrono::steady_clock::now() < give_up) context.run_one_for(1ms);
     CHECK(client_end.peer_closed());
+}
+
+TEST_CASE("the counters and the connection's stats follow its traffic, and an idle ping's round trip") {
+    starling::detail::endpoint_counters counters;
+    websocket_options o;
+    o.idle_timeout = 30ms;
+    harness h(echo, o);
+    h.counters = &counters;
+    h.start();
+    CHECK(counters.open.value() == 1);
+    h.client.write_all(client_frame(opcode::text, "one"));
+    h.client.write_all(client_frame(opcode::binary, "three"));
+    REQUIRE(h.run_until([&] { return h.frames.size() >= 2; }));
+    CHECK(counters.messages_in.value() == 2);
+    CHECK(counters.bytes_in.value() == 8);
+    CHECK(counters.messages_out.value() == 2);
+    CHECK(counters.bytes_out.value() == 8);
+    CHECK(counters.queued_bytes_high_water.value() > 0);
+    CHECK(h.server->stats().messages_in == 2);
+    CHECK(h.server->stats().messages_out == 2);
+    CHECK(!h.server->stats().last_rtt);
+    // Silence: the server pings; the client answers; the round trip is recorded.
+    REQUIRE(h.run_until([&] { return h.count(starling::read_status::ping) == 1; }, 2000ms));
+    h.client.write_all(client_frame(opcode::pong, ""));
+    REQUIRE(h.run_until([&] { return counters.pong_rtt.count.value() == 1; }, 2000ms));
+    CHECK(counters.pings_sent.value() >= 1);
+    CHECK(h.server->stats().last_rtt.has_value());
+    h.client.write_all(close_frame(1000));
+    REQUIRE(h.run_until([&] { return h.client.peer_finished_sending(); }));
+    h.client.close();
+    REQUIRE(h.run_until([&] { return h.server->ended; }));
+    CHECK(counters.open.value() == 0);
+    CHECK(counters.closed[static_cast<std::size_t>(starling::detail::close_class::normal)].value() == 1);
+    CHECK(counters.queued_bytes.value() == 0);
 }

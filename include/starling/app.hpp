@@ -20,6 +20,10 @@
 
 namespace starling {
 
+/// What app.get(path, starling::metrics_page()) serves: app.metrics() in the Prometheus text format.
+struct metrics_page_t {};
+inline metrics_page_t metrics_page() noexcept { return {}; }
+
 class app {
 public:
     app() = default;
@@ -52,6 +56,22 @@ public:
         if (pages_.contains(path)) throw std::invalid_argument("starling: a page is already registered at " + path);
         pages_.emplace(std::move(path), std::move(handler));
         return *this;
+    }
+
+    /// Serves app.metrics() at `path`, in the Prometheus text exposition format (version 0.0.4).
+    app& get(std::string path, metrics_page_t) {
+        return get(std::move(path), [this](const http::request&) {
+            return http::response{200, "text/plain; version=0.0.4; charset=utf-8", metrics().to_prometheus()};
+        });
+    }
+
+    /// What the endpoints and the handshakes have counted so far, summed over the workers. Cheap
+    /// enough to call often, from any thread.
+    metrics_snapshot metrics() const {
+        metrics_snapshot s;
+        for (const auto& [path, state] : routes_) s.endpoints.push_back(state->metrics.snapshot(path));
+        if (server_) server_->count_refusals(s);
+        return s;
     }
 
     /// Serves `r`'s endpoints (and those of routers nested in it) under its prefix.
@@ -88,8 +108,15 @@ public:
     global_dependencies& globals() noexcept { return *globals_; }
     router_dependencies& dependencies() noexcept { return *root_->dependencies; }
 
-    /// Replaces the logger (stderr by default). Call before start().
-    void set_logger(logger log) { log_ = std::make_shared<const logger>(std::move(log)); }
+    /// Routes every log record to `sink` (stderr by default). Call before start().
+    void set_log_sink(log_sink sink) { sink_ = std::move(sink); }
+    /// Records below `least` are not passed on (default: info, so the sink sees info and above; the
+    /// default stderr sink itself prints warnings and errors only).
+    void set_log_level(log_level least) { least_level_ = least; }
+    /// The plain form of set_log_sink: `log` gets each record's level and message line.
+    void set_logger(logger log) {
+        sink_ = [log = std::move(log)](const log_record& r) { log(r.level, r.message); };
+    }
 
     /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
@@ -185,6 +212,7 @@ private:
 
     detail::server& make_server(const server_options& options) {
         check_not_started("start it again");
+        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
         for (auto& [path, state] : routes_) {
             state->log = log_;
             state->globals = globals_;
@@ -202,7 +230,9 @@ private:
     detail::route_table routes_;
     detail::page_table pages_;
     websocket_options default_options_;
-    std::shared_ptr<const logger> log_ = std::make_shared<const logger>(log_to_stderr);
+    log_sink sink_ = [](const log_record& r) { log_to_stderr(r); };
+    log_level least_level_ = log_level::info;
+    std::shared_ptr<const detail::log_channel> log_;
     std::unique_ptr<detail::server> server_;
 };
 

@@ -157,6 +157,10 @@ public:
     /// overhead per frame.
     std::size_t queued_bytes() const noexcept { return connection_.queued_bytes(); }
 
+    /// This connection's numbers: what it buffers, messages in and out, the last ping's round trip,
+    /// its age.
+    connection_stats stats() const { return connection_.stats(); }
+
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 

@@ -31,7 +31,8 @@ public:
                 std::string_view already_read) {
         endpoint_ = std::move(endpoint);
         const std::string path(request.path());
-        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields));
+        this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields),
+                       &endpoint_->metrics.for_worker(this->context()));
         this->set_already_read(already_read);
         handle_.emplace(*this, *endpoint_);
     }
@@ -62,7 +63,7 @@ private:
             line = "handler for " + endpoint_->path + " threw a non-exception";
         }
         try {
-            endpoint_->log_line(log_level::error, line);
+            endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);
         } catch (...) {
             // A logger that throws must not take the connection's end with it.
         }
@@ -74,7 +75,7 @@ private:
         try {
             co_return co_await endpoint_->on_close(*handle_);
         } catch (const std::exception& e) {
-            endpoint_->log_line(log_level::error, "on_close for " + endpoint_->path + " threw: " + e.what());
+            endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw: " + e.what());
         }
         co_return std::nullopt;
     }

@@ -3,11 +3,12 @@
 #pragma once
 
 #include <functional>  // std::function for type-erased handlers
-#include <memory>      // std::shared_ptr<logger>
+#include <memory>      // std::shared_ptr<log_channel>
 #include <optional>    // std::optional<std::string> callback results
 #include <string>      // std::string path
 
 #include "starling/runtime/connection_registry.hpp"
+#include "starling/runtime/metrics.hpp"
 #include "starling/session/connection_base.hpp"
 #include "starling/api/dependencies.hpp"
 #include "starling/api/signature.hpp"
@@ -36,7 +37,8 @@ struct endpoint_state {
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry<connection_base> registry;
-    std::shared_ptr<const logger> log;
+    endpoint_metrics metrics;  // its connections' counters, one block per worker
+    std::shared_ptr<const log_channel> log;
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
     std::shared_ptr<starling::router_dependencies> router_deps;
@@ -50,8 +52,8 @@ struct endpoint_state {
         return std::nullopt;
     }
 
-    void log_line(log_level level, std::string_view line) const {
-        if (log && *log) (*log)(level, line);
+    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const {
+        if (log) log->write(level, event, path, connection_id, line);
     }
 };
 

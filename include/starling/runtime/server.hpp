@@ -33,6 +33,7 @@
 #include "starling/session/async_event.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/runtime/live_connections.hpp"
+#include "starling/runtime/metrics.hpp"
 #include "starling/runtime/reserve_descriptor.hpp"
 #include "starling/options.hpp"
 #include "starling/protocol/handshake.hpp"
@@ -44,7 +45,7 @@ namespace starling::detail {
 
 class server {
 public:
-    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const logger> log)
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log)
         : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
@@ -80,6 +81,9 @@ public:
     }
 
     std::uint16_t port() const noexcept { return port_; }
+
+    /// Refused handshakes so far, into `s`.
+    void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
     std::size_t worker_count() const noexcept { return workers_.size(); }
 
     /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
@@ -132,8 +136,8 @@ private:
             if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
     }
 
-    void log_line(log_level level, std::string_view line) const {
-        if (log_ && *log_) (*log_)(level, line);
+    void log_line(log_level level, std::string_view event, std::string_view line) const {
+        if (log_) log_->write(level, event, {}, {}, line);
     }
 
     task<> accept_loop() {
@@ -176,7 +180,7 @@ private:
             if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
             if (*unreported != 0)
                 line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
-            log_line(log_level::warning, line);
+            log_line(log_level::warning, "accept_failed", line);
         }
         accept_pause_->expires_after(pause);
         co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
@@ -265,7 +269,7 @@ private:
             const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
             while (active_.load() > 0)
                 if (!co_await drained_->wait_until(grace_until)) break;
-            if (active_.load() > 0) log_line(log_level::warning, "shutdown: a handler did not return after its connection was dropped");
+            if (active_.load() > 0) log_line(log_level::warning, "shutdown_incomplete", "shutdown: a handler did not return after its connection was dropped");
         }
         for (auto& w : workers_) w->context.stop();
     }
@@ -277,8 +281,9 @@ private:
     route_table routes_;
     page_table pages_;
     server_options options_;
-    std::shared_ptr<const logger> log_;
-    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get()}};
+    std::shared_ptr<const log_channel> log_;
+    handshake_refusals refusals_;
+    upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get(), refusals_}};
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
     std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept

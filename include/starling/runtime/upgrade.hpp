@@ -29,6 +29,7 @@
 #include "starling/protocol/query.hpp"
 #include "starling/runtime/endpoint_connection.hpp"
 #include "starling/runtime/endpoint_state.hpp"
+#include "starling/runtime/metrics.hpp"
 #include "starling/task.hpp"
 
 namespace starling::detail {
@@ -42,7 +43,8 @@ struct upgrade_settings {
     const page_table& pages;
     const server_options& options;
     const std::atomic<bool>& stopping;
-    const logger* log;
+    const log_channel* log;
+    handshake_refusals& refusals;
 };
 
 /// How a handshake ended.
@@ -63,14 +65,14 @@ task<> respond_and_close(Stream& stream, std::string response) {
 }
 
 /// A page's answer: GET only (HEAD gets the head without the body); a handler that throws is a 500.
-inline std::string answer_page(const http::page_handler& page, const http::request& request, const logger* log) {
+inline std::string answer_page(const http::page_handler& page, const http::request& request, const log_channel* log) {
     if (request.method != "GET" && request.method != "HEAD")
         return make_response(405, "text/plain; charset=utf-8", "Method Not Allowed", "Allow: GET, HEAD\r\n");
     http::response answer;
     try {
         answer = page(request);
     } catch (const std::exception& e) {
-        if (log && *log) (*log)(log_level::error, "page " + std::string(request.path()) + " threw: " + e.what());
+        if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw: " + e.what());
         return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
     }
     std::string out = make_response(answer.status, answer.content_type, answer.body);
@@ -100,7 +102,7 @@ public:
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
-                co_await respond_and_close(stream, make_error_response(parser.error()));
+                co_await refuse(stream, make_error_response(parser.error()));
                 co_return upgrade_outcome{};
             }
             if (result.status == http::parse_status::complete) {
@@ -111,29 +113,29 @@ public:
 
         const http::request& request = parser.get();
         if (settings.stopping) {
-            co_await respond_and_close(stream, make_response(503, "text/plain", "Server shutting down"));
+            co_await refuse(stream, make_response(503, "text/plain", "Server shutting down"));
             co_return upgrade_outcome{};
         }
         if (!request.fields.has_token("Upgrade", "websocket")) {
             if (const auto page = settings.pages.find(request.path()); page != settings.pages.end()) {
-                co_await respond_and_close(stream, answer_page(page->second, request, settings.log));
+                co_await respond_and_close(stream, answer_page(page->second, request, settings.log));  // a page, not a refusal
                 co_return upgrade_outcome{};
             }
         }
         const auto route = settings.routes.find(request.path());
         if (route == settings.routes.end()) {
-            co_await respond_and_close(stream, make_error_response(make_error_code(error::not_found)));
+            co_await refuse(stream, make_error_response(make_error_code(error::not_found)));
             co_return upgrade_outcome{};
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await respond_and_close(stream, make_error_response(ec));
+            co_await refuse(stream, make_error_response(ec));
             co_return upgrade_outcome{};
         }
         const endpoint_state& endpoint = *route->second;
         auto query = query_params::parse(request.query_string());
         std::optional<std::string> rejection = endpoint.check_query(query);
         if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await respond_and_close(stream, make_response(400, "text/plain", *rejection));
+            co_await refuse(stream, make_response(400, "text/plain", *rejection));
             co_return upgrade_outcome{};
         }
         const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
@@ -147,6 +149,15 @@ public:
     }
 
 private:
+    /// Answers an upgrade request with an HTTP error, counted under its status.
+    template <class Stream>
+    task<> refuse(Stream& stream, std::string response) const {
+        // "HTTP/1.1 NNN ...": the status is the three digits after the version.
+        const int status = response.size() > 12 ? (response[9] - '0') * 100 + (response[10] - '0') * 10 + (response[11] - '0') : 0;
+        settings_.refusals.count(status);
+        co_await respond_and_close(stream, std::move(response));
+    }
+
     upgrade_settings settings_;
 };
 

@@ -92,7 +92,7 @@ protected:
                     }
                     break;
                 case read_status::ping: answer_ping(reader_.payload()); break;
-                case read_status::pong: break;  // unsolicited pongs are ignored; any input counts as life
+                case read_status::pong: pong_arrived(); break;  // any input counts as life
                 case read_status::close: co_await peer_closed(reader_.close_frame()); co_return;
                 case read_status::failed: {
                     const auto ec = reader_.error();

@@ -34,12 +34,27 @@
 #include "starling/protocol/query.hpp"
 #include "starling/protocol/websocket_disconnect.hpp"
 #include "starling/session/async_event.hpp"
+#include "starling/session/counters.hpp"
 #include "starling/session/inbox.hpp"
 #include "starling/session/tcp_stream.hpp"  // client_address
 #include "starling/session/uuid.hpp"
 #include "starling/session/worker_buffers.hpp"
 #include "starling/session/write_queue.hpp"
 #include "starling/task.hpp"
+
+namespace starling {
+
+/// What ws.stats() reports about one connection.
+struct connection_stats {
+    std::size_t buffered_bytes = 0;   // the outbound queue and the inbox, in bytes of memory
+    std::uint64_t messages_in = 0;    // messages received
+    std::uint64_t messages_out = 0;   // text and binary messages queued for the client
+    /// The round trip of the last ping the client answered (the server pings idle connections).
+    std::optional<std::chrono::steady_clock::duration> last_rtt;
+    std::chrono::steady_clock::duration age{};  // since the upgrade
+};
+
+}  // namespace starling
 
 namespace starling::detail {
 
@@ -82,6 +97,16 @@ public:
     asio::io_context& context() const noexcept { return context_; }
     /// Bytes of memory the outbound queue holds (what max_queued_bytes limits).
     std::size_t queued_bytes() const noexcept { return queue_.memory(); }
+
+    connection_stats stats() const {
+        connection_stats s;
+        s.buffered_bytes = queue_.memory() + inbox_.bytes();
+        s.messages_in = messages_in_;
+        s.messages_out = messages_out_;
+        if (last_rtt_.count() >= 0) s.last_rtt = last_rtt_;
+        s.age = std::chrono::steady_clock::now() - opened_at_;
+        return s;
+    }
 
     // ---- Receiving --------------------------------------------------------------------------------
     // One receive at a time per connection. Messages the peer sent before it closed are still
@@ -193,6 +218,7 @@ public:
             self->advance(connection_status::closed);
             self->deadline_.cancel();
             self->queue_.clear();
+            self->queue_changed();
             self->queue_drained_.notify_all();
             self->writer_finished_.notify();
             self->handler_caught_up_.notify();
@@ -210,8 +236,14 @@ public:
     /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
     /// handshake deadline no longer applies.
     void upgraded(const websocket_options& options, std::string path, starling::query_params query,
-                  http::headers headers) {
+                  http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
+        counters_ = counters;
+        opened_at_ = std::chrono::steady_clock::now();
+        if (counters_) {
+            counters_->opened.add();
+            counters_->open.add(1);
+        }
         id_ = make_uuid_v4();
         path_ = std::move(path);
         query_ = std::move(query);
@@ -259,6 +291,12 @@ public:
         co_await linger_and_close();
         advance(connection_status::closed);
         deadline_.cancel();  // the connection is over: nothing it checks for may keep it alive
+        if (counters_) {
+            counters_->open.add(-1);
+            counters_->closed[static_cast<std::size_t>(classify_close(close_code_))].add();
+            queue_.clear();
+            queue_changed();
+        }
         left();
     }
 
@@ -323,6 +361,11 @@ protected:
 
     /// A whole message from the reader.
     void deliver(message m) {
+        ++messages_in_;
+        if (counters_) {
+            counters_->messages_in.add();
+            counters_->bytes_in.add(m.data.size());
+        }
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -341,7 +384,16 @@ protected:
     void answer_ping(std::string_view payload) {
         if (status_ >= connection_status::close_queued) return;
         queue_.push_pong(payload);
+        queue_changed();
         schedule_flush();
+    }
+
+    /// A pong from the peer: the answer to our idle ping, if one is outstanding.
+    void pong_arrived() {
+        if (!ping_outstanding_) return;
+        ping_outstanding_ = false;
+        last_rtt_ = std::chrono::steady_clock::now() - ping_sent_at_;
+        if (counters_) counters_->pong_rtt.observe(last_rtt_);
     }
 
     /// The peer's close frame: the handler first handles what arrived before it, then the close is
@@ -376,7 +428,15 @@ protected:
 
     void enqueue(outbound_frame frame) {
         if (writer_ == writer_status::failed || (status_ >= connection_status::close_queued && !frame.is_close)) return;
+        if (frame.is_data()) {
+            ++messages_out_;
+            if (counters_) {
+                counters_->messages_out.add();
+                counters_->bytes_out.add(frame.payload_size());
+            }
+        }
         queue_.push(std::move(frame));
+        queue_changed();
         schedule_flush();
     }
 
@@ -394,6 +454,7 @@ protected:
     /// frame went out: nothing may follow it).
     bool written(std::size_t n) {
         const bool close_written = queue_.consume(n, worker_.payloads());
+        queue_changed();
         if (queue_.memory() <= options_->max_queued_bytes) queue_drained_.notify_all();
         if (close_written) finish_writer();
         return close_written;
@@ -409,8 +470,20 @@ protected:
     void fail_writer() {
         writer_ = writer_status::failed;
         queue_.clear();
+        queue_changed();
         queue_drained_.notify_all();
         writer_finished_.notify();
+    }
+
+    /// Keeps the worker's queued-bytes gauge (and its high-water mark) in step with this queue.
+    void queue_changed() noexcept {
+        if (!counters_) return;
+        const auto now = static_cast<std::int64_t>(queue_.memory());
+        if (now == counted_queue_) return;
+        counters_->queued_bytes.add(now - counted_queue_);
+        counted_queue_ = now;
+        if (counters_->queued_bytes.value() > counters_->queued_bytes_high_water.value())
+            counters_->queued_bytes_high_water.set(counters_->queued_bytes.value());
     }
 
     void finish_writer() {
@@ -504,12 +577,18 @@ private:
         if (status_ != connection_status::open || writer_ == writer_status::failed) return;
         if (writer_ == writer_status::awaiting_writable &&
             queue_.memory() + frame.memory() > options_->max_queued_bytes) {
-            if (options_->slow_consumer == slow_consumer_policy::drop) return;
+            if (options_->slow_consumer == slow_consumer_policy::drop) {
+                if (counters_) counters_->slow_consumer_drops.add();
+                return;
+            }
             // The backlog not yet begun on the wire is dropped, so the close frame goes out next and
             // the memory is released now, not when (if ever) the client catches up.
             queue_.drop_unsent();
+            queue_changed();
+            if (counters_) counters_->slow_consumer_closes.add();
             return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
+        if (counters_) counters_->deliveries.add();
         enqueue(std::move(frame));
     }
 
@@ -567,6 +646,7 @@ private:
             // The client stopped reading: what it has not begun to receive is dropped, so the close
             // frame is next in line and the memory is released now.
             queue_.drop_unsent();
+            queue_changed();
             return close_soon(close_code::policy_violation, "write timeout: the client stopped reading");
         }
         if (o.message_timeout.count() > 0 && message_started_ != no_deadline && now - message_started_ >= o.message_timeout)
@@ -592,6 +672,7 @@ private:
             enqueue(outbound_frame::unicast(opcode::ping, std::string()));
             ping_outstanding_ = true;
             ping_sent_at_ = now;
+            if (counters_) counters_->pings_sent.add();
         }
     }
 
@@ -668,6 +749,13 @@ private:
     std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
+
+    endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
+    std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
+    std::uint64_t messages_in_ = 0;
+    std::uint64_t messages_out_ = 0;
+    std::chrono::steady_clock::time_point opened_at_;
+    std::chrono::steady_clock::duration last_rtt_{-1};  // negative: no ping answered yet
 };
 
 }  // namespace starling::detail

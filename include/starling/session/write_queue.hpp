@@ -57,6 +57,18 @@ struct outbound_frame {
 
     /// Bytes on the wire.
     std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
+    /// A text or binary frame, not a control frame.
+    bool is_data() const noexcept {
+        const std::uint8_t first = shared ? static_cast<std::uint8_t>((*shared)[0]) : header[0];
+        return (first & 0x08) == 0;
+    }
+    /// Bytes of payload: the wire bytes less the header (a shared frame is one whole server frame,
+    /// unmasked, so its header is 2, 4 or 10 bytes by its length code).
+    std::size_t payload_size() const noexcept {
+        if (!shared) return payload.size();
+        const std::uint8_t length_code = static_cast<std::uint8_t>((*shared)[1]) & 0x7F;
+        return shared->size() - (length_code < 126 ? 2 : length_code == 126 ? 4 : 10);
+    }
     /// Bytes of memory held for it: its slot in the queue, plus its payload's storage (a shared frame
     /// counts whole for every receiver: it lives as long as the slowest of them).
     std::size_t memory() const noexcept {
