@@ -330,6 +330,37 @@ class TLSExamples(unittest.TestCase):
                     self.assertEqual(await ws.recv(), "over TLS")
             harness.run(scenario())
 
+    def test_idle_tls_connections_stay_small(self):
+        # What an idle wss:// connection holds: asio::ssl's two 17 KiB record buffers and the BIO pair
+        # OpenSSL reads and writes through (17 KiB each way), on top of a plain connection's 10 KiB:
+        # about 75 KiB. Nothing it wrote is kept once it is idle (session/tls_stream.hpp), and a
+        # message that fits one TLS record is parsed in place, not reassembled in a buffer of its own.
+        if harness.instrumented(harness.binary("examples/echo")):
+            self.skipTest("RSS says nothing about memory in a sanitizer build")
+        count = 200
+        with harness.Server("examples/echo", *self.files.args(), "--workers", "1") as server:
+            url = f"wss://127.0.0.1:{server.port}/echo"
+
+            async def one(text):
+                ws = await websockets.connect(url, ssl=TRUST)
+                await ws.send(text)
+                assert await ws.recv() == text
+                return ws
+
+            async def scenario():
+                for ws in [await one("warm") for _ in range(10)]:
+                    await ws.close()
+                baseline = harness.vm_rss_kib(server.process.pid)
+                conns = []
+                for _ in range(count // 50):
+                    conns += await asyncio.gather(*(one("x" * 3000) for _ in range(50)))
+                per_connection = (harness.vm_rss_kib(server.process.pid) - baseline) / count
+                for ws in conns:
+                    await ws.close()
+                return per_connection
+            per_connection = harness.run(scenario())
+        self.assertLess(per_connection, 88, f"{per_connection:.1f} KiB per idle TLS connection")
+
     def test_chat_serves_its_page_over_https_and_chat_over_wss(self):
         with harness.Server("examples/chat", *self.files.args()) as server:
             url = f"https://127.0.0.1:{server.port}/"

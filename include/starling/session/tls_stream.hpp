@@ -5,8 +5,12 @@
 // The engine reads and writes synchronously while the stream takes bytes, and waits only when it
 // refuses. asio::ssl's synchronous writes cannot do that on a non-blocking socket: when the kernel
 // takes part of what OpenSSL encrypted, the rest is lost. So nothing here is synchronous on the wire:
-//   read_some    always would_block: the engine then waits with async_read_some, which is correct and
-//                costs only the batching of reads a plain socket allows.
+//   read_some    what OpenSSL has already decrypted and not handed out (the rest of the TLS record the
+//                last async_read_some took its first bytes from), else would_block: the engine then
+//                waits with async_read_some. Taking bytes of a record already decrypted needs no I/O
+//                and makes none, so it cannot get in the way of asio's operations; it lets a message
+//                of up to a record (16 KiB) be parsed in place in the worker's buffer, as over a plain
+//                socket, instead of being reassembled in the connection's own.
 //   write_some   copies what it is given (up to a bound) into this stream's own buffer and returns the
 //                count taken. One asio::async_write of that buffer is in flight at a time; what comes
 //                meanwhile is gathered in a second buffer, sent when the first is done. Only when that
@@ -31,6 +35,7 @@
 #include <asio/ssl/stream.hpp>              // asio::ssl::stream
 #include <asio/steady_timer.hpp>            // asio::steady_timer as the writable wake-up
 #include <asio/write.hpp>                   // asio::async_write of the gathered bytes
+#include <openssl/ssl.h>                    // SSL_pending, SSL_read of bytes already decrypted
 #include <algorithm>                        // std::min
 #include <chrono>                           // std::chrono::steady_clock::time_point::max
 #include <cstddef>                          // std::size_t
@@ -52,8 +57,9 @@ public:
     /// Bytes gathered for the next write while one is in flight, at most: what write_some takes
     /// before it refuses.
     static constexpr std::size_t max_gathered = 64 * 1024;
-    /// A write buffer larger than this is released when the connection goes idle.
-    static constexpr std::size_t kept_when_idle = 4 * 1024;
+    /// A write buffer larger than this is released when the connection goes idle: small messages
+    /// (chat lines, JSON events) reuse their buffers, and an idle connection keeps at most two of them.
+    static constexpr std::size_t kept_when_idle = 1024;
 
     /// A server-side TLS stream on an accepted socket, with `context` (certificate, key, versions).
     tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
@@ -81,10 +87,26 @@ public:
         return state_->ssl.async_write_some(buffers, std::forward<Token>(token));
     }
 
-    /// Nothing without waiting: decrypted input comes only through async_read_some.
-    std::size_t read_some(asio::mutable_buffer, std::error_code& ec) {
-        ec = state_->closed ? std::error_code(asio::error::bad_descriptor) : std::error_code(asio::error::would_block);
-        return 0;
+    /// Decrypted bytes already waiting in OpenSSL, without reading the socket; would_block if none.
+    std::size_t read_some(asio::mutable_buffer buffer, std::error_code& ec) {
+        ec = {};
+        if (state_->closed) {
+            ec = asio::error::bad_descriptor;
+            return 0;
+        }
+        SSL* ssl = state_->ssl.native_handle();
+        const int pending = SSL_pending(ssl);
+        if (pending <= 0 || buffer.size() == 0) {
+            if (buffer.size() != 0) ec = asio::error::would_block;
+            return 0;
+        }
+        const int wanted = static_cast<int>(std::min<std::size_t>(buffer.size(), static_cast<std::size_t>(pending)));
+        const int n = SSL_read(ssl, buffer.data(), wanted);
+        if (n <= 0) {
+            ec = asio::error::would_block;  // nothing after all: the next async_read_some tells what happened
+            return 0;
+        }
+        return static_cast<std::size_t>(n);
     }
 
     /// Takes up to max_gathered bytes of `buffers` into this stream's buffer, to be encrypted and sent.
