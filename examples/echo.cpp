@@ -1,5 +1,9 @@
 // Echo server: /echo sends every message back, text as text and binary as binary.
-//   build/examples/echo --port 8080 [--workers N]
+//   build/examples/echo --port 8080 [--workers N] [--tls-cert FILE --tls-key FILE]
+// With a certificate and key it serves wss:// on that port, and reloads both files on SIGHUP.
+#include <starling.hpp>
+#include <starling/tls.hpp>  // --tls-cert / --tls-key (examples/cli.hpp)
+
 #include "cli.hpp"
 
 int main(int argc, char** argv) {

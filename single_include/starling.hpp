@@ -1894,12 +1894,16 @@ private:
 // ---- begin starling/app.hpp ----
 // starling::app: register endpoints and routers, inject dependencies, then start the server.
 
+#include <algorithm>    // std::find of a transport already reloaded
 #include <cstdint>      // std::uint16_t port
+#include <exception>    // std::exception of a failed reload
+#include <functional>   // std::function signal actions
 #include <memory>       // std::shared_ptr, std::unique_ptr
 #include <stdexcept>    // std::invalid_argument, std::logic_error for set-up mistakes
 #include <string>       // std::string paths
 #include <string_view>  // std::string_view prefixes
 #include <utility>      // std::move
+#include <vector>       // std::vector of ports
 
 
 // ---- begin starling/api/dependencies.hpp ----
@@ -3072,7 +3076,7 @@ constexpr std::string_view to_string(log_level level) noexcept {
 struct log_record {
     log_level level = log_level::info;
     /// What happened, a fixed name: "handler_threw", "on_close_threw", "page_threw", "accept_failed",
-    /// "shutdown_incomplete".
+    /// "shutdown_incomplete", "tls_reloaded", "tls_reload_failed", "signal_action_threw".
     std::string_view event;
     std::string_view endpoint;       // the endpoint's path, when there is one
     std::string_view connection_id;  // the connection's id, when there is one
@@ -3179,9 +3183,13 @@ private:
 #include <chrono>   // std::chrono::milliseconds timeouts
 #include <cstddef>  // std::size_t
 #include <cstdint>  // std::uint16_t, std::uint64_t
+#include <memory>   // std::shared_ptr of the port's transport
+#include <string>   // std::string file names
 
 
 namespace starling {
+
+class transport;  // runtime/transport.hpp: what a listening port speaks
 
 /// What happens to a connection whose typed query parameters are missing or invalid.
 enum class invalid_query_policy {
@@ -3244,13 +3252,32 @@ struct server_options {
     unsigned workers = 0;
     /// Largest request head (request line and headers) accepted: larger gets 431.
     std::size_t max_header_bytes = 8 * 1024;
-    /// Time a client has to send its whole handshake request before it is dropped.
+    /// Time a client has to send its whole handshake request before it is dropped; on a TLS port, its
+    /// TLS handshake counts in the same time.
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
     /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
     /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
+    /// What `port` speaks: empty for plain ws://; starling::tls(tls_options) from <starling/tls.hpp>
+    /// for wss://. More ports, each with its own transport: app.add_listener().
+    std::shared_ptr<starling::transport> transport;
+};
+
+/// The lowest TLS version a TLS listener accepts.
+enum class tls_version { v1_2, v1_3 };
+
+/// A TLS listener's certificate and key (<starling/tls.hpp>): PEM files, read when the app listens and
+/// again on app.reload_tls().
+struct tls_options {
+    /// The server's certificate first, then the intermediates that lead to a trusted root.
+    std::string certificate_chain_file;
+    /// Its private key; encrypted keys need `private_key_password`.
+    std::string private_key_file;
+    std::string private_key_password;
+    /// TLS 1.2 and later by default; TLS 1.0 and 1.1 are never accepted.
+    tls_version min_version = tls_version::v1_2;
 };
 
 }  // namespace starling
@@ -5918,7 +5945,8 @@ private:
 // ---- end starling/router.hpp ----
 
 // ---- begin starling/runtime/server.hpp ----
-// The network side of an app: worker threads (one event loop each), the listening socket, the
+// The network side of an app: worker threads (one event loop each), the listening sockets (each with
+// its transport: plain TCP here, TLS from <starling/tls.hpp>; see runtime/transport.hpp), the
 // connections from accept to their end (runtime/upgrade.hpp runs their handshake), and graceful
 // shutdown.
 
@@ -5939,7 +5967,8 @@ private:
 #include <csignal>                // SIGINT, SIGTERM
 #include <cstddef>                // std::size_t
 #include <cstdint>                // std::uint16_t port
-#include <functional>             // std::less<> for heterogeneous route lookup
+#include <functional>             // std::less<> for heterogeneous route lookup, std::function signal actions
+#include <exception>              // std::exception of a signal action
 #include <map>                    // std::map routes
 #include <memory>                 // std::shared_ptr, std::unique_ptr
 #include <optional>               // std::optional handshake results
@@ -6486,17 +6515,67 @@ private:
 }  // namespace starling::detail
 // ---- end starling/runtime/endpoint_connection.hpp ----
 
+// ---- begin starling/runtime/transport.hpp ----
+// What a listening port speaks: how the server turns a socket accepted on that port into a stream the
+// engine runs on. Plain TCP (ws://) is built in (runtime/server.hpp); TLS (wss://) comes from
+// <starling/tls.hpp>, so that a program without it needs no OpenSSL headers or libraries. Every port
+// of an app serves the same endpoints with the same registry, limits and shutdown: only this differs.
+
+#include <asio/io_context.hpp>              // asio::io_context the connection lives on
+#include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket, as accepted
+#include <string>                           // std::string descriptions
+
+
+namespace starling {
+
+namespace detail {
+class server;
+}
+
+class transport {
+public:
+    transport() = default;
+    transport(const transport&) = delete;
+    transport& operator=(const transport&) = delete;
+    virtual ~transport() = default;
+
+    /// "ws" or "wss", for log lines and URLs.
+    virtual const char* scheme() const noexcept = 0;
+
+    /// Called by listen() before anything is bound: loads what the transport needs (certificates), and
+    /// throws an exception that says what is wrong, naming the file, so that a bad set-up stops the
+    /// program at start instead of failing every connection later.
+    virtual void prepare() {}
+
+    /// Loads its configuration again (certificate and key files, for TLS): connections accepted from
+    /// now on use it, open ones keep what they began with. Throws, keeping the configuration it had,
+    /// when the new one cannot be loaded. False for a transport with nothing to reload.
+    virtual bool reload() { return false; }
+
+    /// True when an answer written straight onto the accepted socket reaches the client as HTTP: what
+    /// the server does with connections it must refuse (over max_connections, out of descriptors).
+    virtual bool speaks_plain_http() const noexcept { return false; }
+
+    /// Serves one accepted connection to its end on `context` (its worker's loop), through
+    /// server::serve_stream(). `over_limit`: the server holds max_connections already; refuse it.
+    virtual task<> serve(detail::server& server, asio::ip::tcp::socket socket, asio::io_context& context,
+                         bool over_limit) = 0;
+};
+
+}  // namespace starling
+// ---- end starling/runtime/transport.hpp ----
+
 // ---- begin starling/runtime/upgrade.hpp ----
 // The opening handshake of one connection: read the request under the size and time limits, route
 // it, validate it, resolve its typed query parameters, and answer 101, a page, or an error. The
-// time limit is the connection's own deadline (session/connection_base.hpp): when it passes, the
-// stream is closed under the handshake, whatever the client does.
+// time limit is the connection's own deadline (session/connection_base.hpp), armed by the server
+// before a TLS handshake if there is one: when it passes, the stream is closed under the handshake,
+// whatever the client does.
 
 #include <asio/buffer.hpp>                  // asio::buffer
 #include <asio/write.hpp>                   // asio::async_write answers
 #include <algorithm>                        // std::min
 #include <atomic>                           // std::atomic<bool> stopping flag
-#include <chrono>                           // std::chrono::steady_clock
 #include <exception>                        // std::exception of a page handler
 #include <functional>                       // std::less<> for heterogeneous route lookup
 #include <map>                              // std::map routes and pages
@@ -6559,13 +6638,14 @@ class upgrader {
 public:
     explicit upgrader(upgrade_settings settings) noexcept : settings_(settings) {}
 
-    /// Runs the handshake on `connection`'s stream, within the handshake timeout. Its buffers are gone
-    /// when it returns: an idle connection costs only what it keeps.
+    /// Runs the handshake on `connection`'s stream, within the handshake timeout, which the caller
+    /// armed (connection_base::begin_handshake) before the stream's own opening (a TLS handshake), so
+    /// that one deadline covers both. Its buffers are gone when it returns: an idle connection costs
+    /// only what it keeps.
     template <class Stream>
     task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection) const {
         const upgrade_settings& settings = settings_;
         Stream& stream = connection.stream();
-        connection.begin_handshake(std::chrono::steady_clock::now() + settings.options.handshake_timeout);
 
         http::request_parser parser(settings.options.max_header_bytes);
         std::string buffer(std::min<std::size_t>(settings.options.max_header_bytes, 4096), '\0');
@@ -6640,14 +6720,28 @@ private:
 
 namespace starling::detail {
 
+/// A port to listen on and what it speaks (a null transport is plain TCP).
+struct port_spec {
+    std::uint16_t port = 0;
+    std::shared_ptr<starling::transport> transport;
+};
+
+/// Plain TCP: ws://, and HTTP for the pages.
+std::shared_ptr<starling::transport> plain_transport();
+
 class server {
 public:
-    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log)
+    /// A server listening on `ports` (the first is server_options::port with its transport, as app
+    /// passes them).
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log,
+           std::vector<port_spec> ports)
         : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
-        acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
-        accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->context);
+        for (port_spec& p : ports) {
+            if (!p.transport) p.transport = plain_transport();
+            listeners_.push_back(std::make_unique<listener>(workers_[0]->context, p));
+        }
         drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
     }
 
@@ -6661,27 +6755,80 @@ public:
         signals_.reset();
     }
 
-    /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
+    /// Prepares every transport (a TLS listener loads its certificate: a bad file throws here, before
+    /// anything is bound), then binds and listens on every port; throws std::system_error when an
+    /// address is taken. Returns the first port as bound.
     std::uint16_t listen() {
-        const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), options_.port);
-        acceptor_->open(where.protocol());
-        acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
-        acceptor_->bind(where);
-        acceptor_->listen(asio::socket_base::max_listen_connections);
-        // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
-        // wait on it; asynchronous ones work the same either way.
-        acceptor_->non_blocking(true);
+        for (auto& l : listeners_) l->how->prepare();
+        for (auto& l : listeners_) {
+            const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), l->requested);
+            l->acceptor.open(where.protocol());
+            l->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+            l->acceptor.bind(where);
+            l->acceptor.listen(asio::socket_base::max_listen_connections);
+            // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
+            // wait on it; asynchronous ones work the same either way.
+            l->acceptor.non_blocking(true);
+            l->port = l->acceptor.local_endpoint().port();
+        }
         reserve_.acquire();
-        port_ = acceptor_->local_endpoint().port();
-        asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
-        return port_;
+        for (auto& l : listeners_) asio::co_spawn(workers_[0]->context, accept_loop(*l), asio::detached);
+        return port();
     }
 
-    std::uint16_t port() const noexcept { return port_; }
+    /// The first port, as bound.
+    std::uint16_t port() const noexcept { return listeners_.empty() ? 0 : listeners_[0]->port; }
+    /// Every port as bound, in the order given.
+    std::vector<std::uint16_t> ports() const {
+        std::vector<std::uint16_t> bound;
+        for (const auto& l : listeners_) bound.push_back(l->port);
+        return bound;
+    }
+    /// Every port's transport, in the order given.
+    std::vector<std::shared_ptr<starling::transport>> transports() const {
+        std::vector<std::shared_ptr<starling::transport>> all;
+        for (const auto& l : listeners_) all.push_back(l->how);
+        return all;
+    }
 
     /// Refused handshakes so far, into `s`.
     void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
+
     std::size_t worker_count() const noexcept { return workers_.size(); }
+
+    /// Runs `action` on worker 0's thread each time `number` arrives, from now until the server stops.
+    /// An exception it throws is logged.
+    void on_signal(int number, std::function<void()> action) {
+        auto& set = *user_signals_.emplace_back(std::make_unique<asio::signal_set>(workers_[0]->context, number));
+        wait_for_signal(set, std::move(action));
+    }
+
+    /// Serves one connection on `stream` from its opening to its end: what a transport's serve() does
+    /// once it has made the stream. A stream with an opening of its own (TLS: async_handshake) runs it
+    /// first, under the same handshake deadline as the HTTP upgrade, armed before either begins.
+    template <class Stream>
+    task<> serve_stream(Stream stream, asio::io_context& context) {
+        auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
+        const live_guard listed(live_, live_.add(context, connection));
+        connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
+        if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
+            // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
+            // deadline closes the stream under it) is dropped here, leaving nothing behind.
+            auto [ec] = co_await connection->stream().async_handshake(as_tuple_awaitable);
+            if (ec) {
+                connection->discard();
+                co_return;
+            }
+        }
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        if (!outcome.upgraded) {
+            connection->discard();
+            co_return;
+        }
+        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await connection->run(std::move(outcome.close_at_once));
+    }
 
     /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
     /// and SIGINT / SIGTERM stop it gracefully; otherwise every worker gets a thread of its own.
@@ -6721,6 +6868,18 @@ public:
     }
 
 private:
+    /// One listening port: its acceptor, what it speaks, and its accept loop's pause and back-off.
+    struct listener {
+        listener(asio::io_context& context, const port_spec& spec)
+            : requested(spec.port), how(spec.transport), acceptor(context), pause(context) {}
+        std::uint16_t requested;
+        std::shared_ptr<starling::transport> how;
+        asio::ip::tcp::acceptor acceptor;
+        asio::steady_timer pause;  // accept_loop's pause after a failed accept
+        accept_backoff backoff;    // used by its accept_loop only, on worker 0
+        std::uint16_t port = 0;
+    };
+
     struct worker {
         asio::io_context context{1};  // one thread runs each loop
         // An idle loop would return from run() at once; this keeps it waiting for connections.
@@ -6737,24 +6896,36 @@ private:
         if (log_) log_->write(level, event, {}, {}, line);
     }
 
-    task<> accept_loop() {
+    void wait_for_signal(asio::signal_set& set, std::function<void()> action) {
+        set.async_wait([this, &set, action = std::move(action)](std::error_code ec, int) mutable {
+            if (ec) return;
+            try {
+                action();
+            } catch (const std::exception& e) {
+                log_line(log_level::error, "signal_action_threw", std::string("signal action threw: ") + e.what());
+            }
+            wait_for_signal(set, std::move(action));
+        });
+    }
+
+    task<> accept_loop(listener& l) {
         std::size_t next = 0;
         while (!stopping_) {
             // Round-robin: the new socket belongs to the next worker's loop, and so does its session.
             worker& w = *workers_[next];
             next = (next + 1) % workers_.size();
-            auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
+            auto [ec, socket] = co_await l.acceptor.async_accept(w.context, detail::as_tuple_awaitable);
             if (ec) {
                 if (stopping_ || ec == asio::error::operation_aborted) co_return;
-                co_await pause_accepting(ec);  // keep serving the connections we have, then retry
+                co_await pause_accepting(l, ec);  // keep serving the connections we have, then retry
                 continue;
             }
-            backoff_.succeeded();
+            l.backoff.succeeded();
             if (!reserve_.held()) reserve_.acquire();  // given back earlier and not re-taken then
             // Counted here, at accept, not when serve() first runs on its worker: with several workers
             // a burst of connections would otherwise pass the limit before any of them was counted.
             const bool over_limit = active_.fetch_add(1) >= options_.max_connections;
-            asio::co_spawn(w.context, serve(std::move(socket), w.context, over_limit), asio::detached);
+            asio::co_spawn(w.context, serve(l, std::move(socket), w.context, over_limit), asio::detached);
         }
     }
 
@@ -6768,26 +6939,29 @@ private:
     /// log (at most once per report interval), and pause before the next accept, longer each time
     /// in a row. Without the pause, a connection that cannot be accepted stays in the backlog and every
     /// retry fails at once: a core spent on retries and log lines.
-    task<> pause_accepting(std::error_code ec) {
-        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections() : 0;
-        const std::chrono::milliseconds pause = backoff_.failed();
-        if (const std::optional<std::size_t> unreported = backoff_.report(std::chrono::steady_clock::now())) {
+    task<> pause_accepting(listener& l, std::error_code ec) {
+        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections(l) : 0;
+        const std::chrono::milliseconds pause = l.backoff.failed();
+        if (const std::optional<std::size_t> unreported = l.backoff.report(std::chrono::steady_clock::now())) {
             std::string line = "accept failed: " + ec.message() + "; pausing accepts for " +
                                std::to_string(pause.count()) + " ms";
-            if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
+            if (refused != 0)
+                line += "; " + std::string(l.how->speaks_plain_http() ? "answered " : "closed ") + std::to_string(refused) +
+                        " waiting connection(s)" + (l.how->speaks_plain_http() ? " with 503" : "");
             if (*unreported != 0)
                 line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
             log_line(log_level::warning, "accept_failed", line);
         }
-        accept_pause_->expires_after(pause);
-        co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
+        l.pause.expires_after(pause);
+        co_await l.pause.async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
     }
 
     /// Out of descriptors, the connections in the backlog would wait for an answer that never comes.
     /// The reserve descriptor is given back, so each of them can be accepted in turn (reusing the one
     /// number freed), answered 503 and closed; then the reserve is taken again. Returns how many were
-    /// answered. Bounded, so that a flood of connections cannot keep the loop here.
-    std::size_t refuse_waiting_connections() {
+    /// answered. Bounded, so that a flood of connections cannot keep the loop here. A port whose
+    /// clients expect TLS first gets no plain-text answer, only the close.
+    std::size_t refuse_waiting_connections(listener& l) {
         if (!reserve_.release()) return 0;
         static constexpr std::size_t most_at_once = 256;
         const std::string answer = make_response(503, "text/plain", "Too many open files");
@@ -6795,7 +6969,7 @@ private:
         while (refused < most_at_once) {
             std::error_code ec;
             asio::ip::tcp::socket socket(workers_[0]->context);
-            acceptor_->accept(socket, ec);
+            l.acceptor.accept(socket, ec);
             if (ec) break;  // none left (would block), or another thread took the freed descriptor
             socket.non_blocking(true, ec);
             // Read what the client sent already, so that closing does not reset the connection (which
@@ -6803,7 +6977,7 @@ private:
             // buffer.
             char request[4096];
             socket.read_some(asio::buffer(request), ec);
-            socket.write_some(asio::buffer(answer), ec);
+            if (l.how->speaks_plain_http()) socket.write_some(asio::buffer(answer), ec);
             socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
             socket.close(ec);
             ++refused;
@@ -6831,23 +7005,12 @@ private:
         live_connections::id_type id_;
     };
 
-    task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
+    /// One accepted connection, counted from accept to its end, served by its port's transport.
+    task<> serve(listener& l, asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
-        if (over_limit) {
-            tcp_stream refused(std::move(accepted));
-            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
-            co_return;
-        }
-        auto connection = std::make_shared<endpoint_connection<tcp_stream>>(tcp_stream(std::move(accepted)), context);
-        const live_guard listed(live_, live_.add(context, connection));
-        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
-        if (!outcome.upgraded) {
-            connection->discard();
-            co_return;
-        }
-        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
-            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
-        co_await connection->run(std::move(outcome.close_at_once));
+        // The transport lives as long as the server; the connection may outlive the listener's loop.
+        const std::shared_ptr<starling::transport> how = l.how;
+        co_await how->serve(*this, std::move(accepted), context, over_limit);
     }
 
     /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
@@ -6855,8 +7018,11 @@ private:
     /// coroutines end (and free the connection) while the loops still run.
     task<> shutdown() {
         std::error_code ignored;
-        acceptor_->close(ignored);
-        accept_pause_->cancel();
+        for (auto& l : listeners_) {
+            l->acceptor.close(ignored);
+            l->pause.cancel();
+        }
+        for (auto& set : user_signals_) set->cancel(ignored);
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
@@ -6882,18 +7048,33 @@ private:
     handshake_refusals refusals_;
     upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get(), refusals_}};
     std::vector<std::unique_ptr<worker>> workers_;
-    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
-    std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
-    accept_backoff backoff_;                            // used by accept_loop only, on worker 0
-    reserve_descriptor reserve_;                        // given back when descriptors run out
+    std::vector<std::unique_ptr<listener>> listeners_;
+    reserve_descriptor reserve_;  // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};
     std::unique_ptr<asio::signal_set> signals_;
-    std::uint16_t port_ = 0;
+    std::vector<std::unique_ptr<asio::signal_set>> user_signals_;  // on_signal()
 };
+
+/// Plain TCP: the socket as it was accepted; a connection over the limit is answered 503.
+class tcp_transport final : public starling::transport {
+public:
+    const char* scheme() const noexcept override { return "ws"; }
+    bool speaks_plain_http() const noexcept override { return true; }
+    task<> serve(server& s, asio::ip::tcp::socket socket, asio::io_context& context, bool over_limit) override {
+        if (over_limit) {
+            tcp_stream refused(std::move(socket));
+            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
+            co_return;
+        }
+        co_await s.serve_stream(tcp_stream(std::move(socket)), context);
+    }
+};
+
+inline std::shared_ptr<starling::transport> plain_transport() { return std::make_shared<tcp_transport>(); }
 
 }  // namespace starling::detail
 // ---- end starling/runtime/server.hpp ----
@@ -7001,6 +7182,48 @@ public:
     /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
 
+    /// One more port to listen on besides server_options::port, with the same endpoints, pages,
+    /// registry (a broadcast reaches the clients of every port), limits and shutdown. `how` is what it
+    /// speaks: empty for plain ws://, starling::tls(tls_options) from <starling/tls.hpp> for wss://.
+    /// Port 0 picks a free one (app.ports() reads it back). Call before listen().
+    app& add_listener(std::uint16_t port, std::shared_ptr<starling::transport> how = {}) {
+        check_not_started("add a listener");
+        more_ports_.push_back(detail::port_spec{port, std::move(how)});
+        return *this;
+    }
+
+    /// Runs `action` on a worker thread each time the process receives `signal` (SIGHUP, say) while
+    /// the app serves; an exception it throws is logged. Call before listen() or start().
+    app& on_signal(int signal, std::function<void()> action) {
+        check_not_started("add a signal action");
+        signal_actions_.emplace_back(signal, std::move(action));
+        return *this;
+    }
+
+    /// Loads the certificate and key files of every TLS listener again, from any thread: connections
+    /// accepted from now on use them, open ones keep theirs. When a listener's files cannot be loaded
+    /// (missing, unreadable, or a key that does not match its certificate), it keeps serving with what
+    /// it had, and this logs the reason and throws it (naming the file). Throws std::logic_error
+    /// before listen() or when no listener uses TLS.
+    void reload_tls() {
+        if (!server_) throw std::logic_error("starling: app.reload_tls() needs app.listen() first");
+        std::size_t reloaded = 0;
+        std::vector<std::shared_ptr<starling::transport>> done;
+        for (const auto& how : server_->transports()) {
+            if (std::find(done.begin(), done.end(), how) != done.end()) continue;  // one transport, two ports
+            done.push_back(how);
+            try {
+                if (how->reload()) ++reloaded;
+            } catch (const std::exception& e) {
+                log_->write(log_level::error, "tls_reload_failed", {}, {},
+                            std::string("TLS reload failed, still serving the previous certificate: ") + e.what());
+                throw;
+            }
+        }
+        if (reloaded == 0) throw std::logic_error("starling: app.reload_tls() found no TLS listener");
+        log_->write(log_level::info, "tls_reloaded", {}, {}, "TLS certificates reloaded");
+    }
+
     /// Serves on `port` until SIGINT, SIGTERM or stop(): blocks.
     void start(std::uint16_t port) {
         server_options options;
@@ -7042,8 +7265,10 @@ public:
         if (server_) server_->stop();
     }
 
-    /// The port the server listens on (useful after starting on port 0).
+    /// The port the server listens on (useful after starting on port 0): server_options::port.
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
+    /// Every port, as bound: server_options::port first, then those of add_listener() in order.
+    std::vector<std::uint16_t> ports() const { return server_ ? server_->ports() : std::vector<std::uint16_t>{}; }
 
 private:
     friend class WebSocket;
@@ -7101,7 +7326,10 @@ private:
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
-        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_);
+        std::vector<detail::port_spec> ports{detail::port_spec{options.port, options.transport}};
+        ports.insert(ports.end(), more_ports_.begin(), more_ports_.end());
+        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_, std::move(ports));
+        for (const auto& [signal, action] : signal_actions_) server_->on_signal(signal, action);
         return *server_;
     }
 
@@ -7113,6 +7341,8 @@ private:
     log_sink sink_ = [](const log_record& r) { log_to_stderr(r); };
     log_level least_level_ = log_level::info;
     std::shared_ptr<const detail::log_channel> log_;
+    std::vector<detail::port_spec> more_ports_;
+    std::vector<std::pair<int, std::function<void()>>> signal_actions_;
     std::unique_ptr<detail::server> server_;
 };
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Generate single_include/starling.hpp from include/, check it is current, or write test shims.
+"""Generate the single headers from include/, check they are current, or write test shims.
 
-The single header is include/starling.hpp with every project header it reaches inlined once, in
-dependency order; system and third-party includes stay as they are.
+single_include/starling.hpp is include/starling.hpp with every project header it reaches inlined once,
+in dependency order; system and third-party includes stay as they are. It needs no OpenSSL.
+single_include/starling_tls.hpp is TLS on top of it: it includes "starling.hpp" (the single header
+beside it), then inlines include/starling/tls.hpp and what that reaches beyond starling.hpp. A program
+includes either or both.
 
-  amalgamate.py                  rewrite single_include/starling.hpp
-  amalgamate.py --check          exit 1 if the committed single header is stale
-  amalgamate.py --shim DIR       write DIR/starling/**.hpp forwarding to <starling.hpp>, so the tests
-                                 (which include their own component header first) build against the
-                                 single header alone
+  amalgamate.py                  rewrite both single headers
+  amalgamate.py --check          exit 1 if a committed single header is stale
+  amalgamate.py --shim DIR       write DIR/starling/**.hpp forwarding to <starling.hpp> (or, for the
+                                 TLS headers, <starling_tls.hpp>), so the tests (which include their
+                                 own component header first) build against the single headers alone
 """
 import argparse
 import pathlib
@@ -18,6 +21,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include"
 OUTPUT = ROOT / "single_include" / "starling.hpp"
+TLS_OUTPUT = ROOT / "single_include" / "starling_tls.hpp"
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")
 
@@ -29,6 +33,18 @@ BANNER = """\
 //
 // Needs: standalone Asio (headers), simdjson (link -lsimdjson), threads (-pthread), C++20.
 #pragma once
+"""
+
+TLS_BANNER = """\
+// Starling with TLS (wss://): single_include/starling.hpp plus <starling/tls.hpp>.
+//
+// GENERATED FILE, DO NOT EDIT. Made by tools/amalgamate.py from include/; edit those headers and run
+// the script again. A test fails when this file is stale.
+//
+// Needs: what starling.hpp needs (keep it beside this file), and OpenSSL (link -lssl -lcrypto).
+#pragma once
+
+#include "starling.hpp"
 """
 
 
@@ -52,20 +68,25 @@ def inline(path: pathlib.Path, seen: set, out: list) -> None:
     out.append(f"// ---- end {rel} ----\n")
 
 
-def render() -> str:
-    out = [BANNER]
-    inline(INCLUDE / "starling.hpp", set(), out)
-    return "".join(out)
+def render() -> tuple[str, str, set, set]:
+    """Both single headers, and the headers each one inlined."""
+    out, seen = [BANNER], set()
+    inline(INCLUDE / "starling.hpp", seen, out)
+    tls_out, tls_seen = [TLS_BANNER], set(seen)
+    inline(INCLUDE / "starling" / "tls.hpp", tls_seen, tls_out)
+    return "".join(out), "".join(tls_out), seen, tls_seen - seen
 
 
 def write_shims(directory: pathlib.Path) -> None:
+    _, _, _, tls_only = render()
     for header in INCLUDE.rglob("*.hpp"):
         rel = header.relative_to(INCLUDE)
         if rel.as_posix() == "starling.hpp":
             continue
         shim = directory / rel
         shim.parent.mkdir(parents=True, exist_ok=True)
-        text = "// Test shim: the component header, served by the single header.\n#include <starling.hpp>\n"
+        single = "starling_tls.hpp" if header in tls_only else "starling.hpp"
+        text = f"// Test shim: the component header, served by the single header.\n#include <{single}>\n"
         if not shim.exists() or shim.read_text() != text:
             shim.write_text(text)
 
@@ -78,15 +99,19 @@ def main() -> int:
     if args.shim:
         write_shims(args.shim)
         return 0
-    text = render()
+    text, tls_text, _, _ = render()
     if args.check:
-        if not OUTPUT.is_file() or OUTPUT.read_text() != text:
-            print("single_include/starling.hpp is stale: run tools/amalgamate.py", file=sys.stderr)
+        stale = [out for out, want in ((OUTPUT, text), (TLS_OUTPUT, tls_text))
+                 if not out.is_file() or out.read_text() != want]
+        for out in stale:
+            print(f"single_include/{out.name} is stale: run tools/amalgamate.py", file=sys.stderr)
+        if stale:
             return 1
-        print("single_include/starling.hpp is current")
+        print("single_include/starling.hpp and starling_tls.hpp are current")
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(text)
+    TLS_OUTPUT.write_text(tls_text)
     return 0
 
 

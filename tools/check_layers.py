@@ -4,11 +4,14 @@
   protocol/, http/  the pure protocol core: no Asio, and nothing from the layers above
   session/          the engine of one connection: nothing from runtime/, api/ or the top
   runtime/, api/    the server and the user-facing types: nothing from the top
-  the top           app.hpp, router.hpp, endpoint.hpp, event_websocket.hpp (what users build apps with)
+  the top           app.hpp, router.hpp, endpoint.hpp, event_websocket.hpp (what users build apps with),
+                    tls.hpp (TLS, opt-in: the only way in to OpenSSL)
   base              options.hpp, logging.hpp, task.hpp and detail/ (shared settings and the coroutine
                     type): usable by every Asio layer, and including no layer above protocol/
 
-Nothing includes the umbrella <starling.hpp> but users. Exits 1 and names each broken rule.
+Nothing includes the umbrella <starling.hpp> but users, and nothing it reaches includes OpenSSL or
+asio::ssl: TLS is reached only through tls.hpp, so plain ws:// programs need no OpenSSL. Exits 1 and
+names each broken rule.
 """
 import pathlib
 import re
@@ -17,8 +20,9 @@ import sys
 INCLUDE = pathlib.Path(__file__).resolve().parent.parent / "include"
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]', re.M)
 ASIO_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](asio[/.][^>"]*)[>"]', re.M)
+TLS_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]((?:openssl/|asio/ssl)[^>"]*)[>"]', re.M)
 
-TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp"}
+TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp", "tls.hpp"}
 BASE = {"options.hpp", "logging.hpp", "task.hpp"}
 
 
@@ -71,6 +75,17 @@ def main() -> int:
             target_layer = layer(target.removeprefix("starling/"))
             if target_layer not in ALLOWED[own]:
                 problems.append(f"{rel} ({own}) includes {target} ({target_layer})")
+    # Everything the umbrella header reaches, and whether any of it pulls in TLS.
+    reached, pending = set(), ["starling.hpp"]
+    while pending:
+        rel = pending.pop()
+        if rel in reached or not (INCLUDE / rel).is_file():
+            continue
+        reached.add(rel)
+        text = (INCLUDE / rel).read_text()
+        if m := TLS_INCLUDE.search(text):
+            problems.append(f"{rel} is reached from <starling.hpp> and includes {m.group(1)}: TLS belongs behind starling/tls.hpp")
+        pending.extend(m.group(1) for m in PROJECT_INCLUDE.finditer(text))
     for p in problems:
         print(p)
     if not problems:

@@ -1,12 +1,16 @@
 // starling::app: register endpoints and routers, inject dependencies, then start the server.
 #pragma once
 
+#include <algorithm>    // std::find of a transport already reloaded
 #include <cstdint>      // std::uint16_t port
+#include <exception>    // std::exception of a failed reload
+#include <functional>   // std::function signal actions
 #include <memory>       // std::shared_ptr, std::unique_ptr
 #include <stdexcept>    // std::invalid_argument, std::logic_error for set-up mistakes
 #include <string>       // std::string paths
 #include <string_view>  // std::string_view prefixes
 #include <utility>      // std::move
+#include <vector>       // std::vector of ports
 
 #include "starling/api/dependencies.hpp"
 #include "starling/api/callbacks.hpp"
@@ -121,6 +125,48 @@ public:
     /// Limits for every endpoint that does not set its own with endpoint.options().
     void set_websocket_options(const websocket_options& options) { default_options_ = options; }
 
+    /// One more port to listen on besides server_options::port, with the same endpoints, pages,
+    /// registry (a broadcast reaches the clients of every port), limits and shutdown. `how` is what it
+    /// speaks: empty for plain ws://, starling::tls(tls_options) from <starling/tls.hpp> for wss://.
+    /// Port 0 picks a free one (app.ports() reads it back). Call before listen().
+    app& add_listener(std::uint16_t port, std::shared_ptr<starling::transport> how = {}) {
+        check_not_started("add a listener");
+        more_ports_.push_back(detail::port_spec{port, std::move(how)});
+        return *this;
+    }
+
+    /// Runs `action` on a worker thread each time the process receives `signal` (SIGHUP, say) while
+    /// the app serves; an exception it throws is logged. Call before listen() or start().
+    app& on_signal(int signal, std::function<void()> action) {
+        check_not_started("add a signal action");
+        signal_actions_.emplace_back(signal, std::move(action));
+        return *this;
+    }
+
+    /// Loads the certificate and key files of every TLS listener again, from any thread: connections
+    /// accepted from now on use them, open ones keep theirs. When a listener's files cannot be loaded
+    /// (missing, unreadable, or a key that does not match its certificate), it keeps serving with what
+    /// it had, and this logs the reason and throws it (naming the file). Throws std::logic_error
+    /// before listen() or when no listener uses TLS.
+    void reload_tls() {
+        if (!server_) throw std::logic_error("starling: app.reload_tls() needs app.listen() first");
+        std::size_t reloaded = 0;
+        std::vector<std::shared_ptr<starling::transport>> done;
+        for (const auto& how : server_->transports()) {
+            if (std::find(done.begin(), done.end(), how) != done.end()) continue;  // one transport, two ports
+            done.push_back(how);
+            try {
+                if (how->reload()) ++reloaded;
+            } catch (const std::exception& e) {
+                log_->write(log_level::error, "tls_reload_failed", {}, {},
+                            std::string("TLS reload failed, still serving the previous certificate: ") + e.what());
+                throw;
+            }
+        }
+        if (reloaded == 0) throw std::logic_error("starling: app.reload_tls() found no TLS listener");
+        log_->write(log_level::info, "tls_reloaded", {}, {}, "TLS certificates reloaded");
+    }
+
     /// Serves on `port` until SIGINT, SIGTERM or stop(): blocks.
     void start(std::uint16_t port) {
         server_options options;
@@ -162,8 +208,10 @@ public:
         if (server_) server_->stop();
     }
 
-    /// The port the server listens on (useful after starting on port 0).
+    /// The port the server listens on (useful after starting on port 0): server_options::port.
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
+    /// Every port, as bound: server_options::port first, then those of add_listener() in order.
+    std::vector<std::uint16_t> ports() const { return server_ ? server_->ports() : std::vector<std::uint16_t>{}; }
 
 private:
     friend class WebSocket;
@@ -221,7 +269,10 @@ private:
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
-        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_);
+        std::vector<detail::port_spec> ports{detail::port_spec{options.port, options.transport}};
+        ports.insert(ports.end(), more_ports_.begin(), more_ports_.end());
+        server_ = std::make_unique<detail::server>(routes_, pages_, options, log_, std::move(ports));
+        for (const auto& [signal, action] : signal_actions_) server_->on_signal(signal, action);
         return *server_;
     }
 
@@ -233,6 +284,8 @@ private:
     log_sink sink_ = [](const log_record& r) { log_to_stderr(r); };
     log_level least_level_ = log_level::info;
     std::shared_ptr<const detail::log_channel> log_;
+    std::vector<detail::port_spec> more_ports_;
+    std::vector<std::pair<int, std::function<void()>>> signal_actions_;
     std::unique_ptr<detail::server> server_;
 };
 

@@ -34,7 +34,7 @@ constexpr std::string_view to_string(log_level level) noexcept {
 struct log_record {
     log_level level = log_level::info;
     /// What happened, a fixed name: "handler_threw", "on_close_threw", "page_threw", "accept_failed",
-    /// "shutdown_incomplete".
+    /// "shutdown_incomplete", "tls_reloaded", "tls_reload_failed", "signal_action_threw".
     std::string_view event;
     std::string_view endpoint;       // the endpoint's path, when there is one
     std::string_view connection_id;  // the connection's id, when there is one

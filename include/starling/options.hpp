@@ -6,10 +6,14 @@
 #include <chrono>   // std::chrono::milliseconds timeouts
 #include <cstddef>  // std::size_t
 #include <cstdint>  // std::uint16_t, std::uint64_t
+#include <memory>   // std::shared_ptr of the port's transport
+#include <string>   // std::string file names
 
 #include "starling/protocol/message_reader.hpp"
 
 namespace starling {
+
+class transport;  // runtime/transport.hpp: what a listening port speaks
 
 /// What happens to a connection whose typed query parameters are missing or invalid.
 enum class invalid_query_policy {
@@ -72,13 +76,32 @@ struct server_options {
     unsigned workers = 0;
     /// Largest request head (request line and headers) accepted: larger gets 431.
     std::size_t max_header_bytes = 8 * 1024;
-    /// Time a client has to send its whole handshake request before it is dropped.
+    /// Time a client has to send its whole handshake request before it is dropped; on a TLS port, its
+    /// TLS handshake counts in the same time.
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
     /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
     /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
+    /// What `port` speaks: empty for plain ws://; starling::tls(tls_options) from <starling/tls.hpp>
+    /// for wss://. More ports, each with its own transport: app.add_listener().
+    std::shared_ptr<starling::transport> transport;
+};
+
+/// The lowest TLS version a TLS listener accepts.
+enum class tls_version { v1_2, v1_3 };
+
+/// A TLS listener's certificate and key (<starling/tls.hpp>): PEM files, read when the app listens and
+/// again on app.reload_tls().
+struct tls_options {
+    /// The server's certificate first, then the intermediates that lead to a trusted root.
+    std::string certificate_chain_file;
+    /// Its private key; encrypted keys need `private_key_password`.
+    std::string private_key_file;
+    std::string private_key_password;
+    /// TLS 1.2 and later by default; TLS 1.0 and 1.1 are never accepted.
+    tls_version min_version = tls_version::v1_2;
 };
 
 }  // namespace starling

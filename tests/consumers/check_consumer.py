@@ -6,7 +6,10 @@ Python's websockets client.
 
 METHOD is one of
   single-header  README's command line, two translation units: g++ -std=c++20 -O2 -I <repo>/single_include
-                 server.cpp other.cpp -lsimdjson -pthread
+                 server.cpp other.cpp -lsimdjson -pthread (no OpenSSL anywhere on it)
+  single-header-tls  README's TLS command line: single_header_tls/server.cpp with starling_tls.hpp,
+                 -lsimdjson -lssl -lcrypto -pthread, served over wss:// with a certificate made by the
+                 `openssl` command
   subproject     a meson project with the repository copied to subprojects/starling and
                  dependency('starling'); Starling's own tests and examples must not be built
   pkg-config     `meson install` to a temporary prefix, then g++ with `pkg-config --cflags --libs starling`
@@ -79,9 +82,9 @@ def split_compiler(cxx):
 class Program:
     """A consumer program started with `--port 0`; `port` is what it printed."""
 
-    def __init__(self, path):
+    def __init__(self, path, *args):
         self._stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen([str(path), "--port", "0"], stdout=subprocess.PIPE, stderr=self._stderr)
+        self.process = subprocess.Popen([str(path), "--port", "0", *args], stdout=subprocess.PIPE, stderr=self._stderr)
         try:
             self.port = self._read_port()
         except BaseException:
@@ -174,6 +177,36 @@ def single_header(args, tmp):
     run([*args.cxx, "-std=c++20", "-O2", "-I", args.source_root / "single_include", "server.cpp", "other.cpp",
          "-lsimdjson", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
     serve_and_check(work / "a.out", second_tu=True)
+
+
+def single_header_tls(args, tmp):
+    import ssl
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise Skip("the openssl command is not installed")
+    work = tmp / "single_header_tls"
+    shutil.copytree(HERE / "single_header_tls", work)
+    run([*args.cxx, "-std=c++20", "-O2", "-I", args.source_root / "single_include", "server.cpp",
+         "-lsimdjson", "-lssl", "-lcrypto", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
+    run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"], cwd=work)
+    program = Program(work / "a.out", "--tls-cert", work / "cert.pem", "--tls-key", work / "key.pem")
+    context = ssl.create_default_context(cafile=str(work / "cert.pem"))
+    context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+
+    async def echo():
+        async with websockets.connect(f"wss://127.0.0.1:{program.port}/echo", ssl=context) as ws:
+            await ws.send("héllo over TLS")
+            assert await ws.recv() == "héllo over TLS"
+    try:
+        asyncio.run(asyncio.wait_for(echo(), timeout=CLIENT_TIMEOUT))
+        log("  wss:// /echo answered")
+    except BaseException:
+        program.kill()
+        log("consumer stderr:", program.stderr())
+        raise
+    program.stop()
 
 
 def copy_repository(root, dest):
@@ -310,7 +343,8 @@ def cmake(args, tmp):
     serve_and_check(work / "build" / "echo_consumer")
 
 
-METHODS = {"single-header": single_header, "subproject": subproject, "pkg-config": pkg_config, "cmake": cmake}
+METHODS = {"single-header": single_header, "single-header-tls": single_header_tls, "subproject": subproject,
+           "pkg-config": pkg_config, "cmake": cmake}
 
 
 def main():

@@ -70,10 +70,12 @@ class Server:
             chunk = os.read(self.process.stdout.fileno(), 1)
             if not chunk:
                 self.process.wait()
+                self.process.stdout.close()
                 raise RuntimeError(f"server exited: {self.stderr()}")
             line += chunk
         words = line.decode().split()
         assert words[:2] == ["listening", "on"], line
+        self.banner = words  # the whole line: some test servers announce more than one port
         return int(words[2])
 
     def url(self, path):

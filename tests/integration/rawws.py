@@ -11,6 +11,24 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WAIT = 5.0  # seconds to wait for any single answer from the server
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+# An ssl.SSLContext to speak TLS on every connection this module opens (wss://), or None for plain
+# TCP. test_conformance_tls and test_tls set it (tls_certs.client_context()).
+TLS = None
+
+
+def open_socket(port, rcvbuf=None):
+    """A connected socket to 127.0.0.1:port with the module's timeout, TCP_NODELAY, and TLS when
+    TLS is set. `rcvbuf` is set before connecting, so the TCP window is small too."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if TLS is not None:
+        sock = TLS.wrap_socket(sock, server_hostname="127.0.0.1")
+    return sock
 OPCODE_NAMES = {CONT: "continuation", TEXT: "text", BINARY: "binary", CLOSE: "close", PING: "ping", PONG: "pong"}
 
 
@@ -125,8 +143,7 @@ def parse_http_head(head):
 
 def http_exchange(port, request):
     """Sends raw request bytes on a new connection; returns (status, reason, headers, sock)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    sock.settimeout(WAIT)
+    sock = open_socket(port)
     try:
         sock.sendall(request)
     except (BrokenPipeError, ConnectionResetError):
@@ -142,7 +159,7 @@ def http_exchange(port, request):
 def http_answer(port, request):
     """Sends `request` on a new connection and reads the answer until the server closes it. Returns
     (status, headers, body). Fails if the server does not close the connection after answering."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    sock = open_socket(port)
     try:
         try:
             sock.sendall(request)
@@ -191,12 +208,7 @@ class Conn:
         """`rcvbuf`: a small receive buffer (SO_RCVBUF, set before connecting so the TCP window is
         small too) for a client meant to fall behind."""
         request, key = upgrade_request(port, path, headers=headers)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(WAIT)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = open_socket(port, rcvbuf)
         self.sock.sendall(request)
         head, self.buffer = read_http_response(self.sock)
         status, reason, self.response_headers = parse_http_head(head)

@@ -79,12 +79,13 @@ def require_browser():
     raise AssertionError(f"{problem}: run tools/install-deps, or set STARLING_SKIP_BROWSER=1 to skip")
 
 
-def start_browser():
+def start_browser(*extra_arguments):
+    """`extra_arguments`: more Chromium switches (test_browser_chat_tls.py trusts its test certificate)."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start. /dev/shm may be small
     # in containers.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *extra_arguments):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 

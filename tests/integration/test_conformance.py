@@ -22,10 +22,11 @@ PROTOCOL_ERROR, INVALID_PAYLOAD, TOO_BIG = 1002, 1007, 1009
 
 class Conformance(unittest.TestCase):
     server = None
+    server_args = ()  # test_conformance_tls.py runs the same cases over wss://
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server("examples/echo")
+        cls.server = harness.Server("examples/echo", *cls.server_args)
 
     @classmethod
     def tearDownClass(cls):
@@ -36,7 +37,7 @@ class Conformance(unittest.TestCase):
         # A server that died in an earlier case is restarted, so one crash does not fail every later
         # case; the case that crashed it has already failed its health check.
         if not self.server.alive():
-            type(self).server = harness.Server("examples/echo")
+            type(self).server = harness.Server("examples/echo", *self.server_args)
 
     # ---- helpers ----
 

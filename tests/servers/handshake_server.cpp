@@ -2,11 +2,14 @@
 // that never finishes its opening handshake is dropped in a few hundred milliseconds, so a test can
 // watch it happen without waiting out the default 10 s.
 //
-//   handshake_server --port N [--workers N]
+//   handshake_server --port N [--workers N] [--tls-cert FILE --tls-key FILE]
 //
 // server_options::handshake_timeout 300 ms, everything else default. /echo echoes text as text and
 // binary as binary.
-#include "../../examples/cli.hpp"  // first: Starling configures Asio's coroutine support for clang
+#include <starling.hpp>  // first: Starling configures Asio's coroutine support for clang
+#include <starling/tls.hpp>  // --tls-cert / --tls-key: the same limits over wss:// (test_tls.py)
+
+#include "../../examples/cli.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -28,7 +31,7 @@ int main(int argc, char** argv) {
         }
     });
 
-    const std::uint16_t port = app.listen(options);
+    const std::uint16_t port = example::listen(app, options);
     std::printf("listening on %u\n", static_cast<unsigned>(port));
     std::fflush(stdout);
     app.run();

@@ -3,6 +3,7 @@
 // bytes and a few hundred milliseconds.
 //
 //   limits_server --port N [--workers N] [--max-connections N] [--shutdown-timeout-ms N] [--handshake-timeout-ms N]
+//                 [--tls-cert FILE --tls-key FILE]
 //
 // Server-wide (server_options): max_header_bytes 1024, handshake_timeout 300 ms, max_connections 20
 // (--max-connections), shutdown_timeout 2 s (--shutdown-timeout-ms).
@@ -38,7 +39,10 @@
 //              every endpoint, /stats itself included; plus "flood sent" (messages the /flood handler
 //              has queued so far), "flood queued" (its queued_bytes() after the last send) and
 //              "idle on_close" (how often /idle's on_close ran), "ticker ended".
-#include "../../examples/cli.hpp"  // first: Starling configures Asio's coroutine support for clang
+#include <starling.hpp>  // first: Starling configures Asio's coroutine support for clang
+#include <starling/tls.hpp>  // --tls-cert / --tls-key: the same limits over wss:// (test_tls.py)
+
+#include "../../examples/cli.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -282,7 +286,7 @@ int main(int argc, char** argv) {
         }
     }));
 
-    const std::uint16_t port = app.listen(server);
+    const std::uint16_t port = example::listen(app, server);
     std::printf("listening on %u\n", static_cast<unsigned>(port));
     std::fflush(stdout);
     app.run();

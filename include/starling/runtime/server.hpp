@@ -1,4 +1,5 @@
-// The network side of an app: worker threads (one event loop each), the listening socket, the
+// The network side of an app: worker threads (one event loop each), the listening sockets (each with
+// its transport: plain TCP here, TLS from <starling/tls.hpp>; see runtime/transport.hpp), the
 // connections from accept to their end (runtime/upgrade.hpp runs their handshake), and graceful
 // shutdown.
 #pragma once
@@ -21,7 +22,8 @@
 #include <csignal>                // SIGINT, SIGTERM
 #include <cstddef>                // std::size_t
 #include <cstdint>                // std::uint16_t port
-#include <functional>             // std::less<> for heterogeneous route lookup
+#include <functional>             // std::less<> for heterogeneous route lookup, std::function signal actions
+#include <exception>              // std::exception of a signal action
 #include <map>                    // std::map routes
 #include <memory>                 // std::shared_ptr, std::unique_ptr
 #include <optional>               // std::optional handshake results
@@ -38,19 +40,34 @@
 #include "starling/options.hpp"
 #include "starling/protocol/handshake.hpp"
 #include "starling/runtime/endpoint_connection.hpp"
+#include "starling/runtime/transport.hpp"
 #include "starling/runtime/upgrade.hpp"
 #include "starling/session/tcp_stream.hpp"
 
 namespace starling::detail {
 
+/// A port to listen on and what it speaks (a null transport is plain TCP).
+struct port_spec {
+    std::uint16_t port = 0;
+    std::shared_ptr<starling::transport> transport;
+};
+
+/// Plain TCP: ws://, and HTTP for the pages.
+std::shared_ptr<starling::transport> plain_transport();
+
 class server {
 public:
-    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log)
+    /// A server listening on `ports` (the first is server_options::port with its transport, as app
+    /// passes them).
+    server(route_table routes, page_table pages, server_options options, std::shared_ptr<const log_channel> log,
+           std::vector<port_spec> ports)
         : routes_(std::move(routes)), pages_(std::move(pages)), options_(options), log_(std::move(log)) {
         const unsigned count = options_.workers != 0 ? options_.workers : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
-        acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
-        accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->context);
+        for (port_spec& p : ports) {
+            if (!p.transport) p.transport = plain_transport();
+            listeners_.push_back(std::make_unique<listener>(workers_[0]->context, p));
+        }
         drained_ = std::make_unique<async_event>(workers_[0]->context.get_executor());
     }
 
@@ -64,27 +81,80 @@ public:
         signals_.reset();
     }
 
-    /// Binds and listens; throws std::system_error when the address is taken. Returns the bound port.
+    /// Prepares every transport (a TLS listener loads its certificate: a bad file throws here, before
+    /// anything is bound), then binds and listens on every port; throws std::system_error when an
+    /// address is taken. Returns the first port as bound.
     std::uint16_t listen() {
-        const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), options_.port);
-        acceptor_->open(where.protocol());
-        acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
-        acceptor_->bind(where);
-        acceptor_->listen(asio::socket_base::max_listen_connections);
-        // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
-        // wait on it; asynchronous ones work the same either way.
-        acceptor_->non_blocking(true);
+        for (auto& l : listeners_) l->how->prepare();
+        for (auto& l : listeners_) {
+            const asio::ip::tcp::endpoint where(asio::ip::make_address(options_.host), l->requested);
+            l->acceptor.open(where.protocol());
+            l->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+            l->acceptor.bind(where);
+            l->acceptor.listen(asio::socket_base::max_listen_connections);
+            // Synchronous accepts (refuse_waiting_connections) must find the backlog empty rather than
+            // wait on it; asynchronous ones work the same either way.
+            l->acceptor.non_blocking(true);
+            l->port = l->acceptor.local_endpoint().port();
+        }
         reserve_.acquire();
-        port_ = acceptor_->local_endpoint().port();
-        asio::co_spawn(workers_[0]->context, accept_loop(), asio::detached);
-        return port_;
+        for (auto& l : listeners_) asio::co_spawn(workers_[0]->context, accept_loop(*l), asio::detached);
+        return port();
     }
 
-    std::uint16_t port() const noexcept { return port_; }
+    /// The first port, as bound.
+    std::uint16_t port() const noexcept { return listeners_.empty() ? 0 : listeners_[0]->port; }
+    /// Every port as bound, in the order given.
+    std::vector<std::uint16_t> ports() const {
+        std::vector<std::uint16_t> bound;
+        for (const auto& l : listeners_) bound.push_back(l->port);
+        return bound;
+    }
+    /// Every port's transport, in the order given.
+    std::vector<std::shared_ptr<starling::transport>> transports() const {
+        std::vector<std::shared_ptr<starling::transport>> all;
+        for (const auto& l : listeners_) all.push_back(l->how);
+        return all;
+    }
 
     /// Refused handshakes so far, into `s`.
     void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
+
     std::size_t worker_count() const noexcept { return workers_.size(); }
+
+    /// Runs `action` on worker 0's thread each time `number` arrives, from now until the server stops.
+    /// An exception it throws is logged.
+    void on_signal(int number, std::function<void()> action) {
+        auto& set = *user_signals_.emplace_back(std::make_unique<asio::signal_set>(workers_[0]->context, number));
+        wait_for_signal(set, std::move(action));
+    }
+
+    /// Serves one connection on `stream` from its opening to its end: what a transport's serve() does
+    /// once it has made the stream. A stream with an opening of its own (TLS: async_handshake) runs it
+    /// first, under the same handshake deadline as the HTTP upgrade, armed before either begins.
+    template <class Stream>
+    task<> serve_stream(Stream stream, asio::io_context& context) {
+        auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
+        const live_guard listed(live_, live_.add(context, connection));
+        connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
+        if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
+            // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
+            // deadline closes the stream under it) is dropped here, leaving nothing behind.
+            auto [ec] = co_await connection->stream().async_handshake(as_tuple_awaitable);
+            if (ec) {
+                connection->discard();
+                co_return;
+            }
+        }
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        if (!outcome.upgraded) {
+            connection->discard();
+            co_return;
+        }
+        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
+        co_await connection->run(std::move(outcome.close_at_once));
+    }
 
     /// Runs the event loops. With `block`, worker 0 runs on the calling thread until the server stops,
     /// and SIGINT / SIGTERM stop it gracefully; otherwise every worker gets a thread of its own.
@@ -124,6 +194,18 @@ public:
     }
 
 private:
+    /// One listening port: its acceptor, what it speaks, and its accept loop's pause and back-off.
+    struct listener {
+        listener(asio::io_context& context, const port_spec& spec)
+            : requested(spec.port), how(spec.transport), acceptor(context), pause(context) {}
+        std::uint16_t requested;
+        std::shared_ptr<starling::transport> how;
+        asio::ip::tcp::acceptor acceptor;
+        asio::steady_timer pause;  // accept_loop's pause after a failed accept
+        accept_backoff backoff;    // used by its accept_loop only, on worker 0
+        std::uint16_t port = 0;
+    };
+
     struct worker {
         asio::io_context context{1};  // one thread runs each loop
         // An idle loop would return from run() at once; this keeps it waiting for connections.
@@ -140,24 +222,36 @@ private:
         if (log_) log_->write(level, event, {}, {}, line);
     }
 
-    task<> accept_loop() {
+    void wait_for_signal(asio::signal_set& set, std::function<void()> action) {
+        set.async_wait([this, &set, action = std::move(action)](std::error_code ec, int) mutable {
+            if (ec) return;
+            try {
+                action();
+            } catch (const std::exception& e) {
+                log_line(log_level::error, "signal_action_threw", std::string("signal action threw: ") + e.what());
+            }
+            wait_for_signal(set, std::move(action));
+        });
+    }
+
+    task<> accept_loop(listener& l) {
         std::size_t next = 0;
         while (!stopping_) {
             // Round-robin: the new socket belongs to the next worker's loop, and so does its session.
             worker& w = *workers_[next];
             next = (next + 1) % workers_.size();
-            auto [ec, socket] = co_await acceptor_->async_accept(w.context, detail::as_tuple_awaitable);
+            auto [ec, socket] = co_await l.acceptor.async_accept(w.context, detail::as_tuple_awaitable);
             if (ec) {
                 if (stopping_ || ec == asio::error::operation_aborted) co_return;
-                co_await pause_accepting(ec);  // keep serving the connections we have, then retry
+                co_await pause_accepting(l, ec);  // keep serving the connections we have, then retry
                 continue;
             }
-            backoff_.succeeded();
+            l.backoff.succeeded();
             if (!reserve_.held()) reserve_.acquire();  // given back earlier and not re-taken then
             // Counted here, at accept, not when serve() first runs on its worker: with several workers
             // a burst of connections would otherwise pass the limit before any of them was counted.
             const bool over_limit = active_.fetch_add(1) >= options_.max_connections;
-            asio::co_spawn(w.context, serve(std::move(socket), w.context, over_limit), asio::detached);
+            asio::co_spawn(w.context, serve(l, std::move(socket), w.context, over_limit), asio::detached);
         }
     }
 
@@ -171,26 +265,29 @@ private:
     /// log (at most once per report interval), and pause before the next accept, longer each time
     /// in a row. Without the pause, a connection that cannot be accepted stays in the backlog and every
     /// retry fails at once: a core spent on retries and log lines.
-    task<> pause_accepting(std::error_code ec) {
-        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections() : 0;
-        const std::chrono::milliseconds pause = backoff_.failed();
-        if (const std::optional<std::size_t> unreported = backoff_.report(std::chrono::steady_clock::now())) {
+    task<> pause_accepting(listener& l, std::error_code ec) {
+        const std::size_t refused = out_of_descriptors(ec) ? refuse_waiting_connections(l) : 0;
+        const std::chrono::milliseconds pause = l.backoff.failed();
+        if (const std::optional<std::size_t> unreported = l.backoff.report(std::chrono::steady_clock::now())) {
             std::string line = "accept failed: " + ec.message() + "; pausing accepts for " +
                                std::to_string(pause.count()) + " ms";
-            if (refused != 0) line += "; answered " + std::to_string(refused) + " waiting connection(s) with 503";
+            if (refused != 0)
+                line += "; " + std::string(l.how->speaks_plain_http() ? "answered " : "closed ") + std::to_string(refused) +
+                        " waiting connection(s)" + (l.how->speaks_plain_http() ? " with 503" : "");
             if (*unreported != 0)
                 line += " (" + std::to_string(*unreported) + " more accept failure(s) since the last report)";
             log_line(log_level::warning, "accept_failed", line);
         }
-        accept_pause_->expires_after(pause);
-        co_await accept_pause_->async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
+        l.pause.expires_after(pause);
+        co_await l.pause.async_wait(detail::as_tuple_awaitable);  // cancelled by shutdown()
     }
 
     /// Out of descriptors, the connections in the backlog would wait for an answer that never comes.
     /// The reserve descriptor is given back, so each of them can be accepted in turn (reusing the one
     /// number freed), answered 503 and closed; then the reserve is taken again. Returns how many were
-    /// answered. Bounded, so that a flood of connections cannot keep the loop here.
-    std::size_t refuse_waiting_connections() {
+    /// answered. Bounded, so that a flood of connections cannot keep the loop here. A port whose
+    /// clients expect TLS first gets no plain-text answer, only the close.
+    std::size_t refuse_waiting_connections(listener& l) {
         if (!reserve_.release()) return 0;
         static constexpr std::size_t most_at_once = 256;
         const std::string answer = make_response(503, "text/plain", "Too many open files");
@@ -198,7 +295,7 @@ private:
         while (refused < most_at_once) {
             std::error_code ec;
             asio::ip::tcp::socket socket(workers_[0]->context);
-            acceptor_->accept(socket, ec);
+            l.acceptor.accept(socket, ec);
             if (ec) break;  // none left (would block), or another thread took the freed descriptor
             socket.non_blocking(true, ec);
             // Read what the client sent already, so that closing does not reset the connection (which
@@ -206,7 +303,7 @@ private:
             // buffer.
             char request[4096];
             socket.read_some(asio::buffer(request), ec);
-            socket.write_some(asio::buffer(answer), ec);
+            if (l.how->speaks_plain_http()) socket.write_some(asio::buffer(answer), ec);
             socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
             socket.close(ec);
             ++refused;
@@ -234,23 +331,12 @@ private:
         live_connections::id_type id_;
     };
 
-    task<> serve(asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
+    /// One accepted connection, counted from accept to its end, served by its port's transport.
+    task<> serve(listener& l, asio::ip::tcp::socket accepted, asio::io_context& context, bool over_limit) {
         connection_count_guard counted(*this);
-        if (over_limit) {
-            tcp_stream refused(std::move(accepted));
-            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
-            co_return;
-        }
-        auto connection = std::make_shared<endpoint_connection<tcp_stream>>(tcp_stream(std::move(accepted)), context);
-        const live_guard listed(live_, live_.add(context, connection));
-        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
-        if (!outcome.upgraded) {
-            connection->discard();
-            co_return;
-        }
-        if (!live_.upgraded(listed.id_) && !outcome.close_at_once)
-            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::going_away), "server shutting down"};
-        co_await connection->run(std::move(outcome.close_at_once));
+        // The transport lives as long as the server; the connection may outlive the listener's loop.
+        const std::shared_ptr<starling::transport> how = l.how;
+        co_await how->serve(*this, std::move(accepted), context, over_limit);
     }
 
     /// Stop accepting; close every connection with 1001 and give them shutdown_timeout to finish
@@ -258,8 +344,11 @@ private:
     /// coroutines end (and free the connection) while the loops still run.
     task<> shutdown() {
         std::error_code ignored;
-        acceptor_->close(ignored);
-        accept_pause_->cancel();
+        for (auto& l : listeners_) {
+            l->acceptor.close(ignored);
+            l->pause.cancel();
+        }
+        for (auto& set : user_signals_) set->cancel(ignored);
         live_.close_all();
         const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
@@ -285,17 +374,32 @@ private:
     handshake_refusals refusals_;
     upgrader upgrader_{upgrade_settings{routes_, pages_, options_, stopping_, log_.get(), refusals_}};
     std::vector<std::unique_ptr<worker>> workers_;
-    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
-    std::unique_ptr<asio::steady_timer> accept_pause_;  // accept_loop's pause after a failed accept
-    accept_backoff backoff_;                            // used by accept_loop only, on worker 0
-    reserve_descriptor reserve_;                        // given back when descriptors run out
+    std::vector<std::unique_ptr<listener>> listeners_;
+    reserve_descriptor reserve_;  // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};
     std::unique_ptr<asio::signal_set> signals_;
-    std::uint16_t port_ = 0;
+    std::vector<std::unique_ptr<asio::signal_set>> user_signals_;  // on_signal()
 };
+
+/// Plain TCP: the socket as it was accepted; a connection over the limit is answered 503.
+class tcp_transport final : public starling::transport {
+public:
+    const char* scheme() const noexcept override { return "ws"; }
+    bool speaks_plain_http() const noexcept override { return true; }
+    task<> serve(server& s, asio::ip::tcp::socket socket, asio::io_context& context, bool over_limit) override {
+        if (over_limit) {
+            tcp_stream refused(std::move(socket));
+            co_await respond_and_close(refused, make_response(503, "text/plain", "Too many connections"));
+            co_return;
+        }
+        co_await s.serve_stream(tcp_stream(std::move(socket)), context);
+    }
+};
+
+inline std::shared_ptr<starling::transport> plain_transport() { return std::make_shared<tcp_transport>(); }
 
 }  // namespace starling::detail

@@ -1,7 +1,8 @@
 // The opening handshake of one connection: read the request under the size and time limits, route
 // it, validate it, resolve its typed query parameters, and answer 101, a page, or an error. The
-// time limit is the connection's own deadline (session/connection_base.hpp): when it passes, the
-// stream is closed under the handshake, whatever the client does.
+// time limit is the connection's own deadline (session/connection_base.hpp), armed by the server
+// before a TLS handshake if there is one: when it passes, the stream is closed under the handshake,
+// whatever the client does.
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -9,7 +10,6 @@
 #include <asio/write.hpp>                   // asio::async_write answers
 #include <algorithm>                        // std::min
 #include <atomic>                           // std::atomic<bool> stopping flag
-#include <chrono>                           // std::chrono::steady_clock
 #include <exception>                        // std::exception of a page handler
 #include <functional>                       // std::less<> for heterogeneous route lookup
 #include <map>                              // std::map routes and pages
@@ -85,13 +85,14 @@ class upgrader {
 public:
     explicit upgrader(upgrade_settings settings) noexcept : settings_(settings) {}
 
-    /// Runs the handshake on `connection`'s stream, within the handshake timeout. Its buffers are gone
-    /// when it returns: an idle connection costs only what it keeps.
+    /// Runs the handshake on `connection`'s stream, within the handshake timeout, which the caller
+    /// armed (connection_base::begin_handshake) before the stream's own opening (a TLS handshake), so
+    /// that one deadline covers both. Its buffers are gone when it returns: an idle connection costs
+    /// only what it keeps.
     template <class Stream>
     task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection) const {
         const upgrade_settings& settings = settings_;
         Stream& stream = connection.stream();
-        connection.begin_handshake(std::chrono::steady_clock::now() + settings.options.handshake_timeout);
 
         http::request_parser parser(settings.options.max_header_bytes);
         std::string buffer(std::min<std::size_t>(settings.options.max_header_bytes, 4096), '\0');
