@@ -2636,7 +2636,7 @@ private:
         explicit worker_group(asio::io_context& c) : context(&c) {}
 
         void deliver(const shared_frame& frame, const Member* except) {
-            // receive_broadcast only queues (or starts a close that runs later): nobody joins or
+            // receive_broadcast only queues (or posts a close that runs later): nobody joins or
             // leaves this list while it is walked.
             for (const auto& member : members)
                 if (member.get() != except) member->receive_broadcast(frame);
@@ -2739,7 +2739,8 @@ constexpr close_class classify_close(std::uint16_t code) noexcept {
     case 1008: return close_class::policy;
     case 1009: return close_class::too_big;
     case 1011: return close_class::server_error;
-    case 1005: case 1006: return close_class::abnormal;
+    case 1005: return close_class::normal;  // a close frame without a code: what a browser's ws.close() sends
+    case 1006: return close_class::abnormal;
     default: return close_class::other;
     }
 }
@@ -3028,6 +3029,7 @@ inline std::string metrics_snapshot::to_prometheus() const {
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/post.hpp>            // asio::post: deliveries, flushes and abort() onto the connection's thread
 #include <asio/steady_timer.hpp>    // asio::steady_timer, the one deadline
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable for a posted hop
 #include <algorithm>                // std::min of the deadlines, std::max of statuses
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
@@ -3111,7 +3113,25 @@ public:
 
     bool enabled(log_level level) const noexcept { return sink_ && level >= least_; }
 
-    void write(const log_record& r) const {
+    /// Never throws: a sink that fails must not take a connection's end, or a shutdown, with it.
+    void write(const log_record& r) const noexcept {
+        try {
+            pass_on(r);
+        } catch (...) {
+        }
+    }
+
+    void write(log_level level, std::string_view event, std::string_view endpoint, std::string_view connection_id,
+               std::string_view message) const noexcept {
+        write(log_record{level, event, endpoint, connection_id, message});
+    }
+
+    /// Records of one event passed on per window; the rest are counted.
+    static constexpr std::size_t burst = 10;
+    static constexpr std::chrono::seconds window{1};
+
+private:
+    void pass_on(const log_record& r) const {
         if (!enabled(r.level)) return;
         std::size_t suppressed = 0;
         if (r.level >= log_level::warning && !admit(r.event, suppressed)) return;
@@ -3123,16 +3143,6 @@ public:
         sink_(with_count);
     }
 
-    void write(log_level level, std::string_view event, std::string_view endpoint, std::string_view connection_id,
-               std::string_view message) const {
-        write(log_record{level, event, endpoint, connection_id, message});
-    }
-
-    /// Records of one event passed on per window; the rest are counted.
-    static constexpr std::size_t burst = 10;
-    static constexpr std::chrono::seconds window{1};
-
-private:
     struct rate {
         std::string event;
         std::chrono::steady_clock::time_point since;
@@ -3715,8 +3725,9 @@ enum class connection_status : std::uint8_t {
     open,          // messages flow both ways
     closing,       // a close has begun (either side): nothing new is delivered to the handler
     close_queued,  // our close frame is queued: nothing may be sent after it
-    tearing_down,  // the reader has ended: the writer sends what is left, then the stream closes
-    closed,        // over: the stream is closed and the timer stays off
+    tearing_down,  // the reader has ended and on_close has run (a dropped peer gets here without a
+                   // close frame): the writer sends what is left, then the stream closes
+    closed,        // over (or aborted, while run() still finishes): the stream is closed, the timer off
 };
 
 /// The writer's state: see session/connection.hpp.
@@ -3864,7 +3875,7 @@ public:
         asio::post(context_, [self = shared_from_this()] {
             if (self->status_ <= connection_status::open)
                 self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
-            self->writer_ = writer_status::failed;  // nothing more is queued; the writer's aborted wait clears the queue
+            self->writer_ = writer_status::failed;  // nothing more is written or queued
             self->close_stream();
             self->advance(connection_status::closed);
             self->deadline_.cancel();
@@ -4168,7 +4179,7 @@ private:
     /// timeout.
     task<> let_handler_catch_up() {
         const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
-        while (handler_running_ && (!inbox_.empty() || processing_message_))
+        while (handler_running_ && (!inbox_.empty() || processing_message_) && status_ < connection_status::closed)
             if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
 
@@ -4190,6 +4201,7 @@ private:
         const std::size_t n = write_close_payload(code, reason, payload);
         enqueue(outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
         advance(connection_status::close_queued);
+        queue_drained_.notify_all();  // a send waiting for room now throws: nothing may follow the close
     }
 
     /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
@@ -4335,6 +4347,9 @@ private:
     /// close() started by the server itself (a timeout, a slow consumer), keeping the connection alive
     /// until it is done.
     static task<> close_from_server(std::shared_ptr<connection_base> self, close_code code, std::string reason) {
+        // Later, not inside the caller: co_spawn starts a coroutine at once on its own thread, and the
+        // caller may be walking a registry's list or checking deadlines; on_close is user code.
+        co_await asio::post(self->context_, asio::use_awaitable);
         co_await self->close(static_cast<std::uint16_t>(code), reason);
     }
 
@@ -5011,7 +5026,7 @@ struct endpoint_state {
         return std::nullopt;
     }
 
-    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const {
+    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const noexcept {
         if (log) log->write(level, event, path, connection_id, line);
     }
 };
@@ -6044,6 +6059,8 @@ private:
 #include <asio/co_spawn.hpp>     // asio::co_spawn the 1001 closes
 #include <asio/detached.hpp>     // asio::detached
 #include <asio/io_context.hpp>   // asio::io_context each connection lives on
+#include <asio/post.hpp>         // asio::post: the 1001 closes start later, not under the lock
+#include <asio/use_awaitable.hpp>  // asio::use_awaitable
 #include <cstdint>               // std::uint64_t ids
 #include <memory>                // std::shared_ptr
 #include <mutex>                 // std::mutex: connections of every worker come and go
@@ -6103,6 +6120,9 @@ private:
     };
 
     static task<> close_going_away(std::shared_ptr<connection_base> connection) {
+        // Later, not under close_all()'s lock: co_spawn would start it at once on this thread, and
+        // on_close is user code.
+        co_await asio::post(connection->context(), asio::use_awaitable);
         co_await connection->close(static_cast<std::uint16_t>(close_code::going_away), "server shutting down");
     }
 
@@ -6486,11 +6506,7 @@ private:
         } catch (...) {
             line = "handler for " + endpoint_->path + " threw a non-exception";
         }
-        try {
-            endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);
-        } catch (...) {
-            // A logger that throws must not take the connection's end with it.
-        }
+        endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);  // never throws
         return {static_cast<std::uint16_t>(close_code::internal_error), "internal error"};
     }
 
@@ -6500,6 +6516,8 @@ private:
             co_return co_await endpoint_->on_close(*handle_);
         } catch (const std::exception& e) {
             endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw: " + e.what());
+        } catch (...) {
+            endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw a non-exception");
         }
         co_return std::nullopt;
     }
@@ -6626,6 +6644,9 @@ inline std::string answer_page(const http::page_handler& page, const http::reque
         answer = page(request);
     } catch (const std::exception& e) {
         if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw: " + e.what());
+        return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
+    } catch (...) {
+        if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw a non-exception");
         return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
     }
     std::string out = make_response(answer.status, answer.content_type, answer.body);
@@ -7176,6 +7197,7 @@ public:
     void set_log_level(log_level least) { least_level_ = least; }
     /// The plain form of set_log_sink: `log` gets each record's level and message line.
     void set_logger(logger log) {
+        if (!log) return set_log_sink(nullptr);  // no logger: nothing is logged
         sink_ = [log = std::move(log)](const log_record& r) { log(r.level, r.message); };
     }
 
@@ -7544,8 +7566,11 @@ task<> run_concurrently(websocket& ws, Sides... sides) {
 // (fragmentation, close, pings, backpressure, deadlines) and an in-process client. Each end offers
 // what the engine asks of a stream (see session/tcp_stream.hpp), and behaves as a TCP socket does
 // where the engine can tell: each direction holds at most `capacity` bytes, so a writer whose peer
-// does not read is refused (would_block) and waits; shutdown_send gives the peer an end of stream
-// after what was already written; close fails this end's operations and the peer's writes.
+// does not read is refused (would_block) and waits; an operation that can complete at once still
+// completes later, through the executor, as a socket's does; shutdown_send gives the peer an end of
+// stream after what was already written; close fails this end's operations and the peer's writes,
+// and closing with input unread resets the connection (the peer's reads fail, as after a TCP RST).
+// Unlike a socket, a pending operation ignores per-operation cancellation.
 //
 // Both ends run on one executor; nothing here is thread-safe, as nothing on one event loop needs to be.
 
@@ -7563,7 +7588,7 @@ task<> run_concurrently(websocket& ws, Sides... sides) {
 #include <string>                           // std::string bytes in flight
 #include <string_view>                      // std::string_view test helpers
 #include <system_error>                     // std::error_code
-#include <utility>                          // std::pair, std::move
+#include <utility>                          // std::pair, std::move, std::exchange
 
 
 namespace starling::detail {
@@ -7584,8 +7609,9 @@ public:
     template <class Buffers, class Token>
     auto async_read_some(const Buffers& buffers, Token&& token) {
         return asio::async_compose<Token, void(std::error_code, std::size_t)>(
-            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+            [state = state_, side = side_, buffers, first = true](auto& self, std::error_code = {}) mutable {
                 direction& in = state->into(side);
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 std::error_code ec;
                 const std::size_t n = take(*state, side, buffers, ec);
                 if (ec != asio::error::would_block) return self.complete(ec, n);
@@ -7598,7 +7624,8 @@ public:
     template <class Buffers, class Token>
     auto async_write_some(const Buffers& buffers, Token&& token) {
         return asio::async_compose<Token, void(std::error_code, std::size_t)>(
-            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+            [state = state_, side = side_, buffers, first = true](auto& self, std::error_code = {}) mutable {
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 std::error_code ec;
                 const std::size_t n = put(*state, side, buffers, ec);
                 if (ec != asio::error::would_block) return self.complete(ec, n);
@@ -7618,7 +7645,8 @@ public:
     template <class Handler>
     void async_wait_writable(Handler&& handler) {
         asio::async_compose<Handler, void(std::error_code)>(
-            [state = state_, side = side_](auto& self, std::error_code = {}) {
+            [state = state_, side = side_, first = true](auto& self, std::error_code = {}) mutable {
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 direction& out = state->out_of(side);
                 if (state->closed[side]) return self.complete(asio::error::operation_aborted);
                 if (out.reader_gone) return self.complete(asio::error::broken_pipe);
@@ -7645,6 +7673,7 @@ public:
         direction& out = state_->out_of(side_);
         direction& in = state_->into(side_);
         out.writer_shut = true;
+        out.reset = !in.bytes.empty();  // input left unread: the peer is reset, as by TCP
         in.reader_gone = true;
         in.bytes.clear();
         for (direction* d : {&out, &in}) {
@@ -7691,6 +7720,7 @@ private:
         std::string bytes;
         bool writer_shut = false;  // the writing end shut down or closed: an end of stream after `bytes`
         bool reader_gone = false;  // the reading end closed: writes fail
+        bool reset = false;        // the writing end closed with input unread: reads fail
         asio::steady_timer readable;  // cancelled when bytes arrive or the writer shuts
         asio::steady_timer writable;  // cancelled when room is made or the reader goes
     };
@@ -7716,6 +7746,10 @@ private:
             return 0;
         }
         direction& in = state.into(side);
+        if (in.reset) {
+            ec = asio::error::connection_reset;
+            return 0;
+        }
         if (asio::buffer_size(buffers) == 0) return 0;
         if (in.bytes.empty()) {
             ec = in.writer_shut ? std::error_code(asio::error::eof) : std::error_code(asio::error::would_block);

@@ -119,6 +119,7 @@ public:
     void set_log_level(log_level least) { least_level_ = least; }
     /// The plain form of set_log_sink: `log` gets each record's level and message line.
     void set_logger(logger log) {
+        if (!log) return set_log_sink(nullptr);  // no logger: nothing is logged
         sink_ = [log = std::move(log)](const log_record& r) { log(r.level, r.message); };
     }
 

@@ -69,7 +69,25 @@ public:
 
     bool enabled(log_level level) const noexcept { return sink_ && level >= least_; }
 
-    void write(const log_record& r) const {
+    /// Never throws: a sink that fails must not take a connection's end, or a shutdown, with it.
+    void write(const log_record& r) const noexcept {
+        try {
+            pass_on(r);
+        } catch (...) {
+        }
+    }
+
+    void write(log_level level, std::string_view event, std::string_view endpoint, std::string_view connection_id,
+               std::string_view message) const noexcept {
+        write(log_record{level, event, endpoint, connection_id, message});
+    }
+
+    /// Records of one event passed on per window; the rest are counted.
+    static constexpr std::size_t burst = 10;
+    static constexpr std::chrono::seconds window{1};
+
+private:
+    void pass_on(const log_record& r) const {
         if (!enabled(r.level)) return;
         std::size_t suppressed = 0;
         if (r.level >= log_level::warning && !admit(r.event, suppressed)) return;
@@ -81,16 +99,6 @@ public:
         sink_(with_count);
     }
 
-    void write(log_level level, std::string_view event, std::string_view endpoint, std::string_view connection_id,
-               std::string_view message) const {
-        write(log_record{level, event, endpoint, connection_id, message});
-    }
-
-    /// Records of one event passed on per window; the rest are counted.
-    static constexpr std::size_t burst = 10;
-    static constexpr std::chrono::seconds window{1};
-
-private:
     struct rate {
         std::string event;
         std::chrono::steady_clock::time_point since;

@@ -121,7 +121,7 @@ private:
         explicit worker_group(asio::io_context& c) : context(&c) {}
 
         void deliver(const shared_frame& frame, const Member* except) {
-            // receive_broadcast only queues (or starts a close that runs later): nobody joins or
+            // receive_broadcast only queues (or posts a close that runs later): nobody joins or
             // leaves this list while it is walked.
             for (const auto& member : members)
                 if (member.get() != except) member->receive_broadcast(frame);

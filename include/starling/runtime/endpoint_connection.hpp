@@ -62,11 +62,7 @@ private:
         } catch (...) {
             line = "handler for " + endpoint_->path + " threw a non-exception";
         }
-        try {
-            endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);
-        } catch (...) {
-            // A logger that throws must not take the connection's end with it.
-        }
+        endpoint_->log_line(log_level::error, "handler_threw", this->id(), line);  // never throws
         return {static_cast<std::uint16_t>(close_code::internal_error), "internal error"};
     }
 
@@ -76,6 +72,8 @@ private:
             co_return co_await endpoint_->on_close(*handle_);
         } catch (const std::exception& e) {
             endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw: " + e.what());
+        } catch (...) {
+            endpoint_->log_line(log_level::error, "on_close_threw", this->id(), "on_close for " + endpoint_->path + " threw a non-exception");
         }
         co_return std::nullopt;
     }

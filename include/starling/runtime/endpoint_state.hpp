@@ -52,7 +52,7 @@ struct endpoint_state {
         return std::nullopt;
     }
 
-    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const {
+    void log_line(log_level level, std::string_view event, std::string_view connection_id, std::string_view line) const noexcept {
         if (log) log->write(level, event, path, connection_id, line);
     }
 };

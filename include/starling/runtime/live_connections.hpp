@@ -8,6 +8,8 @@
 #include <asio/co_spawn.hpp>     // asio::co_spawn the 1001 closes
 #include <asio/detached.hpp>     // asio::detached
 #include <asio/io_context.hpp>   // asio::io_context each connection lives on
+#include <asio/post.hpp>         // asio::post: the 1001 closes start later, not under the lock
+#include <asio/use_awaitable.hpp>  // asio::use_awaitable
 #include <cstdint>               // std::uint64_t ids
 #include <memory>                // std::shared_ptr
 #include <mutex>                 // std::mutex: connections of every worker come and go
@@ -70,6 +72,9 @@ private:
     };
 
     static task<> close_going_away(std::shared_ptr<connection_base> connection) {
+        // Later, not under close_all()'s lock: co_spawn would start it at once on this thread, and
+        // on_close is user code.
+        co_await asio::post(connection->context(), asio::use_awaitable);
         co_await connection->close(static_cast<std::uint16_t>(close_code::going_away), "server shutting down");
     }
 

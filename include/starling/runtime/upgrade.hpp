@@ -74,6 +74,9 @@ inline std::string answer_page(const http::page_handler& page, const http::reque
     } catch (const std::exception& e) {
         if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw: " + e.what());
         return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
+    } catch (...) {
+        if (log) log->write(log_level::error, "page_threw", request.path(), {}, "page " + std::string(request.path()) + " threw a non-exception");
+        return make_response(500, "text/plain; charset=utf-8", "Internal Server Error");
     }
     std::string out = make_response(answer.status, answer.content_type, answer.body);
     if (request.method == "HEAD") out.resize(out.size() - answer.body.size());

@@ -14,6 +14,7 @@
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/post.hpp>            // asio::post: deliveries, flushes and abort() onto the connection's thread
 #include <asio/steady_timer.hpp>    // asio::steady_timer, the one deadline
+#include <asio/use_awaitable.hpp>   // asio::use_awaitable for a posted hop
 #include <algorithm>                // std::min of the deadlines, std::max of statuses
 #include <array>                    // std::array close payload
 #include <chrono>                   // std::chrono deadlines
@@ -64,8 +65,9 @@ enum class connection_status : std::uint8_t {
     open,          // messages flow both ways
     closing,       // a close has begun (either side): nothing new is delivered to the handler
     close_queued,  // our close frame is queued: nothing may be sent after it
-    tearing_down,  // the reader has ended: the writer sends what is left, then the stream closes
-    closed,        // over: the stream is closed and the timer stays off
+    tearing_down,  // the reader has ended and on_close has run (a dropped peer gets here without a
+                   // close frame): the writer sends what is left, then the stream closes
+    closed,        // over (or aborted, while run() still finishes): the stream is closed, the timer off
 };
 
 /// The writer's state: see session/connection.hpp.
@@ -213,7 +215,7 @@ public:
         asio::post(context_, [self = shared_from_this()] {
             if (self->status_ <= connection_status::open)
                 self->begin_closing(static_cast<std::uint16_t>(close_code::abnormal), {}, false);
-            self->writer_ = writer_status::failed;  // nothing more is queued; the writer's aborted wait clears the queue
+            self->writer_ = writer_status::failed;  // nothing more is written or queued
             self->close_stream();
             self->advance(connection_status::closed);
             self->deadline_.cancel();
@@ -517,7 +519,7 @@ private:
     /// timeout.
     task<> let_handler_catch_up() {
         const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
-        while (handler_running_ && (!inbox_.empty() || processing_message_))
+        while (handler_running_ && (!inbox_.empty() || processing_message_) && status_ < connection_status::closed)
             if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
 
@@ -539,6 +541,7 @@ private:
         const std::size_t n = write_close_payload(code, reason, payload);
         enqueue(outbound_frame::unicast(opcode::close, std::string(payload.data(), n)));
         advance(connection_status::close_queued);
+        queue_drained_.notify_all();  // a send waiting for room now throws: nothing may follow the close
     }
 
     /// on_close runs exactly once, whichever path ends the connection first; a second caller waits for
@@ -684,6 +687,9 @@ private:
     /// close() started by the server itself (a timeout, a slow consumer), keeping the connection alive
     /// until it is done.
     static task<> close_from_server(std::shared_ptr<connection_base> self, close_code code, std::string reason) {
+        // Later, not inside the caller: co_spawn starts a coroutine at once on its own thread, and the
+        // caller may be walking a registry's list or checking deadlines; on_close is user code.
+        co_await asio::post(self->context_, asio::use_awaitable);
         co_await self->close(static_cast<std::uint16_t>(code), reason);
     }
 

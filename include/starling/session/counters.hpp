@@ -46,7 +46,8 @@ constexpr close_class classify_close(std::uint16_t code) noexcept {
     case 1008: return close_class::policy;
     case 1009: return close_class::too_big;
     case 1011: return close_class::server_error;
-    case 1005: case 1006: return close_class::abnormal;
+    case 1005: return close_class::normal;  // a close frame without a code: what a browser's ws.close() sends
+    case 1006: return close_class::abnormal;
     default: return close_class::other;
     }
 }

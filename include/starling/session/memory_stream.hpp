@@ -2,8 +2,11 @@
 // (fragmentation, close, pings, backpressure, deadlines) and an in-process client. Each end offers
 // what the engine asks of a stream (see session/tcp_stream.hpp), and behaves as a TCP socket does
 // where the engine can tell: each direction holds at most `capacity` bytes, so a writer whose peer
-// does not read is refused (would_block) and waits; shutdown_send gives the peer an end of stream
-// after what was already written; close fails this end's operations and the peer's writes.
+// does not read is refused (would_block) and waits; an operation that can complete at once still
+// completes later, through the executor, as a socket's does; shutdown_send gives the peer an end of
+// stream after what was already written; close fails this end's operations and the peer's writes,
+// and closing with input unread resets the connection (the peer's reads fail, as after a TCP RST).
+// Unlike a socket, a pending operation ignores per-operation cancellation.
 //
 // Both ends run on one executor; nothing here is thread-safe, as nothing on one event loop needs to be.
 #pragma once
@@ -23,7 +26,7 @@
 #include <string>                           // std::string bytes in flight
 #include <string_view>                      // std::string_view test helpers
 #include <system_error>                     // std::error_code
-#include <utility>                          // std::pair, std::move
+#include <utility>                          // std::pair, std::move, std::exchange
 
 #include "starling/session/tcp_stream.hpp"  // client_address
 
@@ -45,8 +48,9 @@ public:
     template <class Buffers, class Token>
     auto async_read_some(const Buffers& buffers, Token&& token) {
         return asio::async_compose<Token, void(std::error_code, std::size_t)>(
-            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+            [state = state_, side = side_, buffers, first = true](auto& self, std::error_code = {}) mutable {
                 direction& in = state->into(side);
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 std::error_code ec;
                 const std::size_t n = take(*state, side, buffers, ec);
                 if (ec != asio::error::would_block) return self.complete(ec, n);
@@ -59,7 +63,8 @@ public:
     template <class Buffers, class Token>
     auto async_write_some(const Buffers& buffers, Token&& token) {
         return asio::async_compose<Token, void(std::error_code, std::size_t)>(
-            [state = state_, side = side_, buffers](auto& self, std::error_code = {}) mutable {
+            [state = state_, side = side_, buffers, first = true](auto& self, std::error_code = {}) mutable {
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 std::error_code ec;
                 const std::size_t n = put(*state, side, buffers, ec);
                 if (ec != asio::error::would_block) return self.complete(ec, n);
@@ -79,7 +84,8 @@ public:
     template <class Handler>
     void async_wait_writable(Handler&& handler) {
         asio::async_compose<Handler, void(std::error_code)>(
-            [state = state_, side = side_](auto& self, std::error_code = {}) {
+            [state = state_, side = side_, first = true](auto& self, std::error_code = {}) mutable {
+                if (std::exchange(first, false)) return asio::post(state->executor, std::move(self));
                 direction& out = state->out_of(side);
                 if (state->closed[side]) return self.complete(asio::error::operation_aborted);
                 if (out.reader_gone) return self.complete(asio::error::broken_pipe);
@@ -106,6 +112,7 @@ public:
         direction& out = state_->out_of(side_);
         direction& in = state_->into(side_);
         out.writer_shut = true;
+        out.reset = !in.bytes.empty();  // input left unread: the peer is reset, as by TCP
         in.reader_gone = true;
         in.bytes.clear();
         for (direction* d : {&out, &in}) {
@@ -152,6 +159,7 @@ private:
         std::string bytes;
         bool writer_shut = false;  // the writing end shut down or closed: an end of stream after `bytes`
         bool reader_gone = false;  // the reading end closed: writes fail
+        bool reset = false;        // the writing end closed with input unread: reads fail
         asio::steady_timer readable;  // cancelled when bytes arrive or the writer shuts
         asio::steady_timer writable;  // cancelled when room is made or the reader goes
     };
@@ -177,6 +185,10 @@ private:
             return 0;
         }
         direction& in = state.into(side);
+        if (in.reset) {
+            ec = asio::error::connection_reset;
+            return 0;
+        }
         if (asio::buffer_size(buffers) == 0) return 0;
         if (in.bytes.empty()) {
             ec = in.writer_shut ? std::error_code(asio::error::eof) : std::error_code(asio::error::would_block);
