@@ -13,9 +13,9 @@
 #include <string_view>  // std::string_view input
 #include <system_error> // std::error_code
 
-#include "starling/handshake.hpp"
+#include "starling/protocol/handshake.hpp"
 #include "starling/http/request_parser.hpp"
-#include "starling/query.hpp"
+#include "starling/protocol/query.hpp"
 
 namespace {
 

@@ -3,7 +3,7 @@
 // in such chunks with every data frame's pending payload going through the direct input
 // (direct_buffer / commit_direct), as the server reads large frames. All readings must produce the
 // same events, never consume more than given, and never crash.
-#include <starling/message_reader.hpp>
+#include <starling/protocol/message_reader.hpp>
 
 #include <algorithm>
 #include <cstddef>
