@@ -2,7 +2,9 @@
 """Generate single_include/starling.hpp from include/, check it is current, or write test shims.
 
 The single header is include/starling.hpp with every project header it reaches inlined once, in
-dependency order; system and third-party includes stay as they are.
+dependency order; system and third-party includes stay as they are. The opt-in headers (OPT_IN:
+the Redis backplane) are not in it: each gets a single header of its own next to it,
+single_include/starling_NAME.hpp, which includes "starling.hpp" and inlines only what that lacks.
 
   amalgamate.py                  rewrite single_include/starling.hpp
   amalgamate.py --check          exit 1 if the committed single header is stale
@@ -18,6 +20,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include"
 OUTPUT = ROOT / "single_include" / "starling.hpp"
+OPT_IN = {"redis.hpp": ROOT / "single_include" / "starling_redis.hpp"}
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")
 
@@ -58,6 +61,25 @@ def render() -> str:
     return "".join(out)
 
 
+def render_opt_in(header: str) -> str:
+    """The single header of one opt-in header: what <starling.hpp> already holds is not repeated."""
+    seen: set = set()
+    inline(INCLUDE / "starling.hpp", seen, [])
+    out = [BANNER.replace("Starling: header-only C++20 coroutine WebSocket framework.",
+                          f"Starling, opt-in part starling/{header}: use it beside starling.hpp."),
+           '#include "starling.hpp"\n']
+    inline(INCLUDE / "starling" / header, seen, out)
+    return "".join(out)
+
+
+def outputs() -> dict:
+    """Every generated single header and its text."""
+    files = {OUTPUT: render()}
+    for header, path in OPT_IN.items():
+        files[path] = render_opt_in(header)
+    return files
+
+
 def write_shims(directory: pathlib.Path) -> None:
     for header in INCLUDE.rglob("*.hpp"):
         rel = header.relative_to(INCLUDE)
@@ -65,7 +87,8 @@ def write_shims(directory: pathlib.Path) -> None:
             continue
         shim = directory / rel
         shim.parent.mkdir(parents=True, exist_ok=True)
-        text = "// Test shim: the component header, served by the single header.\n#include <starling.hpp>\n"
+        served_by = OPT_IN[rel.name].name if rel.parent.as_posix() == "starling" and rel.name in OPT_IN else "starling.hpp"
+        text = f"// Test shim: the component header, served by the single header.\n#include <{served_by}>\n"
         if not shim.exists() or shim.read_text() != text:
             shim.write_text(text)
 
@@ -78,15 +101,18 @@ def main() -> int:
     if args.shim:
         write_shims(args.shim)
         return 0
-    text = render()
+    files = outputs()
     if args.check:
-        if not OUTPUT.is_file() or OUTPUT.read_text() != text:
-            print("single_include/starling.hpp is stale: run tools/amalgamate.py", file=sys.stderr)
+        stale = [p for p, text in files.items() if not p.is_file() or p.read_text() != text]
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is stale: run tools/amalgamate.py", file=sys.stderr)
+        if stale:
             return 1
-        print("single_include/starling.hpp is current")
+        print("the single headers are current")
         return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
     return 0
 
 

@@ -4,7 +4,8 @@
   protocol/, http/  the pure protocol core: no Asio, and nothing from the layers above
   session/          the engine of one connection: nothing from runtime/, api/ or the top
   runtime/, api/    the server and the user-facing types: nothing from the top
-  the top           app.hpp, router.hpp, endpoint.hpp, event_websocket.hpp (what users build apps with)
+  the top           app.hpp, router.hpp, endpoint.hpp, event_websocket.hpp (what users build apps with),
+                    redis.hpp (opt-in: the Redis backplane, not in <starling.hpp>)
   base              options.hpp, logging.hpp, task.hpp and detail/ (shared settings and the coroutine
                     type): usable by every Asio layer, and including no layer above protocol/
 
@@ -18,7 +19,7 @@ INCLUDE = pathlib.Path(__file__).resolve().parent.parent / "include"
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]', re.M)
 ASIO_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](asio[/.][^>"]*)[>"]', re.M)
 
-TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp"}
+TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp", "redis.hpp"}
 BASE = {"options.hpp", "logging.hpp", "task.hpp"}
 
 
