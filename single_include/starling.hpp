@@ -4963,6 +4963,8 @@ struct endpoint_state {
     /// The app's topics and backplane, shared by all its endpoints (the app sets its own when it
     /// starts; this one serves an endpoint used without an app).
     std::shared_ptr<pubsub> hub = std::make_shared<pubsub>();
+    /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
+    bool across_processes = true;
 
     /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
@@ -5857,6 +5859,14 @@ public:
     const websocket_options& options() const noexcept { return state_->options; }
 
     const std::string& path() const noexcept { return state_->path; }
+
+    /// With a backplane (app.use_backplane), this endpoint's broadcasts and send_to reach the
+    /// endpoint in every process; `false` keeps them to this process. Topics are the app's and cross
+    /// processes either way. Call before the app starts.
+    endpoint& across_processes(bool shared) {
+        state_->across_processes = shared;
+        return *this;
+    }
 
     /// Open connections right now.
     std::size_t connection_count() const { return state_->registry.size(); }
@@ -7166,7 +7176,7 @@ private:
             if (!state->options_set) state->options = default_options_;
             check_dependencies(*state);
             state->hub = hub_;
-            hub_->add_endpoint(state->path, state->registry);
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();

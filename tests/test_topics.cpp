@@ -266,3 +266,25 @@ TEST_CASE("the event API's connector subscribes and publishes as the coroutine A
     CHECK(b.receive() == "hi");
     app.stop();
 }
+
+TEST_CASE("an endpoint kept to its process broadcasts there only; topics still cross") {
+    auto bus = std::make_shared<starling::in_process_bus>();
+    starling::app first, second;
+    first.use_backplane(std::make_shared<starling::in_process_backplane>(bus));
+    second.use_backplane(std::make_shared<starling::in_process_backplane>(bus));
+    first.websocket("/t", subscriber).across_processes(false);
+    second.websocket("/t", subscriber).across_processes(false);
+    const std::uint16_t port1 = first.start_in_background(workers(1));
+    const std::uint16_t port2 = second.start_in_background(workers(1));
+    client here(port1, "/t"), there(port2, "/t");
+    here.receive();
+    const std::string there_id = id_of(there.receive());
+    here.send("bcast mine");
+    CHECK(here.receive() == "mine");
+    here.send("to " + there_id + " lost");  // not here, and this endpoint does not look elsewhere
+    here.send("pub crosses");
+    CHECK(here.receive() == "crosses");
+    CHECK(there.receive() == "crosses");  // first: neither the broadcast nor the send_to came
+    first.stop();
+    second.stop();
+}

@@ -228,7 +228,7 @@ private:
             if (!state->options_set) state->options = default_options_;
             check_dependencies(*state);
             state->hub = hub_;
-            hub_->add_endpoint(state->path, state->registry);
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();

@@ -44,6 +44,8 @@ struct endpoint_state {
     /// The app's topics and backplane, shared by all its endpoints (the app sets its own when it
     /// starts; this one serves an endpoint used without an app).
     std::shared_ptr<pubsub> hub = std::make_shared<pubsub>();
+    /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
+    bool across_processes = true;
 
     /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
