@@ -1903,7 +1903,7 @@ private:
 #include <string>       // std::string paths
 #include <string_view>  // std::string_view prefixes
 #include <utility>      // std::move
-#include <vector>       // std::vector of ports
+#include <vector>       // std::vector of ports and topic sizes
 
 
 // ---- begin starling/api/dependencies.hpp ----
@@ -2093,7 +2093,7 @@ class router_dependencies : public dependency_container {};
 
 // ---- begin starling/runtime/endpoint_state.hpp ----
 // What an endpoint is made of at run time: its path, handler and callbacks (already adapted to one
-// calling convention), options, and the registry of its open connections.
+// calling convention), options, the registry of its open connections, and the app's topics.
 
 #include <functional>  // std::function for type-erased handlers
 #include <memory>      // std::shared_ptr<log_channel>
@@ -2598,6 +2598,13 @@ public:
     /// `here`'s thread. Each receiver gets one sender's frames in the order it sent them: posts from
     /// one thread to one worker run in order.
     void broadcast(asio::io_context& here, const shared_frame& frame, const Member* except) {
+        broadcast(&here, frame, except);
+    }
+
+    /// The same from any thread: `here` is the caller's worker, or null from a thread that is not a
+    /// worker's (a broadcast another process made, arriving through the backplane), for which every
+    /// worker with members gets its task.
+    void broadcast(asio::io_context* here, const shared_frame& frame, const Member* except) {
         worker_group* local = nullptr;
         std::array<worker_group*, groups_per_pass> remote{};
         for (std::size_t start = 0;; start += groups_per_pass) {
@@ -2607,7 +2614,7 @@ public:
                 std::lock_guard lock(mutex_);
                 for (std::size_t i = start; i < groups_.size(); ++i) {
                     worker_group* g = groups_[i].get();
-                    if (g->context == &here) {
+                    if (g->context == here) {
                         local = g;
                     } else if (g->size.load(std::memory_order_relaxed) != 0) {
                         if (count == remote.size()) {
@@ -3013,6 +3020,397 @@ inline std::string metrics_snapshot::to_prometheus() const {
 
 }  // namespace starling
 // ---- end starling/runtime/metrics.hpp ----
+
+// ---- begin starling/runtime/pubsub.hpp ----
+// The app's topics, and what connects them and its endpoints' broadcasts to other processes through
+// a backplane (runtime/backplane.hpp). One per app, shared by every endpoint.
+//
+// With a backplane, a publish (or a broadcast, or a send_to whose id is not here) is delivered here
+// at once, as without one, and published once to the backplane; every other node delivers it to its
+// own connections, encoding the frame once. What this node published comes back from the backplane
+// too and is skipped: each message carries the id of the node that published it.
+//
+// Channels, each under the prefix given with the backplane ("starling:" by default):
+//   PREFIX topic:NAME        a topic's publishes; a node subscribes while the topic has members here
+//   PREFIX broadcast:PATH    an endpoint's broadcasts
+//   PREFIX to:PATH           an endpoint's send_to; every node gets it, the one holding the id delivers
+// A message is one byte of type ('t' text, 'b' binary), the publishing node's id (36 characters),
+// then the payload; a send_to's payload is the connection id, a newline, then the text.
+
+#include <cstddef>      // std::size_t
+#include <map>          // path -> endpoint registry
+#include <memory>       // std::shared_ptr backplane
+#include <mutex>        // std::mutex: deliveries from the backplane against stop()
+#include <string>       // std::string channels
+#include <string_view>  // std::string_view payloads
+#include <utility>      // std::move
+#include <vector>       // std::vector topic sizes
+
+
+// ---- begin starling/runtime/backplane.hpp ----
+// A backplane carries publishes, broadcasts and send_to between the processes (nodes) of one
+// deployment: each node publishes once to it and delivers what the others published to its own
+// connections. This header holds the interface and the in-process default, which links apps of one
+// process (tests, a process that runs several apps); <starling/redis.hpp> holds the Redis one, opt-in
+// so that plain users need neither its code nor a server.
+//
+// The contract an implementation keeps:
+//   - publish(), subscribe() and unsubscribe() may be called from any thread, never block on the
+//     network, and take effect in the order they were called (a publisher's messages stay in order);
+//   - what arrives on a subscribed channel is handed to the handler given to start(), one message at a
+//     time, in the order the channel delivered it; the publishing node gets its own messages back too
+//     (the app recognises and skips them);
+//   - when the link is down, publish() counts the message as dropped and returns: never a crash,
+//     never an unbounded queue; subscriptions are restored when the link is back.
+
+#include <algorithm>    // std::find
+#include <condition_variable>  // std::condition_variable: stop() waits for handlers in progress
+#include <cstdint>      // std::uint64_t counters
+#include <functional>   // std::function handler
+#include <map>          // channel -> subscribed
+#include <memory>       // std::shared_ptr bus and handler
+#include <mutex>        // std::mutex guarding the bus
+#include <string>       // std::string channels and payloads
+#include <string_view>  // std::string_view handler arguments
+#include <utility>      // std::move
+#include <vector>       // std::vector nodes
+
+namespace starling {
+
+/// What a backplane has done so far. `dropped` counts messages published while the link was down
+/// (and, for Redis, those written but not yet confirmed when the link failed).
+struct backplane_stats {
+    bool connected = false;
+    std::uint64_t published = 0;   // handed to the link
+    std::uint64_t received = 0;    // arrived on a subscribed channel (the node's own included)
+    std::uint64_t dropped = 0;
+    std::uint64_t reconnects = 0;  // links made again after losing one
+};
+
+class backplane {
+public:
+    /// Called with each message arriving on a subscribed channel.
+    using message_handler = std::function<void(std::string_view channel, std::string_view payload)>;
+
+    backplane() = default;
+    backplane(const backplane&) = delete;
+    backplane& operator=(const backplane&) = delete;
+    virtual ~backplane() = default;
+
+    /// Starts the link; `handler` gets every message from now on. Called once, by the app, when it starts.
+    virtual void start(message_handler handler) = 0;
+    /// Ends the link: once it returns, the handler is not called again. Called by the app when it stops.
+    virtual void stop() = 0;
+
+    virtual void publish(std::string channel, std::string payload) = 0;
+    virtual void subscribe(std::string channel) = 0;
+    virtual void unsubscribe(std::string channel) = 0;
+
+    virtual backplane_stats stats() const = 0;
+};
+
+/// The medium in-process backplanes share: make one, and give each app its own
+/// `std::make_shared<starling::in_process_backplane>(bus)`. Messages are handed over on the
+/// publisher's thread, as the publish is made.
+class in_process_bus {
+public:
+    in_process_bus() = default;
+    in_process_bus(const in_process_bus&) = delete;
+    in_process_bus& operator=(const in_process_bus&) = delete;
+
+private:
+    friend class in_process_backplane;
+
+    /// One attached backplane; everything in it is under the bus's lock.
+    struct node {
+        std::shared_ptr<const backplane::message_handler> handler;
+        std::map<std::string, bool, std::less<>> channels;
+        std::uint64_t published = 0;
+        std::uint64_t received = 0;
+        int calls_in_progress = 0;  // publishers inside this node's handler right now
+    };
+
+    std::mutex mutex_;
+    std::condition_variable calls_ended_;
+    std::vector<node*> nodes_;
+};
+
+class in_process_backplane final : public backplane {
+public:
+    explicit in_process_backplane(std::shared_ptr<in_process_bus> bus) : bus_(std::move(bus)) {}
+    ~in_process_backplane() override { stop(); }
+
+    void start(message_handler handler) override {
+        std::lock_guard lock(bus_->mutex_);
+        self_.handler = std::make_shared<const message_handler>(std::move(handler));
+        if (std::find(bus_->nodes_.begin(), bus_->nodes_.end(), &self_) == bus_->nodes_.end())
+            bus_->nodes_.push_back(&self_);
+    }
+
+    void stop() override {
+        std::unique_lock lock(bus_->mutex_);
+        std::erase(bus_->nodes_, &self_);
+        // A publisher on another thread may be inside this node's handler: wait until it is out, so
+        // that nothing reaches the app after stop() returns.
+        bus_->calls_ended_.wait(lock, [this] { return self_.calls_in_progress == 0; });
+    }
+
+    void publish(std::string channel, std::string payload) override {
+        std::vector<std::pair<in_process_bus::node*, std::shared_ptr<const message_handler>>> receivers;
+        {
+            std::lock_guard lock(bus_->mutex_);
+            ++self_.published;
+            for (in_process_bus::node* n : bus_->nodes_)
+                if (n->channels.contains(channel)) {
+                    ++n->calls_in_progress;
+                    ++n->received;
+                    receivers.emplace_back(n, n->handler);
+                }
+        }
+        // Outside the lock: the handler takes the app's own locks, and those may call subscribe().
+        for (auto& [n, handler] : receivers) {
+            (*handler)(channel, payload);
+            std::lock_guard lock(bus_->mutex_);
+            if (--n->calls_in_progress == 0) bus_->calls_ended_.notify_all();
+        }
+    }
+
+    void subscribe(std::string channel) override {
+        std::lock_guard lock(bus_->mutex_);
+        self_.channels.insert_or_assign(std::move(channel), true);
+    }
+
+    void unsubscribe(std::string channel) override {
+        std::lock_guard lock(bus_->mutex_);
+        if (const auto it = self_.channels.find(channel); it != self_.channels.end()) self_.channels.erase(it);
+    }
+
+    backplane_stats stats() const override {
+        std::lock_guard lock(bus_->mutex_);
+        backplane_stats s;
+        s.connected = std::find(bus_->nodes_.begin(), bus_->nodes_.end(), &self_) != bus_->nodes_.end();
+        s.published = self_.published;
+        s.received = self_.received;
+        return s;
+    }
+
+private:
+    std::shared_ptr<in_process_bus> bus_;
+    in_process_bus::node self_;
+};
+
+}  // namespace starling
+// ---- end starling/runtime/backplane.hpp ----
+
+// ---- begin starling/runtime/topic_registry.hpp ----
+// Topics (rooms): named groups of connections that a publish reaches, across every worker of an app.
+//
+// It works as the endpoint's registry (runtime/connection_registry.hpp) does, one level down: each
+// topic keeps its members per worker, and each worker's list is read and written only on that
+// worker's own thread. A publish delivers to the members of the publisher's own worker at once and
+// posts ONE task to each other worker where the topic has members, which delivers there to all of
+// them, sharing the frame encoded once. Nothing is posted while the lock is held; the lock guards the
+// map of names to topics and each topic's list of workers, never the members themselves.
+//
+// A topic exists while it has members: the last one to leave removes its name, and a later subscribe
+// makes a fresh topic. A task already posted keeps the topic it was posted for alive, so it never
+// reaches into freed memory; its members then are exactly those still in that topic.
+
+#include <asio/io_context.hpp>  // asio::io_context: a member's worker
+#include <asio/post.hpp>        // asio::post: one delivery task per other worker
+#include <atomic>               // std::atomic sizes read from any thread
+#include <cstddef>              // std::size_t
+#include <functional>           // std::function observer, std::hash, std::equal_to<>
+#include <memory>               // std::shared_ptr topics and members
+#include <mutex>                // std::mutex guarding the names and the workers of each topic
+#include <string>               // std::string names
+#include <string_view>          // std::string_view lookups
+#include <unordered_map>        // name -> topic
+#include <utility>              // std::move, std::pair
+#include <vector>               // members, workers, sizes
+
+
+namespace starling::detail {
+
+/// `Member` is the connection type; it provides `receive_broadcast(const shared_frame&)`, called on
+/// its own worker's thread.
+template <class Member>
+class topic_registry {
+    struct topic;
+    struct worker_group;
+
+public:
+    /// One member's place in one topic. The member keeps it (at a stable address: the registry
+    /// points back at it to move members in constant time) from join() until leave().
+    struct membership {
+        std::shared_ptr<topic> joined;
+        worker_group* group = nullptr;
+        std::size_t slot = 0;
+    };
+
+    /// Told, under the lock, when a name gets its first member (true) or loses its last (false): the
+    /// app subscribes its backplane to the topic's channel then. Under the lock so that the calls
+    /// come in the order the changes happened; it must only queue, never call back in here.
+    using observer = std::function<void(const std::string& name, bool has_members)>;
+
+    topic_registry() = default;
+    topic_registry(const topic_registry&) = delete;
+    topic_registry& operator=(const topic_registry&) = delete;
+
+    void set_observer(observer watch) { observer_ = std::move(watch); }
+
+    /// Adds `member`, which lives on `context`, to the topic `name`, filling `place`. Call on that
+    /// context's thread, with a `place` not in any topic.
+    void join(asio::io_context& context, const std::string& name, std::shared_ptr<Member> member, membership& place) {
+        {
+            std::lock_guard lock(mutex_);
+            auto& entry = topics_[name];
+            if (!entry) {
+                entry = std::make_shared<topic>(name);
+                if (observer_) observer_(name, true);
+            }
+            place.joined = entry;
+            place.group = entry->group_for(context);
+            entry->size.fetch_add(1, std::memory_order_relaxed);
+            place.group->size.fetch_add(1, std::memory_order_relaxed);
+        }
+        place.slot = place.group->members.size();
+        place.group->members.push_back({std::move(member), &place});
+    }
+
+    /// Takes the member out of the topic `place` is in. Call on the member's thread, once per join().
+    void leave(membership& place) {
+        if (!place.joined) return;
+        {
+            std::lock_guard lock(mutex_);
+            place.group->size.fetch_sub(1, std::memory_order_relaxed);
+            if (place.joined->size.fetch_sub(1, std::memory_order_relaxed) == 1) {
+                // The last member anywhere: the name goes, unless a newer topic already holds it.
+                if (const auto it = topics_.find(place.joined->name); it != topics_.end() && it->second == place.joined) {
+                    topics_.erase(it);
+                    if (observer_) observer_(place.joined->name, false);
+                }
+            }
+        }
+        // Swap with the last one: constant time, whatever the number of members.
+        auto& members = place.group->members;
+        const std::size_t slot = place.slot;
+        if (slot < members.size() && members[slot].place == &place) {
+            if (slot + 1 != members.size()) {
+                members[slot] = std::move(members.back());
+                members[slot].place->slot = slot;
+            }
+            members.pop_back();
+        }
+        place = membership{};
+    }
+
+    /// Delivers `frame` to every member of topic `name` but `except` (which may be null): at once to
+    /// those of `here` (the caller's worker; null from any other thread), through one posted task per
+    /// other worker with members. Each receiver gets one publisher's frames in the order it published
+    /// them: posts from one thread to one worker run in order. Returns the members reached (counted
+    /// when the publish was made).
+    std::size_t publish(asio::io_context* here, std::string_view name, const shared_frame& frame, const Member* except) {
+        std::shared_ptr<topic> target;
+        std::vector<worker_group*> remote;
+        worker_group* local = nullptr;
+        std::size_t reached = 0;
+        {
+            std::lock_guard lock(mutex_);
+            const auto it = topics_.find(name);
+            if (it == topics_.end()) return 0;
+            target = it->second;
+            reached = target->size.load(std::memory_order_relaxed);
+            remote.reserve(target->groups.size());
+            for (const auto& g : target->groups) {
+                if (g->context == here) {
+                    local = g.get();
+                } else if (g->size.load(std::memory_order_relaxed) != 0) {
+                    remote.push_back(g.get());
+                }
+            }
+        }
+        // Groups are removed only with their topic, which each task holds: the pointers stay good.
+        for (worker_group* g : remote)
+            asio::post(*g->context, [target, g, frame, except] { g->deliver(frame, except); });
+        if (local != nullptr) local->deliver(frame, except);
+        return reached;
+    }
+
+    /// Members of topic `name` right now, from any thread (0 when nobody subscribes).
+    std::size_t size(std::string_view name) const {
+        std::lock_guard lock(mutex_);
+        const auto it = topics_.find(name);
+        return it == topics_.end() ? 0 : it->second->size.load(std::memory_order_relaxed);
+    }
+
+    /// Every topic with members and how many, from any thread, in no particular order.
+    std::vector<std::pair<std::string, std::size_t>> sizes() const {
+        std::vector<std::pair<std::string, std::size_t>> out;
+        std::lock_guard lock(mutex_);
+        out.reserve(topics_.size());
+        for (const auto& [name, t] : topics_) out.emplace_back(name, t->size.load(std::memory_order_relaxed));
+        return out;
+    }
+
+    /// Topics with members right now.
+    std::size_t count() const {
+        std::lock_guard lock(mutex_);
+        return topics_.size();
+    }
+
+private:
+    struct entry {
+        std::shared_ptr<Member> member;
+        membership* place;  // where the member keeps its slot in this list
+    };
+
+    /// The members of one topic on one worker. `members` is touched only on that worker's thread;
+    /// `size` is read from others to skip workers with nobody to deliver to.
+    struct worker_group {
+        explicit worker_group(asio::io_context& c) : context(&c) {}
+
+        void deliver(const shared_frame& frame, const Member* except) {
+            // receive_broadcast only queues (or starts a close that runs later): nobody joins or
+            // leaves this list while it is walked.
+            for (const auto& e : members)
+                if (e.member.get() != except) e.member->receive_broadcast(frame);
+        }
+
+        asio::io_context* context;
+        std::vector<entry> members;
+        std::atomic<std::size_t> size{0};
+    };
+
+    struct topic {
+        explicit topic(std::string n) : name(std::move(n)) {}
+
+        /// Under the registry's lock.
+        worker_group* group_for(asio::io_context& context) {
+            for (const auto& g : groups)
+                if (g->context == &context) return g.get();
+            groups.push_back(std::make_unique<worker_group>(context));
+            return groups.back().get();
+        }
+
+        const std::string name;
+        std::vector<std::unique_ptr<worker_group>> groups;  // grows under the lock, never shrinks
+        std::atomic<std::size_t> size{0};
+    };
+
+    /// Lets lookups take a string_view.
+    struct name_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+    };
+
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::shared_ptr<topic>, name_hash, std::equal_to<>> topics_;
+    observer observer_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/runtime/topic_registry.hpp ----
 
 // ---- begin starling/session/connection_base.hpp ----
 // The part of a connection that does not depend on its stream: where it is in its life (one status),
@@ -4427,6 +4825,149 @@ private:
 }  // namespace starling::detail
 // ---- end starling/session/connection_base.hpp ----
 
+namespace starling {
+
+/// A topic and its members, as app.topics() lists them.
+struct topic_info {
+    std::string name;
+    std::size_t size = 0;
+};
+
+namespace detail {
+
+class pubsub {
+public:
+    using endpoint_registry = connection_registry<connection_base>;
+
+    pubsub() = default;
+    pubsub(const pubsub&) = delete;
+    pubsub& operator=(const pubsub&) = delete;
+    ~pubsub() { stop(); }
+
+    topic_registry<connection_base> topics;
+
+    /// Before start(): every publish, broadcast and send_to crosses processes through `bus`.
+    void use(std::shared_ptr<backplane> bus, std::string prefix) {
+        bus_ = std::move(bus);
+        prefix_ = std::move(prefix);
+    }
+    bool has_backplane() const noexcept { return bus_ != nullptr; }
+    backplane_stats stats() const { return bus_ ? bus_->stats() : backplane_stats{}; }
+
+    /// Before start(): the endpoint at `path` shares its broadcasts and send_to through the backplane.
+    void add_endpoint(const std::string& path, endpoint_registry& registry) { endpoints_[path] = &registry; }
+
+    /// Links to the backplane, if any: subscribes the endpoints' channels, and from now on each topic's
+    /// channel while the topic has members on this node.
+    void start() {
+        if (!bus_ || started_) return;
+        started_ = true;
+        accepting_ = true;
+        topics.set_observer([this](const std::string& name, bool has_members) {
+            if (has_members)
+                bus_->subscribe(topic_channel(name));
+            else
+                bus_->unsubscribe(topic_channel(name));
+        });
+        for (const auto& [path, registry] : endpoints_) {
+            bus_->subscribe(prefix_ + "broadcast:" + path);
+            bus_->subscribe(prefix_ + "to:" + path);
+        }
+        for (const auto& [name, size] : topics.sizes()) bus_->subscribe(topic_channel(name));
+        bus_->start([this](std::string_view channel, std::string_view payload) { arrived(channel, payload); });
+    }
+
+    /// Unlinks: nothing from the backplane is delivered once this returns.
+    void stop() {
+        if (!bus_ || !started_) return;
+        {
+            std::lock_guard lock(delivery_mutex_);
+            accepting_ = false;
+        }
+        bus_->stop();
+        started_ = false;
+    }
+
+    /// Delivers `frame` (of `op` and `payload`) to topic `name` here, and to the other nodes. `here` is
+    /// the caller's worker, null from any other thread.
+    std::size_t publish(asio::io_context* here, std::string_view name, const shared_frame& frame, opcode op,
+                        std::string_view payload, const connection_base* except) {
+        const std::size_t reached = topics.publish(here, name, frame, except);
+        if (bus_) bus_->publish(topic_channel(name), message(op, payload));
+        return reached;
+    }
+
+    /// An endpoint's broadcast, already delivered here, for the other nodes.
+    void broadcast_elsewhere(const std::string& path, opcode op, std::string_view payload) {
+        if (bus_ && endpoints_.contains(path)) bus_->publish(prefix_ + "broadcast:" + path, message(op, payload));
+    }
+
+    /// A send_to whose id is not on this node, for the other nodes. False without a backplane, or
+    /// when it is down: the message is not going anywhere.
+    bool send_elsewhere(const std::string& path, std::string_view id, std::string_view text) {
+        if (!bus_ || !endpoints_.contains(path) || !bus_->stats().connected) return false;
+        std::string body;
+        body.reserve(id.size() + 1 + text.size());
+        body.append(id).append(1, '\n').append(text);
+        bus_->publish(prefix_ + "to:" + path, message(opcode::text, body));
+        return true;
+    }
+
+private:
+    static constexpr std::size_t node_id_size = 36;  // a UUID's text
+
+    std::string topic_channel(std::string_view name) const {
+        std::string channel = prefix_;
+        channel.append("topic:").append(name);
+        return channel;
+    }
+
+    std::string message(opcode op, std::string_view payload) const {
+        std::string m;
+        m.reserve(1 + node_id_size + payload.size());
+        m.append(1, op == opcode::binary ? 'b' : 't').append(node_).append(payload);
+        return m;
+    }
+
+    /// A message from the backplane, on its thread.
+    void arrived(std::string_view channel, std::string_view m) {
+        if (m.size() < 1 + node_id_size || (m[0] != 't' && m[0] != 'b')) return;  // not ours to read
+        if (m.substr(1, node_id_size) == node_) return;                             // our own, delivered already
+        const opcode op = m[0] == 'b' ? opcode::binary : opcode::text;
+        const std::string_view payload = m.substr(1 + node_id_size);
+        if (!channel.starts_with(prefix_)) return;
+        channel.remove_prefix(prefix_.size());
+
+        std::lock_guard lock(delivery_mutex_);
+        if (!accepting_) return;
+        if (channel.starts_with("topic:")) {
+            const std::string_view name = channel.substr(6);
+            if (topics.size(name) != 0) topics.publish(nullptr, name, make_shared_frame(op, payload), nullptr);
+        } else if (channel.starts_with("broadcast:")) {
+            if (const auto it = endpoints_.find(channel.substr(10)); it != endpoints_.end() && it->second->size() != 0)
+                it->second->broadcast(nullptr, make_shared_frame(op, payload), nullptr);
+        } else if (channel.starts_with("to:")) {
+            const auto it = endpoints_.find(channel.substr(3));
+            const std::size_t newline = payload.find('\n');
+            if (it == endpoints_.end() || newline == std::string_view::npos) return;
+            if (auto target = it->second->find(payload.substr(0, newline)))
+                target->deliver_text(std::string(payload.substr(newline + 1)));
+        }
+    }
+
+    std::shared_ptr<backplane> bus_;
+    std::string prefix_ = "starling:";
+    const std::string node_ = make_uuid_v4();
+    std::map<std::string, endpoint_registry*, std::less<>> endpoints_;  // read-only once started
+    bool started_ = false;
+    std::mutex delivery_mutex_;
+    bool accepting_ = false;  // under delivery_mutex_
+};
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/runtime/pubsub.hpp ----
+
 // ---- begin starling/api/signature.hpp ----
 // Reads a handler's or callback's signature at compile time and says where each argument comes from:
 // the connection, a typed query parameter, a dependency container, or a dependency by type. This is
@@ -5016,6 +5557,11 @@ struct endpoint_state {
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
     std::shared_ptr<starling::router_dependencies> router_deps;
+    /// The app's topics and backplane, shared by all its endpoints (the app sets its own when it
+    /// starts; this one serves an endpoint used without an app).
+    std::shared_ptr<pubsub> hub = std::make_shared<pubsub>();
+    /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
+    bool across_processes = true;
 
     /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
@@ -5048,6 +5594,8 @@ struct endpoint_state {
 #include <optional>     // std::optional receive-with-deadline results
 #include <string>       // std::string payloads
 #include <string_view>  // std::string_view views
+#include <unordered_map>  // topic name -> this connection's membership
+#include <vector>         // std::vector topic names
 
 
 // ---- begin starling/api/json.hpp ----
@@ -5581,6 +6129,7 @@ public:
     }
     task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
         fan_out(detail::make_shared_frame(opcode::binary, bytes), who);
+        endpoint_.hub->broadcast_elsewhere(endpoint_.path, opcode::binary, bytes);  // other processes, if any
         co_return;
     }
 
@@ -5590,12 +6139,13 @@ public:
     /// The queueing under broadcast() and send_to(), without suspending (the event API's sync_* calls).
     void queue_broadcast(std::string_view text, recipients who = recipients::everyone) {
         fan_out(detail::make_shared_frame(opcode::text, text), who);
+        endpoint_.hub->broadcast_elsewhere(endpoint_.path, opcode::text, text);  // other processes, if any
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         // This connection itself, also before it joins the registry (in on_connect).
         if (connection_id == connection_.id()) return connection_.queue_text(std::string(text));
         auto target = endpoint_.registry.find(connection_id);
-        if (!target) return false;
+        if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
         return true;
     }
@@ -5606,6 +6156,70 @@ public:
     task<> close(close_code code, std::string_view reason = {}) {
         return connection_.close(static_cast<std::uint16_t>(code), reason);
     }
+
+    // ---- Topics (runtime/topic_registry.hpp; other processes through the app's backplane) --------
+    // Topics are the app's, shared by all its endpoints. A connection is in a topic from subscribe()
+    // to unsubscribe() or its end, however it ends. One subscribed in on_connect receives the topic's
+    // publishes once its greeting is queued (nothing reaches a client before its greeting), as for
+    // broadcasts; topic sizes count it from then on.
+
+    /// Joins `topic`. False if this connection is in it already, or is closing.
+    bool subscribe(std::string_view topic) {
+        if (topics_over_ || !connection_.is_open() || memberships_.contains(topic)) return false;
+        auto& place = memberships_[std::string(topic)];
+        if (topics_live_) endpoint_.hub->topics.join(connection_.context(), std::string(topic), connection_.shared_from_this(), place);
+        return true;
+    }
+
+    /// Leaves `topic`. False if this connection was not in it.
+    bool unsubscribe(std::string_view topic) {
+        const auto it = memberships_.find(topic);
+        if (it == memberships_.end()) return false;
+        endpoint_.hub->topics.leave(it->second);
+        memberships_.erase(it);
+        return true;
+    }
+
+    /// The topics this connection is in, in no particular order.
+    std::vector<std::string> topics() const {
+        std::vector<std::string> names;
+        names.reserve(memberships_.size());
+        for (const auto& [name, place] : memberships_) names.push_back(name);
+        return names;
+    }
+    bool subscribed(std::string_view topic) const { return memberships_.contains(topic); }
+
+    /// Sends a text message to every connection in `topic` (this one included if it is in it, unless
+    /// `who` is recipients::others), on every worker and, with a backplane, in every process. The
+    /// frame is encoded once per process and shared by all receivers.
+    task<> publish(std::string_view topic, std::string_view text, recipients who = recipients::everyone) {
+        queue_publish(topic, text, who);
+        co_return;
+    }
+    task<> publish_bytes(std::string_view topic, std::string_view bytes, recipients who = recipients::everyone) {
+        publish_frame(topic, opcode::binary, bytes, who);
+        co_return;
+    }
+    /// publish() without suspending (the event API's sync_publish). Returns the members reached in
+    /// this process, counted as the publish was made.
+    std::size_t queue_publish(std::string_view topic, std::string_view text, recipients who = recipients::everyone) {
+        return publish_frame(topic, opcode::text, text, who);
+    }
+
+    /// For the runtime: the connection's greeting is queued, its subscriptions take effect now.
+    void topics_reachable() {
+        if (topics_live_ || topics_over_) return;
+        topics_live_ = true;
+        for (auto& [name, place] : memberships_)
+            endpoint_.hub->topics.join(connection_.context(), name, connection_.shared_from_this(), place);
+    }
+    /// For the runtime: the connection ended; it leaves every topic and joins none again.
+    void leave_topics() {
+        topics_over_ = true;
+        for (auto& [name, place] : memberships_) endpoint_.hub->topics.leave(place);
+        memberships_.clear();
+    }
+    // ---- end of topics ----------------------------------------------------------------------------
 
     // ---- The rest ---------------------------------------------------------------------------------
 
@@ -5636,6 +6250,28 @@ private:
         if (who == recipients::everyone && !connection_.registered) connection_.receive_broadcast(frame);
         endpoint_.registry.broadcast(connection_.context(), frame, who == recipients::others ? &connection_ : nullptr);
     }
+
+    // ---- topics ----
+    std::size_t publish_frame(std::string_view topic, opcode op, std::string_view payload, recipients who) {
+        const auto frame = detail::make_shared_frame(op, payload);
+        // Before the greeting the connection is not in its topics yet, but its own publish still
+        // reaches it, as a broadcast does.
+        if (who == recipients::everyone && !topics_live_ && !topics_over_ && memberships_.contains(topic))
+            connection_.receive_broadcast(frame);
+        return endpoint_.hub->publish(&connection_.context(), topic, frame, op, payload,
+                                      who == recipients::others ? &connection_ : nullptr);
+    }
+
+    struct topic_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+    };
+    using membership = detail::topic_registry<detail::connection_base>::membership;
+    // Node-based: the registry points at each membership, so they must not move.
+    std::unordered_map<std::string, membership, topic_hash, std::equal_to<>> memberships_;
+    bool topics_live_ = false;  // the greeting is queued: memberships are in the registry
+    bool topics_over_ = false;  // the connection ended
+    // ---- end of topics ----
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
@@ -5824,6 +6460,14 @@ public:
     const websocket_options& options() const noexcept { return state_->options; }
 
     const std::string& path() const noexcept { return state_->path; }
+
+    /// With a backplane (app.use_backplane), this endpoint's broadcasts and send_to reach the
+    /// endpoint in every process; `false` keeps them to this process. Topics are the app's and cross
+    /// processes either way. Call before the app starts.
+    endpoint& across_processes(bool shared) {
+        state_->across_processes = shared;
+        return *this;
+    }
 
     /// Open connections right now.
     std::size_t connection_count() const { return state_->registry.size(); }
@@ -6201,7 +6845,7 @@ private:
 // A connection of an endpoint: the engine (session/connection.hpp) joined to what the user wrote for
 // that endpoint. It owns the connection's one `websocket` handle, calls on_connect, the handler and
 // on_close through it, turns what they throw into a close code, and keeps the connection in the
-// endpoint's registry (what broadcasts reach) from its greeting to its end.
+// endpoint's registry (what broadcasts reach) and its topics from its greeting to its end.
 
 #include <exception>    // std::exception_ptr, std::rethrow_exception
 #include <memory>       // std::shared_ptr of the endpoint
@@ -6490,6 +7134,7 @@ private:
     void joined() override {
         endpoint_->registry.add(this->context(), this->id(), this->shared_from_this());
         this->registered = true;
+        handle_->topics_reachable();
     }
 
     // The handler's own coroutine, handed back: no frame of ours stays alive beside it.
@@ -6524,6 +7169,7 @@ private:
 
     void left() override {
         if (this->registered) endpoint_->registry.remove(this->context(), this->id(), *this);
+        if (handle_) handle_->leave_topics();  // every topic, however the connection ended
     }
 
     std::shared_ptr<endpoint_state> endpoint_;
@@ -7285,12 +7931,46 @@ public:
     /// server_options::shutdown_timeout), runs every on_close, and makes start() return.
     void stop() {
         if (server_) server_->stop();
+        hub_->stop();  // after the connections' on_close, which may still publish
     }
 
     /// The port the server listens on (useful after starting on port 0): server_options::port.
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
     /// Every port, as bound: server_options::port first, then those of add_listener() in order.
     std::vector<std::uint16_t> ports() const { return server_ ? server_->ports() : std::vector<std::uint16_t>{}; }
+
+    // ---- Topics and the backplane (runtime/pubsub.hpp) ---------------------------------------------
+
+    /// Sends a text message to every connection in `topic`, on every worker and, with a backplane, in
+    /// every process. From any thread, also one that is not the server's: each worker with members
+    /// gets one task. Returns the members reached in this process (counted as the publish was made).
+    std::size_t publish(std::string_view topic, std::string_view text) {
+        return hub_->publish(nullptr, topic, detail::make_shared_frame(opcode::text, text), opcode::text, text, nullptr);
+    }
+    std::size_t publish_bytes(std::string_view topic, std::string_view bytes) {
+        return hub_->publish(nullptr, topic, detail::make_shared_frame(opcode::binary, bytes), opcode::binary, bytes,
+                             nullptr);
+    }
+
+    /// Connections in `topic` in this process right now, from any thread: one lock and one lookup.
+    std::size_t topic_size(std::string_view topic) const { return hub_->topics.size(topic); }
+    /// Every topic with members in this process and how many, in no particular order.
+    std::vector<topic_info> topics() const {
+        std::vector<topic_info> out;
+        for (auto& [name, size] : hub_->topics.sizes()) out.push_back({std::move(name), size});
+        return out;
+    }
+
+    /// Before start(): publishes, broadcasts and send_to cross processes through `bus` (one app per
+    /// backplane object). Its channels are named under `prefix`: apps sharing one Redis keep apart
+    /// by using different prefixes.
+    app& use_backplane(std::shared_ptr<backplane> bus, std::string prefix = "starling:") {
+        check_not_started("set a backplane");
+        hub_->use(std::move(bus), std::move(prefix));
+        return *this;
+    }
+    /// The backplane's counters (all zero without one).
+    backplane_stats backplane_status() const { return hub_->stats(); }
 
 private:
     friend class WebSocket;
@@ -7345,6 +8025,8 @@ private:
             state->globals = globals_;
             if (!state->options_set) state->options = default_options_;
             check_dependencies(*state);
+            state->hub = hub_;
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
@@ -7352,6 +8034,7 @@ private:
         ports.insert(ports.end(), more_ports_.begin(), more_ports_.end());
         server_ = std::make_unique<detail::server>(routes_, pages_, options, log_, std::move(ports));
         for (const auto& [signal, action] : signal_actions_) server_->on_signal(signal, action);
+        hub_->start();  // the backplane, if any, before the first connection
         return *server_;
     }
 
@@ -7366,6 +8049,8 @@ private:
     std::vector<detail::port_spec> more_ports_;
     std::vector<std::pair<int, std::function<void()>>> signal_actions_;
     std::unique_ptr<detail::server> server_;
+    // Declared last: destroyed first, after ~app's stop() has unlinked it.
+    std::shared_ptr<detail::pubsub> hub_ = std::make_shared<detail::pubsub>();
 };
 
 }  // namespace starling
@@ -7802,8 +8487,10 @@ private:
 // ---- begin starling/api/connector.hpp ----
 // The event API's view of a connection: what an event handler's `ws` is.
 
+#include <cstddef>      // std::size_t members reached
 #include <string>       // std::string ids
 #include <string_view>  // std::string_view messages
+#include <vector>       // std::vector topic names
 
 
 namespace starling {
@@ -7832,6 +8519,22 @@ public:
     void sync_broadcast(std::string_view message) { ws_.queue_broadcast(message); }
     task<> async_broadcast(std::string_view message) {
         ws_.queue_broadcast(message);
+        co_return;
+    }
+
+    // ---- Topics: the coroutine API's calls (websocket.hpp, "Topics"), for event handlers ----------
+
+    bool subscribe(std::string_view topic) { return ws_.subscribe(topic); }
+    bool unsubscribe(std::string_view topic) { return ws_.unsubscribe(topic); }
+    std::vector<std::string> topics() const { return ws_.topics(); }
+
+    /// Queues `message` for every connection in `topic`, this one included if it is in it (unless
+    /// `who` is recipients::others); the members reached in this process.
+    std::size_t sync_publish(std::string_view topic, std::string_view message, recipients who = recipients::everyone) {
+        return ws_.queue_publish(topic, message, who);
+    }
+    task<> async_publish(std::string_view topic, std::string_view message, recipients who = recipients::everyone) {
+        ws_.queue_publish(topic, message, who);
         co_return;
     }
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Generate the single headers from include/, check they are current, or write test shims.
 
-single_include/starling.hpp is include/starling.hpp with every project header it reaches inlined once,
-in dependency order; system and third-party includes stay as they are. It needs no OpenSSL.
-single_include/starling_tls.hpp is TLS on top of it: it includes "starling.hpp" (the single header
-beside it), then inlines include/starling/tls.hpp and what that reaches beyond starling.hpp. A program
-includes either or both.
+The single header is include/starling.hpp with every project header it reaches inlined once, in
+dependency order; system and third-party includes stay as they are. It needs no OpenSSL and no Redis.
+The opt-in headers (OPT_IN: TLS, the Redis backplane) are not in it: each gets a single header of its
+own next to it, single_include/starling_NAME.hpp, which includes "starling.hpp" (the single header
+beside it) and inlines only what that lacks. A program includes starling.hpp and any of them.
 
   amalgamate.py                  rewrite both single headers
   amalgamate.py --check          exit 1 if a committed single header is stale
@@ -21,7 +21,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include"
 OUTPUT = ROOT / "single_include" / "starling.hpp"
-TLS_OUTPUT = ROOT / "single_include" / "starling_tls.hpp"
+OPT_IN = {
+    "tls.hpp": ROOT / "single_include" / "starling_tls.hpp",
+    "redis.hpp": ROOT / "single_include" / "starling_redis.hpp",
+}
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")
 
@@ -68,25 +71,47 @@ def inline(path: pathlib.Path, seen: set, out: list) -> None:
     out.append(f"// ---- end {rel} ----\n")
 
 
-def render() -> tuple[str, str, set, set]:
-    """Both single headers, and the headers each one inlined."""
+def render() -> tuple[str, set]:
+    """The single header, and the headers it inlined."""
     out, seen = [BANNER], set()
     inline(INCLUDE / "starling.hpp", seen, out)
-    tls_out, tls_seen = [TLS_BANNER], set(seen)
-    inline(INCLUDE / "starling" / "tls.hpp", tls_seen, tls_out)
-    return "".join(out), "".join(tls_out), seen, tls_seen - seen
+    return "".join(out), seen
+
+
+def render_opt_in(header: str) -> tuple[str, set]:
+    """The single header of one opt-in header, and the headers it inlined that <starling.hpp> lacks:
+    what <starling.hpp> already holds is not repeated."""
+    _, base = render()
+    seen = set(base)
+    banner = TLS_BANNER if header == "tls.hpp" else BANNER.replace(
+        "Starling: header-only C++20 coroutine WebSocket framework.",
+        f"Starling, opt-in part starling/{header}: use it beside starling.hpp.")
+    out = [banner] if header == "tls.hpp" else [banner, '#include "starling.hpp"\n']  # TLS_BANNER has it
+    inline(INCLUDE / "starling" / header, seen, out)
+    return "".join(out), seen - base
+
+
+def outputs() -> dict:
+    """Every generated single header and its text."""
+    files = {OUTPUT: render()[0]}
+    for header, path in OPT_IN.items():
+        files[path] = render_opt_in(header)[0]
+    return files
 
 
 def write_shims(directory: pathlib.Path) -> None:
-    _, _, _, tls_only = render()
+    # A header an opt-in part alone reaches is served by that part's single header.
+    served_by = {}
+    for name, path in OPT_IN.items():
+        for header in render_opt_in(name)[1]:
+            served_by[header] = path.name
     for header in INCLUDE.rglob("*.hpp"):
         rel = header.relative_to(INCLUDE)
         if rel.as_posix() == "starling.hpp":
             continue
         shim = directory / rel
         shim.parent.mkdir(parents=True, exist_ok=True)
-        single = "starling_tls.hpp" if header in tls_only else "starling.hpp"
-        text = f"// Test shim: the component header, served by the single header.\n#include <{single}>\n"
+        text = f"// Test shim: the component header, served by the single header.\n#include <{served_by.get(header, 'starling.hpp')}>\n"
         if not shim.exists() or shim.read_text() != text:
             shim.write_text(text)
 
@@ -99,19 +124,18 @@ def main() -> int:
     if args.shim:
         write_shims(args.shim)
         return 0
-    text, tls_text, _, _ = render()
+    files = outputs()
     if args.check:
-        stale = [out for out, want in ((OUTPUT, text), (TLS_OUTPUT, tls_text))
-                 if not out.is_file() or out.read_text() != want]
-        for out in stale:
-            print(f"single_include/{out.name} is stale: run tools/amalgamate.py", file=sys.stderr)
+        stale = [p for p, text in files.items() if not p.is_file() or p.read_text() != text]
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is stale: run tools/amalgamate.py", file=sys.stderr)
         if stale:
             return 1
-        print("single_include/starling.hpp and starling_tls.hpp are current")
+        print("the single headers are current")
         return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    TLS_OUTPUT.write_text(tls_text)
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
     return 0
 
 

@@ -10,7 +10,7 @@
 #include <string>       // std::string paths
 #include <string_view>  // std::string_view prefixes
 #include <utility>      // std::move
-#include <vector>       // std::vector of ports
+#include <vector>       // std::vector of ports and topic sizes
 
 #include "starling/api/dependencies.hpp"
 #include "starling/api/callbacks.hpp"
@@ -20,6 +20,8 @@
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
 #include "starling/router.hpp"
+#include "starling/runtime/backplane.hpp"
+#include "starling/runtime/pubsub.hpp"
 #include "starling/runtime/server.hpp"
 
 namespace starling {
@@ -207,12 +209,46 @@ public:
     /// server_options::shutdown_timeout), runs every on_close, and makes start() return.
     void stop() {
         if (server_) server_->stop();
+        hub_->stop();  // after the connections' on_close, which may still publish
     }
 
     /// The port the server listens on (useful after starting on port 0): server_options::port.
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
     /// Every port, as bound: server_options::port first, then those of add_listener() in order.
     std::vector<std::uint16_t> ports() const { return server_ ? server_->ports() : std::vector<std::uint16_t>{}; }
+
+    // ---- Topics and the backplane (runtime/pubsub.hpp) ---------------------------------------------
+
+    /// Sends a text message to every connection in `topic`, on every worker and, with a backplane, in
+    /// every process. From any thread, also one that is not the server's: each worker with members
+    /// gets one task. Returns the members reached in this process (counted as the publish was made).
+    std::size_t publish(std::string_view topic, std::string_view text) {
+        return hub_->publish(nullptr, topic, detail::make_shared_frame(opcode::text, text), opcode::text, text, nullptr);
+    }
+    std::size_t publish_bytes(std::string_view topic, std::string_view bytes) {
+        return hub_->publish(nullptr, topic, detail::make_shared_frame(opcode::binary, bytes), opcode::binary, bytes,
+                             nullptr);
+    }
+
+    /// Connections in `topic` in this process right now, from any thread: one lock and one lookup.
+    std::size_t topic_size(std::string_view topic) const { return hub_->topics.size(topic); }
+    /// Every topic with members in this process and how many, in no particular order.
+    std::vector<topic_info> topics() const {
+        std::vector<topic_info> out;
+        for (auto& [name, size] : hub_->topics.sizes()) out.push_back({std::move(name), size});
+        return out;
+    }
+
+    /// Before start(): publishes, broadcasts and send_to cross processes through `bus` (one app per
+    /// backplane object). Its channels are named under `prefix`: apps sharing one Redis keep apart
+    /// by using different prefixes.
+    app& use_backplane(std::shared_ptr<backplane> bus, std::string prefix = "starling:") {
+        check_not_started("set a backplane");
+        hub_->use(std::move(bus), std::move(prefix));
+        return *this;
+    }
+    /// The backplane's counters (all zero without one).
+    backplane_stats backplane_status() const { return hub_->stats(); }
 
 private:
     friend class WebSocket;
@@ -267,6 +303,8 @@ private:
             state->globals = globals_;
             if (!state->options_set) state->options = default_options_;
             check_dependencies(*state);
+            state->hub = hub_;
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
         }
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
@@ -274,6 +312,7 @@ private:
         ports.insert(ports.end(), more_ports_.begin(), more_ports_.end());
         server_ = std::make_unique<detail::server>(routes_, pages_, options, log_, std::move(ports));
         for (const auto& [signal, action] : signal_actions_) server_->on_signal(signal, action);
+        hub_->start();  // the backplane, if any, before the first connection
         return *server_;
     }
 
@@ -288,6 +327,8 @@ private:
     std::vector<detail::port_spec> more_ports_;
     std::vector<std::pair<int, std::function<void()>>> signal_actions_;
     std::unique_ptr<detail::server> server_;
+    // Declared last: destroyed first, after ~app's stop() has unlinked it.
+    std::shared_ptr<detail::pubsub> hub_ = std::make_shared<detail::pubsub>();
 };
 
 }  // namespace starling

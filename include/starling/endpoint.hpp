@@ -42,6 +42,14 @@ public:
 
     const std::string& path() const noexcept { return state_->path; }
 
+    /// With a backplane (app.use_backplane), this endpoint's broadcasts and send_to reach the
+    /// endpoint in every process; `false` keeps them to this process. Topics are the app's and cross
+    /// processes either way. Call before the app starts.
+    endpoint& across_processes(bool shared) {
+        state_->across_processes = shared;
+        return *this;
+    }
+
     /// Open connections right now.
     std::size_t connection_count() const { return state_->registry.size(); }
 

@@ -1,10 +1,13 @@
 // The event API's view of a connection: what an event handler's `ws` is.
 #pragma once
 
+#include <cstddef>      // std::size_t members reached
 #include <string>       // std::string ids
 #include <string_view>  // std::string_view messages
+#include <vector>       // std::vector topic names
 
 #include "starling/task.hpp"
+#include "starling/api/recipients.hpp"
 #include "starling/api/websocket.hpp"
 
 namespace starling {
@@ -33,6 +36,22 @@ public:
     void sync_broadcast(std::string_view message) { ws_.queue_broadcast(message); }
     task<> async_broadcast(std::string_view message) {
         ws_.queue_broadcast(message);
+        co_return;
+    }
+
+    // ---- Topics: the coroutine API's calls (websocket.hpp, "Topics"), for event handlers ----------
+
+    bool subscribe(std::string_view topic) { return ws_.subscribe(topic); }
+    bool unsubscribe(std::string_view topic) { return ws_.unsubscribe(topic); }
+    std::vector<std::string> topics() const { return ws_.topics(); }
+
+    /// Queues `message` for every connection in `topic`, this one included if it is in it (unless
+    /// `who` is recipients::others); the members reached in this process.
+    std::size_t sync_publish(std::string_view topic, std::string_view message, recipients who = recipients::everyone) {
+        return ws_.queue_publish(topic, message, who);
+    }
+    task<> async_publish(std::string_view topic, std::string_view message, recipients who = recipients::everyone) {
+        ws_.queue_publish(topic, message, who);
         co_return;
     }
 

@@ -11,6 +11,8 @@
 #include <optional>     // std::optional receive-with-deadline results
 #include <string>       // std::string payloads
 #include <string_view>  // std::string_view views
+#include <unordered_map>  // topic name -> this connection's membership
+#include <vector>         // std::vector topic names
 
 #include "starling/api/json.hpp"
 #include "starling/api/recipients.hpp"
@@ -121,6 +123,7 @@ public:
     }
     task<> broadcast_bytes(std::string_view bytes, recipients who = recipients::everyone) {
         fan_out(detail::make_shared_frame(opcode::binary, bytes), who);
+        endpoint_.hub->broadcast_elsewhere(endpoint_.path, opcode::binary, bytes);  // other processes, if any
         co_return;
     }
 
@@ -130,12 +133,13 @@ public:
     /// The queueing under broadcast() and send_to(), without suspending (the event API's sync_* calls).
     void queue_broadcast(std::string_view text, recipients who = recipients::everyone) {
         fan_out(detail::make_shared_frame(opcode::text, text), who);
+        endpoint_.hub->broadcast_elsewhere(endpoint_.path, opcode::text, text);  // other processes, if any
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         // This connection itself, also before it joins the registry (in on_connect).
         if (connection_id == connection_.id()) return connection_.queue_text(std::string(text));
         auto target = endpoint_.registry.find(connection_id);
-        if (!target) return false;
+        if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
         return true;
     }
@@ -146,6 +150,70 @@ public:
     task<> close(close_code code, std::string_view reason = {}) {
         return connection_.close(static_cast<std::uint16_t>(code), reason);
     }
+
+    // ---- Topics (runtime/topic_registry.hpp; other processes through the app's backplane) --------
+    // Topics are the app's, shared by all its endpoints. A connection is in a topic from subscribe()
+    // to unsubscribe() or its end, however it ends. One subscribed in on_connect receives the topic's
+    // publishes once its greeting is queued (nothing reaches a client before its greeting), as for
+    // broadcasts; topic sizes count it from then on.
+
+    /// Joins `topic`. False if this connection is in it already, or is closing.
+    bool subscribe(std::string_view topic) {
+        if (topics_over_ || !connection_.is_open() || memberships_.contains(topic)) return false;
+        auto& place = memberships_[std::string(topic)];
+        if (topics_live_) endpoint_.hub->topics.join(connection_.context(), std::string(topic), connection_.shared_from_this(), place);
+        return true;
+    }
+
+    /// Leaves `topic`. False if this connection was not in it.
+    bool unsubscribe(std::string_view topic) {
+        const auto it = memberships_.find(topic);
+        if (it == memberships_.end()) return false;
+        endpoint_.hub->topics.leave(it->second);
+        memberships_.erase(it);
+        return true;
+    }
+
+    /// The topics this connection is in, in no particular order.
+    std::vector<std::string> topics() const {
+        std::vector<std::string> names;
+        names.reserve(memberships_.size());
+        for (const auto& [name, place] : memberships_) names.push_back(name);
+        return names;
+    }
+    bool subscribed(std::string_view topic) const { return memberships_.contains(topic); }
+
+    /// Sends a text message to every connection in `topic` (this one included if it is in it, unless
+    /// `who` is recipients::others), on every worker and, with a backplane, in every process. The
+    /// frame is encoded once per process and shared by all receivers.
+    task<> publish(std::string_view topic, std::string_view text, recipients who = recipients::everyone) {
+        queue_publish(topic, text, who);
+        co_return;
+    }
+    task<> publish_bytes(std::string_view topic, std::string_view bytes, recipients who = recipients::everyone) {
+        publish_frame(topic, opcode::binary, bytes, who);
+        co_return;
+    }
+    /// publish() without suspending (the event API's sync_publish). Returns the members reached in
+    /// this process, counted as the publish was made.
+    std::size_t queue_publish(std::string_view topic, std::string_view text, recipients who = recipients::everyone) {
+        return publish_frame(topic, opcode::text, text, who);
+    }
+
+    /// For the runtime: the connection's greeting is queued, its subscriptions take effect now.
+    void topics_reachable() {
+        if (topics_live_ || topics_over_) return;
+        topics_live_ = true;
+        for (auto& [name, place] : memberships_)
+            endpoint_.hub->topics.join(connection_.context(), name, connection_.shared_from_this(), place);
+    }
+    /// For the runtime: the connection ended; it leaves every topic and joins none again.
+    void leave_topics() {
+        topics_over_ = true;
+        for (auto& [name, place] : memberships_) endpoint_.hub->topics.leave(place);
+        memberships_.clear();
+    }
+    // ---- end of topics ----------------------------------------------------------------------------
 
     // ---- The rest ---------------------------------------------------------------------------------
 
@@ -176,6 +244,28 @@ private:
         if (who == recipients::everyone && !connection_.registered) connection_.receive_broadcast(frame);
         endpoint_.registry.broadcast(connection_.context(), frame, who == recipients::others ? &connection_ : nullptr);
     }
+
+    // ---- topics ----
+    std::size_t publish_frame(std::string_view topic, opcode op, std::string_view payload, recipients who) {
+        const auto frame = detail::make_shared_frame(op, payload);
+        // Before the greeting the connection is not in its topics yet, but its own publish still
+        // reaches it, as a broadcast does.
+        if (who == recipients::everyone && !topics_live_ && !topics_over_ && memberships_.contains(topic))
+            connection_.receive_broadcast(frame);
+        return endpoint_.hub->publish(&connection_.context(), topic, frame, op, payload,
+                                      who == recipients::others ? &connection_ : nullptr);
+    }
+
+    struct topic_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+    };
+    using membership = detail::topic_registry<detail::connection_base>::membership;
+    // Node-based: the registry points at each membership, so they must not move.
+    std::unordered_map<std::string, membership, topic_hash, std::equal_to<>> memberships_;
+    bool topics_live_ = false;  // the greeting is queued: memberships are in the registry
+    bool topics_over_ = false;  // the connection ended
+    // ---- end of topics ----
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;

@@ -83,6 +83,13 @@ public:
     /// `here`'s thread. Each receiver gets one sender's frames in the order it sent them: posts from
     /// one thread to one worker run in order.
     void broadcast(asio::io_context& here, const shared_frame& frame, const Member* except) {
+        broadcast(&here, frame, except);
+    }
+
+    /// The same from any thread: `here` is the caller's worker, or null from a thread that is not a
+    /// worker's (a broadcast another process made, arriving through the backplane), for which every
+    /// worker with members gets its task.
+    void broadcast(asio::io_context* here, const shared_frame& frame, const Member* except) {
         worker_group* local = nullptr;
         std::array<worker_group*, groups_per_pass> remote{};
         for (std::size_t start = 0;; start += groups_per_pass) {
@@ -92,7 +99,7 @@ public:
                 std::lock_guard lock(mutex_);
                 for (std::size_t i = start; i < groups_.size(); ++i) {
                     worker_group* g = groups_[i].get();
-                    if (g->context == &here) {
+                    if (g->context == here) {
                         local = g;
                     } else if (g->size.load(std::memory_order_relaxed) != 0) {
                         if (count == remote.size()) {

@@ -1,7 +1,7 @@
 // A connection of an endpoint: the engine (session/connection.hpp) joined to what the user wrote for
 // that endpoint. It owns the connection's one `websocket` handle, calls on_connect, the handler and
 // on_close through it, turns what they throw into a close code, and keeps the connection in the
-// endpoint's registry (what broadcasts reach) from its greeting to its end.
+// endpoint's registry (what broadcasts reach) and its topics from its greeting to its end.
 #pragma once
 
 #include <exception>    // std::exception_ptr, std::rethrow_exception
@@ -46,6 +46,7 @@ private:
     void joined() override {
         endpoint_->registry.add(this->context(), this->id(), this->shared_from_this());
         this->registered = true;
+        handle_->topics_reachable();
     }
 
     // The handler's own coroutine, handed back: no frame of ours stays alive beside it.
@@ -80,6 +81,7 @@ private:
 
     void left() override {
         if (this->registered) endpoint_->registry.remove(this->context(), this->id(), *this);
+        if (handle_) handle_->leave_topics();  // every topic, however the connection ended
     }
 
     std::shared_ptr<endpoint_state> endpoint_;

@@ -1,5 +1,5 @@
 // What an endpoint is made of at run time: its path, handler and callbacks (already adapted to one
-// calling convention), options, and the registry of its open connections.
+// calling convention), options, the registry of its open connections, and the app's topics.
 #pragma once
 
 #include <functional>  // std::function for type-erased handlers
@@ -9,6 +9,7 @@
 
 #include "starling/runtime/connection_registry.hpp"
 #include "starling/runtime/metrics.hpp"
+#include "starling/runtime/pubsub.hpp"
 #include "starling/session/connection_base.hpp"
 #include "starling/api/dependencies.hpp"
 #include "starling/api/signature.hpp"
@@ -42,6 +43,11 @@ struct endpoint_state {
     std::shared_ptr<global_dependencies> globals;
     /// The container of the router that registered this endpoint (the app's own for app.websocket).
     std::shared_ptr<starling::router_dependencies> router_deps;
+    /// The app's topics and backplane, shared by all its endpoints (the app sets its own when it
+    /// starts; this one serves an endpoint used without an app).
+    std::shared_ptr<pubsub> hub = std::make_shared<pubsub>();
+    /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
+    bool across_processes = true;
 
     /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
