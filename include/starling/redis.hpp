@@ -57,7 +57,7 @@ struct redis_options {
     /// Redis that reads slower than the app publishes cannot grow the app's memory without bound.
     std::size_t max_pending_bytes = 64 * 1024 * 1024;
     /// Where the lost / back lines go (warnings).
-    logger log = log_to_stderr;
+    logger log = [](log_level level, std::string_view line) { log_to_stderr(level, line); };
 };
 
 namespace detail::resp {
