@@ -577,7 +577,8 @@ private:
     /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
     /// the client, and is written at the end of the turn.
     void receive_from_another(outbound_frame frame) {
-        if (status_ != connection_status::open || writer_ == writer_status::failed) return;
+        // Once a close is due, nothing from others may land behind the backlog it dropped.
+        if (status_ != connection_status::open || close_pending_ || writer_ == writer_status::failed) return;
         if (writer_ == writer_status::awaiting_writable &&
             queue_.memory() + frame.memory() > options_->max_queued_bytes) {
             if (options_->slow_consumer == slow_consumer_policy::drop) {
@@ -681,6 +682,8 @@ private:
 
     /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
     void close_soon(close_code code, std::string_view reason) {
+        if (close_pending_) return;
+        close_pending_ = true;
         asio::co_spawn(context_, close_from_server(shared_from_this(), code, std::string(reason)), asio::detached);
     }
 
@@ -736,6 +739,7 @@ private:
     bool reader_paused_ = false;       // waiting for inbox space, not reading the stream
     bool ping_outstanding_ = false;
     bool closing_deadline_armed_ = false;
+    bool close_pending_ = false;  // close_soon() posted a close that has not begun yet
     std::uint16_t close_code_ = static_cast<std::uint16_t>(close_code::abnormal);
     std::string close_reason_;
     std::size_t registry_slot_ = 0;
