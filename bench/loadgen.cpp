@@ -7,6 +7,8 @@
 //   loadgen --port N --scenario broadcast [--connections 500] [--size 64] [--publishers 4] [--window 4]
 //   loadgen --port N --scenario idle      [--connections 10000] --server-pid PID
 //   common: [--path /echo] [--duration 5] [--warmup 1] [--timeout S] [--server-pid PID] [--label X]
+//           [--also-port N]... (connections spread round-robin over --port and each --also-port:
+//           servers of one deployment, say two processes linked by a backplane)
 //
 // echo:      every connection keeps `depth` messages in flight on /echo; each answer is checked byte
 //            for byte (type, length, sequence number, content) and its round trip recorded.
@@ -178,6 +180,7 @@ struct options {
     std::string scenario_name = "echo";
     std::string label;
     std::uint16_t port = 0;
+    std::vector<std::uint16_t> also_ports;  // more servers; connection i goes to ports[i % count]
     std::string path;
     std::size_t connections = 0;
     std::size_t size = 64;
@@ -199,7 +202,7 @@ struct options {
                  "usage: loadgen --port N [--scenario echo|broadcast|idle] [--path P] [--connections N]\n"
                  "               [--size BYTES] [--depth N] [--binary] [--publishers N] [--window N]\n"
                  "               [--duration S] [--warmup S] [--timeout S] [--settle S]\n"
-                 "               [--concurrency N] [--server-pid PID] [--label TEXT]\n",
+                 "               [--concurrency N] [--server-pid PID] [--label TEXT] [--also-port N]...\n",
                  why);
     std::exit(2);
 }
@@ -224,13 +227,16 @@ options parse_options(int argc, char** argv) {
         if (end == v.c_str() || *end != '\0' || d < 0) usage("bad number");
         return d;
     };
+    auto port = [&](int& i) -> std::uint16_t {
+        const auto p = integer(i);
+        if (p == 0 || p > 65535) usage("bad port");
+        return static_cast<std::uint16_t>(p);
+    };
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a == "--port") {
-            const auto p = integer(i);
-            if (p == 0 || p > 65535) usage("bad port");
-            o.port = static_cast<std::uint16_t>(p);
-        } else if (a == "--scenario") {
+        if (a == "--port") o.port = port(i);
+        else if (a == "--also-port") o.also_ports.push_back(port(i));
+        else if (a == "--scenario") {
             o.scenario_name = std::string(value(i));
             if (o.scenario_name == "echo") o.scenario = scenario_kind::echo;
             else if (o.scenario_name == "broadcast") o.scenario = scenario_kind::broadcast;
@@ -348,6 +354,7 @@ enum class conn_state { idle, connecting, handshaking, open, closed };
 struct connection {
     int fd = -1;
     std::uint32_t id = 0;
+    std::uint16_t port = 0;  // the server it connects to
     conn_state state = conn_state::idle;
     std::string expected_accept;
 
@@ -390,7 +397,11 @@ public:
         epfd_ = epoll_create1(EPOLL_CLOEXEC);
         if (epfd_ < 0) fatal("epoll_create1");
         conns_.resize(o_.connections);
-        for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i].id = static_cast<std::uint32_t>(i);
+        for (std::size_t i = 0; i < conns_.size(); ++i) {
+            conns_[i].id = static_cast<std::uint32_t>(i);
+            const std::size_t server = i % (1 + o_.also_ports.size());
+            conns_[i].port = server == 0 ? o_.port : o_.also_ports[server - 1];
+        }
         if (o_.scenario == scenario_kind::broadcast) {
             pubs_.resize(o_.publishers);
             for (auto& p : pubs_) p.receipts.assign(o_.window, 0);
@@ -545,7 +556,7 @@ private:
         setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
-        addr.sin_port = htons(o_.port);
+        addr.sin_port = htons(c.port);
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // 127.0.0.1, and nothing else
         c.state = conn_state::connecting;
         if (connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
@@ -569,7 +580,7 @@ private:
         const std::string key = base64(key_bytes, sizeof key_bytes);
         const auto digest = sha1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
         c.expected_accept = base64(digest.data(), digest.size());
-        const std::string request = "GET " + o_.path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(o_.port) +
+        const std::string request = "GET " + o_.path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(c.port) +
                                     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
                                     "\r\nSec-WebSocket-Version: 13\r\n\r\n";
         c.out.insert(c.out.end(), request.begin(), request.end());

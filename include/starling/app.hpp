@@ -77,6 +77,7 @@ public:
         metrics_snapshot s;
         for (const auto& [path, state] : routes_) s.endpoints.push_back(state->metrics.snapshot(path));
         if (server_) server_->count_refusals(s);
+        if (hub_->has_backplane()) s.backplane = hub_->stats();
         return s;
     }
 

@@ -20,6 +20,7 @@ import websockets
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402
+from test_metrics import scrape, value  # noqa: E402
 
 REDIS = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
 LATE = 10.0  # how long a link to Redis may take to be made (again)
@@ -182,12 +183,20 @@ class RedisBackplane(unittest.IsolatedAsyncioTestCase):
         await self.wait_stats(0, lambda s: s["backplane"]["dropped"] >= 1, "did not count the dropped publish")
         for node in self.nodes:
             self.assertTrue(node.alive())
+        # The outage as a Prometheus scrape shows it.
+        samples, _ = await asyncio.to_thread(scrape, self.nodes[0].port)
+        self.assertEqual(value(samples, "starling_backplane_connected"), 0)
+        self.assertGreaterEqual(value(samples, "starling_backplane_dropped_total"), 1)
+        self.assertGreaterEqual(value(samples, "starling_backplane_published_total"), 1)
 
         self.redis.start()  # the same port: both processes link again by themselves and resubscribe
         await self.linked(a, [a, a2], [b])  # and "during the outage" never reaches b
         stats = (await self.stats(0))["backplane"]
         self.assertTrue(stats["connected"])
         self.assertGreaterEqual(stats["reconnects"], 2)  # both links of node 0
+        samples, _ = await asyncio.to_thread(scrape, self.nodes[0].port)
+        self.assertEqual(value(samples, "starling_backplane_connected"), 1)
+        self.assertEqual(value(samples, "starling_backplane_reconnects_total"), stats["reconnects"])
         await self.wait_stats(1, lambda s: s["backplane"]["connected"] and s["backplane"]["reconnects"] >= 2,
                               "node 1 did not link again")
         for node in self.nodes:

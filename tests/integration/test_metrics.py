@@ -74,6 +74,7 @@ class ChatMetrics(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(types["starling_connections_open"], "gauge")
         self.assertEqual(types["starling_messages_received_total"], "counter")
         self.assertEqual(types["starling_pong_rtt_seconds"], "histogram")
+        self.assertNotIn("starling_backplane_connected", types)  # no backplane, no backplane families
         self.assertEqual(value((samples, types), "starling_connections_open", endpoint="/chat"), 0)
         self.assertEqual(value((samples, types), "starling_pong_rtt_seconds_bucket", endpoint="/chat", le="+Inf"), 0)
 

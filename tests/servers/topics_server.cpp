@@ -164,6 +164,8 @@ int main(int argc, char** argv) {
         }
     });
 
+    app.get("/metrics", starling::metrics_page());  // the backplane's link and counts, as operators see them
+
     const std::uint16_t port = app.listen(server);
     std::printf("listening on %u\n", static_cast<unsigned>(port));
     std::fflush(stdout);

@@ -1,6 +1,6 @@
 // Metrics: the per-worker counter blocks of each endpoint (session/counters.hpp), the server's
-// handshake refusals, a snapshot that sums them, and that snapshot in the Prometheus text exposition
-// format (version 0.0.4).
+// handshake refusals, the backplane's link, a snapshot that sums them, and that snapshot in the
+// Prometheus text exposition format (version 0.0.4).
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
@@ -13,10 +13,12 @@
 #include <cstdio>                           // std::snprintf numbers
 #include <memory>                           // std::unique_ptr blocks
 #include <mutex>                            // std::mutex guarding the list of blocks
+#include <optional>                         // std::optional backplane: only with one
 #include <string>                           // std::string exposition text
 #include <string_view>                      // std::string_view names
 #include <vector>                           // std::vector blocks and endpoints
 
+#include "starling/runtime/backplane.hpp"
 #include "starling/session/counters.hpp"
 
 namespace starling {
@@ -49,6 +51,8 @@ struct metrics_snapshot {
     std::vector<endpoint_metrics_snapshot> endpoints;
     /// Refused handshakes by status (refusal_statuses, then one for any other status).
     std::array<std::uint64_t, refusal_statuses.size() + 1> handshakes_refused{};
+    /// The backplane's link and counts, when the app has one (app.use_backplane).
+    std::optional<backplane_stats> backplane;
 
     /// The Prometheus text exposition format, version 0.0.4.
     std::string to_prometheus() const;
@@ -228,6 +232,25 @@ inline std::string metrics_snapshot::to_prometheus() const {
         out += "\"} ";
         out += std::to_string(handshakes_refused[i]);
         out += '\n';
+    }
+
+    if (backplane) {
+        auto node = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t value) {
+            family(name, type, help);
+            out += name;
+            out += ' ';
+            out += std::to_string(value);
+            out += '\n';
+        };
+        node("starling_backplane_connected", "gauge", "1 while the link to the backplane is up, else 0.",
+             backplane->connected ? 1 : 0);
+        node("starling_backplane_published_total", "counter", "Messages handed to the backplane.", backplane->published);
+        node("starling_backplane_received_total", "counter", "Messages that arrived from the backplane.",
+             backplane->received);
+        node("starling_backplane_dropped_total", "counter", "Messages lost because the link was down.",
+             backplane->dropped);
+        node("starling_backplane_reconnects_total", "counter", "Links to the backplane made again after losing one.",
+             backplane->reconnects);
     }
     return out;
 }
