@@ -71,3 +71,15 @@ TEST_CASE("the exposition: types, labels escaped, cumulative histogram buckets")
     CHECK(text.find("starling_handshakes_refused_total{status=\"404\"} 4\n") != std::string::npos);
     CHECK(text.back() == '\n');
 }
+
+TEST_CASE("the backplane's families appear only with a backplane") {
+    starling::metrics_snapshot s;
+    CHECK(s.to_prometheus().find("starling_backplane") == std::string::npos);
+    s.backplane = starling::backplane_stats{.connected = false, .published = 7, .received = 3, .dropped = 2, .reconnects = 1};
+    const std::string text = s.to_prometheus();
+    CHECK(text.find("# TYPE starling_backplane_connected gauge\nstarling_backplane_connected 0\n") != std::string::npos);
+    CHECK(text.find("# TYPE starling_backplane_dropped_total counter\nstarling_backplane_dropped_total 2\n") != std::string::npos);
+    CHECK(text.find("starling_backplane_published_total 7\n") != std::string::npos);
+    CHECK(text.find("starling_backplane_received_total 3\n") != std::string::npos);
+    CHECK(text.find("starling_backplane_reconnects_total 1\n") != std::string::npos);
+}
