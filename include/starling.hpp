@@ -33,3 +33,6 @@
 // The event API.
 #include "starling/api/connector.hpp"
 #include "starling/event_websocket.hpp"
+
+// The client.
+#include "starling/client.hpp"

@@ -1067,6 +1067,20 @@ private:
     std::vector<field> fields_;
 };
 
+/// Reads one field line of a head ("Name: value", without its CRLF) into `into`, strictly: no leading
+/// whitespace (obsolete line folding, RFC 9112 section 5.2, is rejected, never unfolded), a token
+/// name directly followed by the colon ("Host : x" fails, as section 5.1 requires), the value
+/// trimmed of optional whitespace. False for a malformed line, which is then not added.
+inline bool parse_field_line(std::string_view line, headers& into) {
+    if (line.empty() || detail::is_ows(line.front())) return false;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view name = line.substr(0, colon);
+    if (!detail::is_token(name)) return false;
+    into.add(std::string{name}, std::string{detail::trim_ows(line.substr(colon + 1))});
+    return true;
+}
+
 }  // namespace starling::http
 // ---- end starling/http/headers.hpp ----
 
@@ -1435,16 +1449,8 @@ inline std::error_code request_parser::parse_request_line(std::string_view line)
 }
 
 inline std::error_code request_parser::parse_header_line(std::string_view line) {
-    // A line starting with whitespace is obsolete line folding (RFC 9112 section 5.2), or whitespace
-    // between the request line and the first field; both are rejected, never unfolded.
-    if (detail::is_ows(line.front())) return starling::error::bad_header_line;
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return starling::error::bad_header_line;
-    // A token has no whitespace, so "Host : x" fails here as RFC 9112 section 5.1 requires.
-    const std::string_view name = line.substr(0, colon);
-    if (!detail::is_token(name)) return starling::error::bad_header_line;
     if (request_.fields.size() == max_fields) return starling::error::header_too_large;
-    request_.fields.add(std::string{name}, std::string{detail::trim_ows(line.substr(colon + 1))});
+    if (!parse_field_line(line, request_.fields)) return starling::error::bad_header_line;
     return {};
 }
 
@@ -2165,12 +2171,66 @@ class router_dependencies : public dependency_container {};
 #include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint8_t
+#include <cstring>        // std::memcpy of a shared frame's header
+#include <span>           // std::span of a payload to mask
 #include <memory>         // std::shared_ptr shared broadcast frames
 #include <string>         // std::string payloads
 #include <string_view>    // std::string_view pong payloads
 #include <utility>        // std::move
 #include <vector>         // std::vector buffer list
 
+
+// ---- begin starling/session/masking_keys.hpp ----
+// Masking keys for the frames a client sends (RFC 6455 section 5.3): fresh for every frame and
+// unpredictable, so that nothing on the path can choose what the masked bytes look like. They come
+// from the kernel's random source (getrandom), taken a few hundred bytes at a time per thread, so
+// a frame costs four bytes of that buffer rather than a system call.
+
+#include <sys/random.h>  // getrandom
+
+#include <array>    // std::array buffer
+#include <cerrno>   // EINTR
+#include <cstddef>  // std::size_t
+#include <cstring>  // std::memcpy
+#include <random>   // std::random_device, if the kernel source fails
+#include <span>     // std::span of bytes to fill
+
+
+namespace starling::detail {
+
+/// Fills `out` from the kernel's random source; std::random_device (itself the kernel's, on Linux)
+/// only if getrandom is unavailable.
+inline void fill_random(std::span<std::uint8_t> out) {
+    std::size_t filled = 0;
+    while (filled < out.size()) {
+        const ssize_t n = ::getrandom(out.data() + filled, out.size() - filled, 0);
+        if (n > 0) {
+            filled += static_cast<std::size_t>(n);
+        } else if (n < 0 && errno != EINTR) {
+            std::random_device device;
+            for (; filled < out.size(); ++filled) out[filled] = static_cast<std::uint8_t>(device());
+        }
+    }
+}
+
+/// The next masking key of this thread.
+inline masking_key next_masking_key() {
+    thread_local std::array<std::uint8_t, 256> pool{};
+    thread_local std::size_t used = pool.size();
+    if (used == pool.size()) {
+        fill_random(pool);
+        used = 0;
+    }
+    masking_key key;
+    std::memcpy(key.data(), pool.data() + used, key.size());
+    // Spent bytes are wiped: nothing left in memory predicts a key already used or to come.
+    std::memset(pool.data() + used, 0, key.size());
+    used += key.size();
+    return key;
+}
+
+}  // namespace starling::detail
+// ---- end starling/session/masking_keys.hpp ----
 
 // ---- begin starling/session/payload_pool.hpp ----
 // Payload strings that have been written, kept for the next messages received (each event loop has
@@ -2385,7 +2445,12 @@ struct outbound_frame {
 
 class write_queue {
 public:
+    /// A client's queue: every frame is masked with a fresh key as it is queued (clients mask, servers
+    /// must not).
+    void mask_frames() noexcept { masking_ = true; }
+
     void push(outbound_frame frame) {
+        if (masking_) mask(frame);
         bytes_ += frame.size();
         memory_ += frame.memory();
         if (is_pong(frame)) {
@@ -2408,6 +2473,7 @@ public:
             h.op = opcode::pong;
             h.payload_length = payload.size();
             pong.header_size = static_cast<std::uint8_t>(write_frame_header(h, pong.header));
+            if (masking_) mask(pong);
             bytes_ += pong.size();
             memory_ += pong.memory();
             return;
@@ -2501,6 +2567,27 @@ public:
     }
 
 private:
+    /// Masks `f` in place with a fresh key: its header gets the mask bit and the key, its payload is
+    /// XORed. A shared frame (one encoded for many receivers) becomes a frame of its own first.
+    static void mask(outbound_frame& f) {
+        if (f.shared) {
+            const std::size_t payload = f.payload_size();
+            const std::size_t header = f.shared->size() - payload;
+            f.payload.assign(f.shared->data() + header, payload);
+            std::memcpy(f.header.data(), f.shared->data(), header);
+            f.header_size = static_cast<std::uint8_t>(header);
+            f.shared.reset();
+        }
+        const std::uint8_t first = f.header[0];  // FIN, RSV bits and opcode stay as they are
+        frame_header h;
+        h.payload_length = f.payload.size();
+        h.masked = true;
+        h.key = next_masking_key();
+        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
+        f.header[0] = first;
+        apply_mask(std::span<char>(f.payload.data(), f.payload.size()), h.key);
+    }
+
     /// Appends [data, data + size) less its first `skip` bytes (those already written).
     static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
                     std::size_t size) {
@@ -2534,6 +2621,7 @@ private:
     std::uint64_t popped_ = 0;       // frames ever written whole: turns positions into indices
     std::uint64_t latest_pong_ = 0;  // where the latest pong is, counted from the first frame ever
     std::size_t waiting_pongs_ = 0;
+    bool masking_ = false;
 };
 
 }  // namespace starling::detail
@@ -4356,7 +4444,7 @@ public:
             on_close_state_ = callback_state::done;
             co_await close(close_at_once->code, close_at_once->reason);
         } else {
-            asio::co_spawn(context_, handler_loop(self), asio::detached);
+            if (has_handler()) asio::co_spawn(context_, handler_loop(self), asio::detached);
             update_deadline();  // the idle check
         }
         co_await read_loop();
@@ -4426,6 +4514,9 @@ protected:
     virtual void left() = 0;
     /// The connection became open.
     virtual void on_upgraded() {}
+    /// False for a connection whose user drives it from outside (a client's): no handler runs, and
+    /// closes wait for nobody to catch up.
+    virtual bool has_handler() const noexcept { return true; }
 
     // ---- for the stream part ----
 
@@ -5624,6 +5715,19 @@ struct endpoint_state {
 #include <vector>         // std::vector topic names
 
 
+// ---- begin starling/api/message_calls.hpp ----
+// What both ends of a WebSocket connection can do with it: receive, send and close, as coroutines,
+// with the JSON forms. The server's `websocket` and the client's `client_websocket` both offer
+// exactly these, from this one place; each adds what belongs to its side (broadcast and topics for
+// the server, the chosen subprotocol and the URL for the client).
+
+#include <chrono>       // std::chrono::steady_clock::duration timeouts
+#include <cstdint>      // std::uint16_t close codes
+#include <optional>     // std::optional receive-with-deadline results
+#include <string>       // std::string payloads
+#include <string_view>  // std::string_view close reasons
+
+
 // ---- begin starling/api/json.hpp ----
 // JSON for send_json / receive_json: a small writer for C++ values, and an owning document type for
 // what simdjson parses, so a received value outlives the connection's next receive.
@@ -6043,6 +6147,115 @@ private:
 }  // namespace starling
 // ---- end starling/api/json.hpp ----
 
+namespace starling::detail {
+
+class message_calls {
+public:
+    /// True until the connection starts closing (either side).
+    bool is_open() const noexcept { return connection_->is_open(); }
+
+    // ---- Receiving --------------------------------------------------------------------------------
+    // One receive at a time per connection. Messages the peer sent before it closed are still
+    // delivered; after them, and at once when this side closed, receives throw websocket_disconnect.
+    // (Plain functions handing back the connection's coroutine: no coroutine frame of their own.)
+
+    /// The next message, text or binary.
+    task<message> receive() { return connection_->receive(); }
+
+    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's
+    /// guide writes with wait_for).
+    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+        return connection_->receive_for(timeout);
+    }
+
+    /// The next text message. A binary message here is a protocol mismatch: the connection closes with
+    /// 1003 (unsupported data) and this throws websocket_disconnect.
+    task<std::string> receive_text() { return connection_->receive_text(); }
+
+    /// receive_text() with a deadline: nothing if `timeout` passes first.
+    task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
+        auto m = co_await connection_->receive_for(timeout);
+        if (!m) co_return std::nullopt;
+        co_return co_await connection_->expect_text(std::move(*m));
+    }
+
+    /// The next message's bytes, binary or text.
+    task<std::string> receive_bytes() { co_return (co_await connection_->receive()).data; }
+
+    /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
+    /// across later receives. Throws invalid_json for a message that is not JSON.
+    task<json_document> receive_json() {
+        const std::string text = co_await receive_text();
+        co_return json_document::parse(json_parser_, text);
+    }
+
+    // ---- Sending ----------------------------------------------------------------------------------
+    // Every send goes through this connection's one writer, so frames never interleave. A send
+    // completes once the frame is queued; while the queue is above the high-water mark it waits for it
+    // to drain. After the connection is gone for sending (our close frame queued, the peer gone),
+    // sends throw websocket_disconnect.
+
+    task<> send_text(std::string text) { return connection_->send_frame(opcode::text, std::move(text)); }
+    task<> send_bytes(std::string bytes) { return connection_->send_frame(opcode::binary, std::move(bytes)); }
+
+    /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
+    /// maps, raw_json, json_object, received json_documents. `value` is serialised at the call.
+    template <class T>
+    task<> send_json(const T& value) {
+        return connection_->send_frame(opcode::text, to_json(value));
+    }
+    task<> send_json(json_object object) { return connection_->send_frame(opcode::text, std::move(object.text)); }
+
+    // ---- JSON without braced lists (the logic is in api/json.hpp; this block only forwards) -------
+    /// Sends the object of these keys and values: `co_await ws.send_json("type", "move", "x", 3)`.
+    /// No braced list, so it compiles inside co_await with g++ 12 (see to_json_object).
+    template <class Key, class Value, class... More>
+    task<> send_json(const Key& key, const Value& value, const More&... more) {
+        return connection_->send_frame(opcode::text, to_json_object(key, value, more...));
+    }
+    /// receive_json() with a deadline: nothing if `timeout` passes first.
+    task<std::optional<json_document>> receive_json_for(std::chrono::steady_clock::duration timeout) {
+        const std::optional<std::string> text = co_await receive_text_for(timeout);
+        co_return json_document::parse_optional(json_parser_, text);
+    }
+    // ---- end of JSON without braced lists ----------------------------------------------------------
+
+    /// Starts the close handshake: (on the server, on_close runs and its text is sent, then) a close
+    /// frame with `code` and `reason`. Pending and later receives throw websocket_disconnect. Does
+    /// nothing if already closing.
+    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) { return connection_->close(code, reason); }
+    task<> close(close_code code, std::string_view reason = {}) {
+        return connection_->close(static_cast<std::uint16_t>(code), reason);
+    }
+
+    // ---- The rest ---------------------------------------------------------------------------------
+
+    /// The event loop this connection lives on; its coroutines must run there (a timer of the
+    /// handler's is made on it).
+    asio::io_context& context() const noexcept { return connection_->context(); }
+
+    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
+    /// overhead per frame.
+    std::size_t queued_bytes() const noexcept { return connection_->queued_bytes(); }
+
+    /// This connection's numbers: what it buffers, messages in and out, the last ping's round trip,
+    /// its age.
+    connection_stats stats() const { return connection_->stats(); }
+
+protected:
+    explicit message_calls(connection_base& connection) noexcept : connection_(&connection) {}
+    message_calls(message_calls&&) noexcept = default;
+    message_calls& operator=(message_calls&&) noexcept = default;
+    ~message_calls() = default;
+
+private:
+    connection_base* connection_;
+    simdjson::dom::parser json_parser_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/api/message_calls.hpp ----
+
 // ---- begin starling/api/recipients.hpp ----
 // Who a broadcast reaches. The fan-out itself (one shared frame, delivered to each receiver on its
 // own thread, in order) is websocket::broadcast; the frame sharing is detail/write_queue.hpp.
@@ -6057,11 +6270,13 @@ enum class recipients { everyone, others };
 
 namespace starling {
 
-class websocket {
+/// receive/send/close (api/message_calls.hpp), and what belongs to the server's side: identity,
+/// broadcast, send_to and topics.
+class websocket : public detail::message_calls {
 public:
     /// Made by the runtime once per connection, when it is upgraded.
     websocket(detail::connection_base& connection, detail::endpoint_state& endpoint) noexcept
-        : connection_(connection), endpoint_(endpoint) {}
+        : message_calls(connection), connection_(connection), endpoint_(endpoint) {}
 
     websocket(const websocket&) = delete;
     websocket& operator=(const websocket&) = delete;
@@ -6078,74 +6293,6 @@ public:
     const client_address& client() const noexcept { return connection_.client(); }
     /// The request path, without the query string.
     std::string_view path() const noexcept { return connection_.path(); }
-    /// True until the connection starts closing (either side).
-    bool is_open() const noexcept { return connection_.is_open(); }
-
-    // ---- Receiving --------------------------------------------------------------------------------
-    // One receive at a time per connection. Messages the client sent before it closed are still
-    // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
-    // (Plain functions handing back the connection's coroutine: no coroutine frame of their own.)
-
-    /// The next message, text or binary.
-    task<message> receive() { return connection_.receive(); }
-
-    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's
-    /// guide writes with wait_for).
-    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
-        return connection_.receive_for(timeout);
-    }
-
-    /// The next text message. A binary message here is a protocol mismatch: the connection closes with
-    /// 1003 (unsupported data) and this throws websocket_disconnect.
-    task<std::string> receive_text() { return connection_.receive_text(); }
-
-    /// receive_text() with a deadline: nothing if `timeout` passes first.
-    task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
-        auto m = co_await connection_.receive_for(timeout);
-        if (!m) co_return std::nullopt;
-        co_return co_await connection_.expect_text(std::move(*m));
-    }
-
-    /// The next message's bytes, binary or text.
-    task<std::string> receive_bytes() { co_return (co_await connection_.receive()).data; }
-
-    /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
-    /// across later receives. Throws invalid_json for a message that is not JSON.
-    task<json_document> receive_json() {
-        const std::string text = co_await receive_text();
-        co_return json_document::parse(json_parser_, text);
-    }
-
-    // ---- Sending ----------------------------------------------------------------------------------
-    // Every send goes through this connection's one writer, so frames never interleave. A send
-    // completes once the frame is queued; while the queue is above the high-water mark it waits for it
-    // to drain. After the connection is gone for sending (our close frame queued, the peer gone),
-    // sends throw websocket_disconnect.
-
-    task<> send_text(std::string text) { return connection_.send_frame(opcode::text, std::move(text)); }
-    task<> send_bytes(std::string bytes) { return connection_.send_frame(opcode::binary, std::move(bytes)); }
-
-    /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
-    /// maps, raw_json, json_object, received json_documents. `value` is serialised at the call.
-    template <class T>
-    task<> send_json(const T& value) {
-        return connection_.send_frame(opcode::text, to_json(value));
-    }
-    task<> send_json(json_object object) { return connection_.send_frame(opcode::text, std::move(object.text)); }
-
-    // ---- JSON without braced lists (the logic is in api/json.hpp; this block only forwards) -------
-    /// Sends the object of these keys and values: `co_await ws.send_json("type", "move", "x", 3)`.
-    /// No braced list, so it compiles inside co_await with g++ 12 (see to_json_object).
-    template <class Key, class Value, class... More>
-    task<> send_json(const Key& key, const Value& value, const More&... more) {
-        return connection_.send_frame(opcode::text, to_json_object(key, value, more...));
-    }
-    /// receive_json() with a deadline: nothing if `timeout` passes first.
-    task<std::optional<json_document>> receive_json_for(std::chrono::steady_clock::duration timeout) {
-        const std::optional<std::string> text = co_await receive_text_for(timeout);
-        co_return json_document::parse_optional(json_parser_, text);
-    }
-    // ---- end of JSON without braced lists ----------------------------------------------------------
 
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
@@ -6174,13 +6321,6 @@ public:
         if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
         return true;
-    }
-
-    /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
-    /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
-    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) { return connection_.close(code, reason); }
-    task<> close(close_code code, std::string_view reason = {}) {
-        return connection_.close(static_cast<std::uint16_t>(code), reason);
     }
 
     // ---- Topics (runtime/topic_registry.hpp; other processes through the app's backplane) --------
@@ -6249,18 +6389,6 @@ public:
 
     // ---- The rest ---------------------------------------------------------------------------------
 
-    /// The event loop this connection lives on; its coroutines must run there (a timer of the
-    /// handler's is made on it).
-    asio::io_context& context() const noexcept { return connection_.context(); }
-
-    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
-    /// overhead per frame.
-    std::size_t queued_bytes() const noexcept { return connection_.queued_bytes(); }
-
-    /// This connection's numbers: what it buffers, messages in and out, the last ping's round trip,
-    /// its age.
-    connection_stats stats() const { return connection_.stats(); }
-
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 
@@ -6301,7 +6429,6 @@ private:
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
-    simdjson::dom::parser json_parser_;
     bool close_requested_ = false;
 };
 
@@ -6919,10 +7046,11 @@ public:
     /// The stream, for the handshake (runtime/upgrade.hpp) before the connection runs.
     Stream& stream() noexcept { return stream_; }
 
-    /// After upgraded(): `already_read` holds bytes the client sent right behind its request (its
-    /// first frames), which the reader parses before reading more.
-    void set_already_read(std::string_view already_read) {
-        reader_ = message_reader({role::server, options().max_message_size, options().max_frame_size});
+    /// After upgraded(): `already_read` holds bytes the peer sent right behind its handshake (its
+    /// first frames), which the reader parses before reading more. A client's connection reads as
+    /// `role::client`: the server's frames must not be masked.
+    void set_already_read(std::string_view already_read, role local = role::server) {
+        reader_ = message_reader({local, options().max_message_size, options().max_frame_size});
         carried_.assign(already_read.begin(), already_read.end());
     }
 
@@ -8738,4 +8866,686 @@ private:
 
 }  // namespace starling
 // ---- end starling/event_websocket.hpp ----
+
+// The client.
+
+// ---- begin starling/client.hpp ----
+// The client: co_await starling::connect("ws://host:port/path?x=1", options) dials a server and
+// hands back a client_websocket with the same receive, send and close as the server's websocket.
+//
+//     auto ws = co_await starling::connect("ws://127.0.0.1:8080/echo");
+//     co_await ws.send_text("hello");
+//     std::string reply = co_await ws.receive_text();
+//     co_await ws.close();
+//     co_await ws.wait_closed();
+//
+// The connection lives on the event loop connect() runs on (an asio::io_context), and is driven
+// from the caller's coroutines: nothing runs on a thread of its own.
+
+#include <asio/io_context.hpp>              // asio::io_context
+#include <asio/this_coro.hpp>               // asio::this_coro::executor
+#include <chrono>                           // std::chrono::steady_clock
+#include <memory>                           // std::make_shared
+#include <string>                           // std::string URL
+#include <string_view>                      // std::string_view URL
+#include <utility>                          // std::move
+
+
+// ---- begin starling/api/client_websocket.hpp ----
+// The client's handle on one connection it dialled (starling::connect): the same receive, send and
+// close as the server's `websocket` (api/message_calls.hpp), plus what the handshake settled. The
+// connection runs on its own once open (it answers pings, keeps its limits, finishes a close the
+// server starts); the handle only reaches into it. Letting the handle go while the connection is
+// open closes it with 1000.
+
+#include <asio/co_spawn.hpp>                // asio::co_spawn the close of a handle let go
+#include <asio/detached.hpp>                // asio::detached
+#include <memory>                           // std::shared_ptr of the connection
+#include <string>                           // std::string subprotocol and URL
+#include <utility>                          // std::move
+
+
+// ---- begin starling/runtime/client_connection.hpp ----
+// A connection made by a client: the engine (session/connection.hpp) with a client's rules. Its
+// frames are masked, the server's must not be; no handler runs inside it (the user's code drives it
+// from outside, through a client_websocket); it owns its limits, since there is no endpoint to hold
+// them; and its end can be awaited.
+
+#include <memory>       // std::shared_ptr
+#include <optional>     // std::optional greeting and farewell (none)
+#include <string>       // std::string path
+#include <string_view>  // std::string_view bytes behind the handshake
+#include <utility>      // std::move
+
+
+namespace starling::detail {
+
+/// What a client's handle needs of its connection whatever the stream: to await its end.
+class client_end {
+public:
+    /// Returns once the connection is over: the close handshake done (or given up), the stream closed.
+    virtual task<> wait_over() = 0;
+    virtual bool is_over() const noexcept = 0;
+
+protected:
+    ~client_end() = default;
+};
+
+template <class Stream>
+class client_connection final : public connection<Stream>, public client_end {
+public:
+    client_connection(Stream stream, asio::io_context& context, const websocket_options& options)
+        : connection<Stream>(std::move(stream), context), options_(options), over_(context.get_executor()) {
+        this->queue_.mask_frames();
+    }
+
+    /// The server accepted the upgrade: the connection opens, its limits in force, `already_read`
+    /// (frames the server sent right behind its 101) its first input.
+    void opened(std::string path, http::headers response_fields, std::string_view already_read) {
+        this->upgraded(options_, std::move(path), starling::query_params{}, std::move(response_fields));
+        this->set_already_read(already_read, role::client);
+    }
+
+    task<> wait_over() override {
+        auto self = this->shared_from_this();  // the handle may go while this waits
+        while (!is_over_) co_await over_.wait();
+    }
+    bool is_over() const noexcept override { return is_over_; }
+
+private:
+    bool has_handler() const noexcept override { return false; }
+    task<std::optional<std::string>> greet() override { co_return std::nullopt; }
+    void joined() override {}
+    task<> handle() override { co_return; }
+    close_reason failed(std::exception_ptr) noexcept override {
+        return {static_cast<std::uint16_t>(close_code::internal_error), "internal error"};
+    }
+    task<std::optional<std::string>> farewell() override { co_return std::nullopt; }
+    void left() override {
+        is_over_ = true;
+        over_.notify();
+    }
+
+    websocket_options options_;  // the connection points at its limits: they live here
+    async_event over_;
+    bool is_over_ = false;
+};
+
+}  // namespace starling::detail
+// ---- end starling/runtime/client_connection.hpp ----
+
+namespace starling {
+
+class client_websocket : public detail::message_calls {
+public:
+    /// Made by connect() once the handshake succeeded.
+    client_websocket(std::shared_ptr<detail::connection_base> connection, detail::client_end& end, std::string url,
+                     std::string subprotocol)
+        : message_calls(*connection),
+          connection_(std::move(connection)),
+          end_(&end),
+          url_(std::move(url)),
+          subprotocol_(std::move(subprotocol)) {}
+
+    client_websocket(client_websocket&&) noexcept = default;
+    client_websocket& operator=(client_websocket&& other) noexcept {
+        if (this != &other) {
+            close_if_open();
+            message_calls::operator=(std::move(other));
+            connection_ = std::move(other.connection_);
+            end_ = other.end_;
+            url_ = std::move(other.url_);
+            subprotocol_ = std::move(other.subprotocol_);
+        }
+        return *this;
+    }
+    ~client_websocket() { close_if_open(); }
+
+    /// The URL it was dialled with.
+    const std::string& url() const noexcept { return url_; }
+    /// The subprotocol the server chose among those offered; empty for none.
+    const std::string& subprotocol() const noexcept { return subprotocol_; }
+    /// The server's 101 response fields; names are case-insensitive.
+    const http::headers& response_headers() const noexcept { return connection_->headers(); }
+
+    /// Returns once the connection is over: after close(), once the server has answered (or
+    /// close_timeout passed) and the stream is closed; without it, once the server has closed or the
+    /// connection dropped.
+    task<> wait_closed() { return end_->wait_over(); }
+
+private:
+    void close_if_open() noexcept {
+        if (!connection_ || !connection_->is_open()) return;
+        try {
+            asio::co_spawn(connection_->context(), close_left(connection_), asio::detached);
+        } catch (...) {
+            try {
+                connection_->abort();  // no memory for the close: drop it rather than leave it open
+            } catch (...) {
+                // Not even that: the connection's own timeouts end it.
+            }
+        }
+    }
+    static task<> close_left(std::shared_ptr<detail::connection_base> connection) {
+        co_await connection->close(1000, {});
+    }
+
+    std::shared_ptr<detail::connection_base> connection_;
+    detail::client_end* end_;
+    std::string url_;
+    std::string subprotocol_;
+};
+
+}  // namespace starling
+// ---- end starling/api/client_websocket.hpp ----
+
+// ---- begin starling/protocol/websocket_url.hpp ----
+// ws:// and wss:// URLs as a client dials them (RFC 6455 section 3): scheme, host (a name, an IPv4
+// address or a bracketed IPv6 one), optional port, and the request target (path and query). A
+// fragment is refused, as the RFC requires; so is user information, which a WebSocket URL cannot
+// carry.
+
+#include <charconv>     // std::from_chars port
+#include <cstdint>      // std::uint16_t port
+#include <optional>     // std::optional result
+#include <string>       // std::string parts
+#include <string_view>  // std::string_view input
+
+
+namespace starling {
+
+struct websocket_url {
+    bool secure = false;       // wss://
+    std::string host;          // as written, without IPv6 brackets: what DNS (or the address parser) takes
+    std::uint16_t port = 0;    // the default for the scheme when none is written
+    std::string target = "/";  // path and query, what the request line asks for
+    /// The Host field's value: the host as written (brackets kept), with the port unless it is the
+    /// scheme's default.
+    std::string host_field() const {
+        std::string field = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+        if (port != (secure ? 443 : 80)) field += ":" + std::to_string(port);
+        return field;
+    }
+};
+
+/// The URL's parts, or nothing with `why` set to what is wrong with it.
+inline std::optional<websocket_url> parse_websocket_url(std::string_view text, std::string& why) {
+    websocket_url url;
+    const std::size_t scheme_end = text.find("://");
+    const std::string_view scheme = scheme_end == std::string_view::npos ? std::string_view{} : text.substr(0, scheme_end);
+    if (http::detail::iequals(scheme, "ws")) {
+        url.secure = false;
+    } else if (http::detail::iequals(scheme, "wss")) {
+        url.secure = true;
+    } else {
+        why = "not a WebSocket URL (ws:// or wss://): " + std::string(text);
+        return std::nullopt;
+    }
+    std::string_view rest = text.substr(scheme_end + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "a WebSocket URL cannot have a fragment: " + std::string(text);
+        return std::nullopt;
+    }
+    const std::size_t authority_end = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, authority_end);
+    if (authority_end != std::string_view::npos) {
+        std::string_view target = rest.substr(authority_end);
+        url.target = target.front() == '?' ? "/" + std::string(target) : std::string(target);
+    }
+    for (const char c : url.target) {
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) {
+            why = "the URL's path or query has a space or a control character (percent-encode it): " + std::string(text);
+            return std::nullopt;
+        }
+    }
+    if (authority.find('@') != std::string_view::npos) {
+        why = "a WebSocket URL cannot carry user information: " + std::string(text);
+        return std::nullopt;
+    }
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 address in " + std::string(text);
+            return std::nullopt;
+        }
+        url.host = std::string(authority.substr(1, close - 1));
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "unexpected text after the IPv6 address in " + std::string(text);
+                return std::nullopt;
+            }
+            port_text = after.substr(1);
+        }
+    } else {
+        const std::size_t colon = authority.rfind(':');
+        url.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+        if (url.host.find(':') != std::string::npos) {
+            why = "an IPv6 address in a URL goes in brackets ([::1]): " + std::string(text);
+            return std::nullopt;
+        }
+    }
+    if (url.host.empty()) {
+        why = "no host in " + std::string(text);
+        return std::nullopt;
+    }
+    url.port = url.secure ? 443 : 80;
+    if (!port_text.empty() || (authority.size() > 0 && authority.back() == ':')) {
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+        if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
+            why = "bad port in " + std::string(text);
+            return std::nullopt;
+        }
+        url.port = static_cast<std::uint16_t>(value);
+    }
+    return url;
+}
+
+}  // namespace starling
+// ---- end starling/protocol/websocket_url.hpp ----
+
+// ---- begin starling/runtime/dial.hpp ----
+// Dialling a WebSocket server: DNS, a TCP connection under the connect timeout, then the opening
+// handshake under the handshake timeout (the connection's own deadline, as on the server). Every
+// failure is a connect_error that says what failed: "connection refused (127.0.0.1:9)",
+// "handshake failed: status 403", "bad Sec-WebSocket-Accept".
+
+#include <asio/buffer.hpp>                  // asio::buffer
+#include <asio/ip/tcp.hpp>                  // asio::ip::tcp resolver and socket
+#include <asio/steady_timer.hpp>            // asio::steady_timer: the connect timeout
+#include <asio/write.hpp>                   // asio::async_write the request
+#include <algorithm>                        // std::min of the body length
+#include <array>                            // std::array key nonce
+#include <charconv>                         // std::from_chars Content-Length
+#include <chrono>                           // std::chrono timeouts
+#include <cstdint>                          // std::uint16_t port
+#include <memory>                           // std::shared_ptr
+#include <stdexcept>                        // std::runtime_error
+#include <string>                           // std::string messages and bytes
+#include <utility>                          // std::move
+#include <vector>                           // std::vector subprotocols
+
+
+// ---- begin starling/protocol/client_handshake.hpp ----
+// The client's side of the opening handshake (RFC 6455 section 4.1), sans I/O: the upgrade request
+// it sends, and the checks on the server's response before a single frame is trusted. Strict, as
+// the server's side is: a response that is not exactly an accepted upgrade of what was asked for
+// fails the connection, with a message that says what was wrong.
+
+#include <charconv>     // std::from_chars status
+#include <cstddef>      // std::size_t
+#include <string>       // std::string request and messages
+#include <string_view>  // std::string_view head
+#include <vector>       // std::vector subprotocols
+
+
+namespace starling {
+
+/// The status line and fields of the server's answer to an upgrade request.
+struct upgrade_response {
+    int status = 0;
+    std::string reason;
+    http::headers fields;
+};
+
+namespace detail {
+
+/// The subprotocols as one Sec-WebSocket-Protocol value, or empty when a name is not a token.
+inline bool valid_subprotocols(const std::vector<std::string>& names) {
+    for (const std::string& name : names)
+        if (!http::detail::is_token(name)) return false;
+    return true;
+}
+
+}  // namespace detail
+
+/// The GET request that asks `url`'s server to upgrade, with `key` (16 random bytes, base64) and the
+/// caller's extra fields and subprotocols. Fields the handshake itself sets are the caller's
+/// mistake, refused by the caller before this (see connect()).
+inline std::string make_upgrade_request(const websocket_url& url, std::string_view key, const http::headers& extra,
+                                        const std::vector<std::string>& subprotocols) {
+    std::string out = "GET ";
+    out += url.target;
+    out += " HTTP/1.1\r\nHost: ";
+    out += url.host_field();
+    out += "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ";
+    out += key;
+    out += "\r\nSec-WebSocket-Version: 13\r\n";
+    if (!subprotocols.empty()) {
+        out += "Sec-WebSocket-Protocol: ";
+        for (std::size_t i = 0; i < subprotocols.size(); ++i) {
+            if (i) out += ", ";
+            out += subprotocols[i];
+        }
+        out += "\r\n";
+    }
+    for (const auto& [name, value] : extra) {
+        out += name;
+        out += ": ";
+        out += value;
+        out += "\r\n";
+    }
+    out += "\r\n";
+    return out;
+}
+
+/// Fields of the upgrade request that the handshake sets itself: an extra field by one of these
+/// names would contradict it.
+inline bool is_handshake_field(std::string_view name) {
+    for (std::string_view own : {"Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                                 "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions", "Content-Length",
+                                 "Transfer-Encoding"})
+        if (http::detail::iequals(name, own)) return true;
+    return false;
+}
+
+/// Where the response head ends: the offset just past its blank line, or npos while incomplete.
+inline std::size_t response_head_end(std::string_view received) {
+    const std::size_t blank = received.find("\r\n\r\n");
+    return blank == std::string_view::npos ? std::string_view::npos : blank + 4;
+}
+
+/// Parses a response head (everything up to and including its blank line). False, with `why`, for
+/// anything that is not a well-formed HTTP/1.1 status line and fields.
+inline bool parse_upgrade_response(std::string_view head, upgrade_response& out, std::string& why) {
+    if (head.ends_with("\r\n\r\n")) head.remove_suffix(2);  // each line keeps its own CRLF below
+    std::size_t line_end = head.find("\r\n");
+    const std::string_view status_line = head.substr(0, line_end);
+    // "HTTP/1.1 101 Switching Protocols": version, one space, three digits, one space, any reason.
+    if (!status_line.starts_with("HTTP/1.1 ") || status_line.size() < 12 ||
+        (status_line.size() > 12 && status_line[12] != ' ')) {
+        why = "handshake failed: not an HTTP/1.1 response";
+        return false;
+    }
+    const std::string_view digits = status_line.substr(9, 3);
+    int status = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + 3, status);
+    if (ec != std::errc() || end != digits.data() + 3 || status < 100) {
+        why = "handshake failed: bad status line";
+        return false;
+    }
+    out.status = status;
+    out.reason = status_line.size() > 13 ? std::string(status_line.substr(13)) : std::string();
+    while (line_end != std::string_view::npos && line_end + 2 < head.size()) {
+        const std::size_t next = head.find("\r\n", line_end + 2);
+        const std::string_view line = head.substr(line_end + 2, next - line_end - 2);
+        if (line.find_first_of("\r\n") != std::string_view::npos || !http::parse_field_line(line, out.fields)) {
+            why = "handshake failed: malformed header line in the response";
+            return false;
+        }
+        line_end = next;
+    }
+    return true;
+}
+
+/// The outcome of checking a response: an error message, or the subprotocol the server chose (empty
+/// for none).
+struct upgrade_check {
+    std::string error;
+    std::string subprotocol;
+    bool ok() const noexcept { return error.empty(); }
+};
+
+/// Checks that `response` accepts the upgrade asked with `key` and `offered` subprotocols (RFC 6455
+/// section 4.1, the client's checks): 101, Upgrade: websocket, Connection: Upgrade, the accept key,
+/// no extension (none is offered) and no subprotocol that was not offered.
+inline upgrade_check check_upgrade_response(const upgrade_response& response, std::string_view key,
+                                            const std::vector<std::string>& offered) {
+    upgrade_check result;
+    if (response.status != 101) {
+        result.error = "handshake failed: status " + std::to_string(response.status);
+        if (response.status >= 300 && response.status < 400) {
+            const auto location = response.fields.get("Location");
+            result.error += " (a redirect";
+            if (location) result.error += " to " + std::string(*location);
+            result.error += "; redirects are not followed)";
+        }
+        return result;
+    }
+    if (!response.fields.has_token("Upgrade", "websocket")) {
+        result.error = "handshake failed: the response has no Upgrade: websocket";
+        return result;
+    }
+    if (!response.fields.has_token("Connection", "upgrade")) {
+        result.error = "handshake failed: the response has no Connection: Upgrade";
+        return result;
+    }
+    const auto accept = response.fields.get_all("Sec-WebSocket-Accept");
+    if (accept.size() != 1 || http::detail::trim_ows(accept.front()) != compute_accept_key(key)) {
+        result.error = "bad Sec-WebSocket-Accept";
+        return result;
+    }
+    for (std::string_view extension : response.fields.get_all("Sec-WebSocket-Extensions")) {
+        if (!http::detail::trim_ows(extension).empty()) {
+            result.error = "handshake failed: the server chose an extension that was not offered: " + std::string(extension);
+            return result;
+        }
+    }
+    const auto protocols = response.fields.get_all("Sec-WebSocket-Protocol");
+    if (protocols.size() > 1) {
+        result.error = "handshake failed: the server chose more than one subprotocol";
+        return result;
+    }
+    if (protocols.size() == 1) {
+        const std::string_view chosen = http::detail::trim_ows(protocols.front());
+        bool was_offered = false;
+        for (const std::string& name : offered) was_offered = was_offered || name == chosen;
+        if (!was_offered) {
+            result.error = "handshake failed: the server chose a subprotocol that was not offered: " + std::string(chosen);
+            return result;
+        }
+        result.subprotocol = std::string(chosen);
+    }
+    return result;
+}
+
+}  // namespace starling
+// ---- end starling/protocol/client_handshake.hpp ----
+
+namespace starling {
+
+/// How starling::connect dials and what the connection then allows.
+struct client_options {
+    /// Extra fields of the upgrade request (Authorization, Origin, cookies...). The handshake's own
+    /// fields (Host, Upgrade, Connection, Sec-WebSocket-*) cannot be set here.
+    http::headers headers;
+    /// Subprotocols to offer, most preferred first; the server picks one or none.
+    std::vector<std::string> subprotocols;
+    /// DNS and the TCP connection together.
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+    /// From the request's first byte to the end of the server's response.
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+    /// The server's response head may be at most this large.
+    std::size_t max_response_head = 16 * 1024;
+    /// The connection's limits, as the server has them: message and frame sizes, inbox, queue,
+    /// close_timeout, idle pings (idle_timeout), write and message timeouts.
+    websocket_options websocket;
+};
+
+/// Why connect() failed. For a refused handshake, status() is the HTTP status and body() what the
+/// server said (as much as arrived, up to 64 KiB).
+class connect_error : public std::runtime_error {
+public:
+    explicit connect_error(const std::string& what, int status = 0, std::string body = {})
+        : std::runtime_error(what), status_(status), body_(std::move(body)) {}
+    int status() const noexcept { return status_; }
+    const std::string& body() const noexcept { return body_; }
+
+private:
+    int status_;
+    std::string body_;
+};
+
+namespace detail {
+
+/// What a successful handshake leaves: the open connection and the subprotocol chosen (empty for none).
+template <class Stream>
+struct dialed {
+    std::shared_ptr<client_connection<Stream>> connection;
+    std::string subprotocol;
+};
+
+/// A TCP connection to `url`'s host and port, trying each address DNS gives in turn, all within
+/// `timeout`.
+inline task<asio::ip::tcp::socket> connect_tcp(asio::io_context& context, const websocket_url& url,
+                                               std::chrono::milliseconds timeout) {
+    const std::string where = url.host_field().find(':') == std::string::npos
+                                  ? url.host_field() + ":" + std::to_string(url.port)
+                                  : url.host_field();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::ip::tcp::resolver resolver(context);
+    auto [resolve_ec, results] = co_await resolver.async_resolve(url.host, std::to_string(url.port), as_tuple_awaitable);
+    if (resolve_ec) throw connect_error("cannot resolve " + url.host + ": " + resolve_ec.message());
+
+    std::error_code last;
+    for (const auto& entry : results) {
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        asio::ip::tcp::socket socket(context);
+        // The timer closes the socket under a connect that takes too long. It may fire after the
+        // connect completed, so it looks at `settled` first, and touches the socket only while this
+        // frame still waits on it.
+        auto settled = std::make_shared<bool>(false);
+        asio::steady_timer timer(context);
+        timer.expires_at(deadline);
+        timer.async_wait([settled, &socket](std::error_code ec) {
+            if (ec || *settled) return;
+            std::error_code ignored;
+            socket.close(ignored);
+        });
+        auto [ec] = co_await socket.async_connect(entry.endpoint(), as_tuple_awaitable);
+        *settled = true;
+        timer.cancel();
+        if (!ec) co_return std::move(socket);
+        last = ec;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+        throw connect_error("connect timed out after " + std::to_string(timeout.count()) + " ms (" + where + ")");
+    if (last == asio::error::connection_refused) throw connect_error("connection refused (" + where + ")");
+    throw connect_error("cannot connect to " + where + ": " + last.message());
+}
+
+/// A fresh Sec-WebSocket-Key: 16 random bytes, base64.
+inline std::string make_client_key() {
+    std::array<std::uint8_t, 16> nonce{};
+    fill_random(nonce);
+    return base64_encode(nonce);
+}
+
+/// The refused handshake's body: what follows the head, as much as Content-Length says and arrives
+/// before the deadline closes the stream, at most 64 KiB.
+template <class Stream>
+task<std::string> read_refusal_body(Stream& stream, const upgrade_response& response, std::string body) {
+    constexpr std::size_t most = 64 * 1024;
+    std::size_t length = 0;
+    if (const auto field = response.fields.get("Content-Length")) {
+        const auto [end, ec] = std::from_chars(field->data(), field->data() + field->size(), length);
+        if (ec != std::errc() || end != field->data() + field->size()) length = 0;
+    }
+    length = std::min(length, most);
+    char chunk[4096];
+    while (body.size() < length) {
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(chunk), as_tuple_awaitable);
+        if (ec) break;
+        body.append(chunk, n);
+    }
+    if (body.size() > length) body.resize(length);
+    co_return body;
+}
+
+/// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://).
+template <class Stream>
+task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
+                                    const client_options& options) {
+    for (const auto& [name, value] : options.headers)
+        if (is_handshake_field(name)) throw connect_error("the handshake sets " + name + " itself: it cannot be an extra header");
+    if (!valid_subprotocols(options.subprotocols)) throw connect_error("a subprotocol name must be an HTTP token");
+
+    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    connection->begin_handshake(deadline);  // the stream is closed then, under whatever waits on it
+    const std::string key = make_client_key();
+    const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols);
+    auto timed_out = [&] {
+        return connect_error("handshake failed: no response within " + std::to_string(options.handshake_timeout.count()) +
+                             " ms");
+    };
+    auto [write_ec, written] = co_await asio::async_write(connection->stream(), asio::buffer(request), as_tuple_awaitable);
+    if (write_ec) {
+        connection->discard();
+        if (std::chrono::steady_clock::now() >= deadline) throw timed_out();
+        throw connect_error("handshake failed: " + write_ec.message());
+    }
+
+    std::string received;
+    std::size_t head_end = std::string::npos;
+    char chunk[4096];
+    while ((head_end = response_head_end(received)) == std::string::npos) {
+        if (received.size() > options.max_response_head) {
+            connection->discard();
+            throw connect_error("handshake failed: the response head is larger than " +
+                                std::to_string(options.max_response_head) + " bytes");
+        }
+        auto [ec, n] = co_await connection->stream().async_read_some(asio::buffer(chunk), as_tuple_awaitable);
+        if (ec) {
+            connection->discard();
+            if (std::chrono::steady_clock::now() >= deadline) throw timed_out();
+            throw connect_error(received.empty() ? "handshake failed: the server closed the connection without a response"
+                                                 : "handshake failed: the server closed the connection mid-response");
+        }
+        received.append(chunk, n);
+    }
+
+    upgrade_response response;
+    std::string why;
+    if (!parse_upgrade_response(std::string_view(received).substr(0, head_end), response, why)) {
+        connection->discard();
+        throw connect_error(why);
+    }
+    upgrade_check check = check_upgrade_response(response, key, options.subprotocols);
+    if (!check.ok()) {
+        std::string body;
+        if (response.status != 101)
+            body = co_await read_refusal_body(connection->stream(), response, received.substr(head_end));
+        connection->discard();
+        throw connect_error(check.error, response.status == 101 ? 0 : response.status, std::move(body));
+    }
+    const std::string path(url.target.substr(0, url.target.find('?')));
+    connection->opened(path, std::move(response.fields), std::string_view(received).substr(head_end));
+    co_return dialed<Stream>{std::move(connection), std::move(check.subprotocol)};
+}
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/runtime/dial.hpp ----
+
+namespace starling {
+
+/// Dials `url` (ws://, or wss:// with <starling/tls.hpp>) on `context`. Throws connect_error saying
+/// what failed.
+inline task<client_websocket> connect(asio::io_context& context, std::string_view url, client_options options = {}) {
+    std::string why;
+    const auto parsed = parse_websocket_url(url, why);
+    if (!parsed) throw connect_error(why);
+    if (parsed->secure) throw connect_error("wss:// is not supported by this client yet: " + std::string(url));
+    asio::ip::tcp::socket socket = co_await detail::connect_tcp(context, *parsed, options.connect_timeout);
+    auto connection = std::make_shared<detail::client_connection<detail::tcp_stream>>(
+        detail::tcp_stream(std::move(socket)), context, options.websocket);
+    auto done = co_await detail::upgrade_client(std::move(connection), *parsed, options);
+    asio::co_spawn(context, done.connection->run(), asio::detached);
+    detail::client_end& end = *done.connection;
+    co_return client_websocket(std::move(done.connection), end, std::string(url), std::move(done.subprotocol));
+}
+
+/// Dials `url` on the event loop of the calling coroutine, which must be an asio::io_context's.
+inline task<client_websocket> connect(std::string_view url, client_options options = {}) {
+    auto executor = co_await asio::this_coro::executor;
+    auto* context = dynamic_cast<asio::io_context*>(&asio::query(executor, asio::execution::context));
+    if (context == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
+    co_return co_await connect(*context, url, std::move(options));
+}
+
+}  // namespace starling
+// ---- end starling/client.hpp ----
 // ---- end starling.hpp ----

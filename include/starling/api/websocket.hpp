@@ -14,7 +14,7 @@
 #include <unordered_map>  // topic name -> this connection's membership
 #include <vector>         // std::vector topic names
 
-#include "starling/api/json.hpp"
+#include "starling/api/message_calls.hpp"
 #include "starling/api/recipients.hpp"
 #include "starling/protocol/close_code.hpp"
 #include "starling/protocol/message.hpp"
@@ -25,11 +25,13 @@
 
 namespace starling {
 
-class websocket {
+/// receive/send/close (api/message_calls.hpp), and what belongs to the server's side: identity,
+/// broadcast, send_to and topics.
+class websocket : public detail::message_calls {
 public:
     /// Made by the runtime once per connection, when it is upgraded.
     websocket(detail::connection_base& connection, detail::endpoint_state& endpoint) noexcept
-        : connection_(connection), endpoint_(endpoint) {}
+        : message_calls(connection), connection_(connection), endpoint_(endpoint) {}
 
     websocket(const websocket&) = delete;
     websocket& operator=(const websocket&) = delete;
@@ -46,74 +48,6 @@ public:
     const client_address& client() const noexcept { return connection_.client(); }
     /// The request path, without the query string.
     std::string_view path() const noexcept { return connection_.path(); }
-    /// True until the connection starts closing (either side).
-    bool is_open() const noexcept { return connection_.is_open(); }
-
-    // ---- Receiving --------------------------------------------------------------------------------
-    // One receive at a time per connection. Messages the client sent before it closed are still
-    // delivered; after them, and at once when the server closed, receives throw websocket_disconnect.
-    // (Plain functions handing back the connection's coroutine: no coroutine frame of their own.)
-
-    /// The next message, text or binary.
-    task<message> receive() { return connection_.receive(); }
-
-    /// The next message, or nothing if `timeout` passes first (a receive with a timeout, as Robyn's
-    /// guide writes with wait_for).
-    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
-        return connection_.receive_for(timeout);
-    }
-
-    /// The next text message. A binary message here is a protocol mismatch: the connection closes with
-    /// 1003 (unsupported data) and this throws websocket_disconnect.
-    task<std::string> receive_text() { return connection_.receive_text(); }
-
-    /// receive_text() with a deadline: nothing if `timeout` passes first.
-    task<std::optional<std::string>> receive_text_for(std::chrono::steady_clock::duration timeout) {
-        auto m = co_await connection_.receive_for(timeout);
-        if (!m) co_return std::nullopt;
-        co_return co_await connection_.expect_text(std::move(*m));
-    }
-
-    /// The next message's bytes, binary or text.
-    task<std::string> receive_bytes() { co_return (co_await connection_.receive()).data; }
-
-    /// The next text message parsed as JSON (simdjson). The document owns its data: it stays valid
-    /// across later receives. Throws invalid_json for a message that is not JSON.
-    task<json_document> receive_json() {
-        const std::string text = co_await receive_text();
-        co_return json_document::parse(json_parser_, text);
-    }
-
-    // ---- Sending ----------------------------------------------------------------------------------
-    // Every send goes through this connection's one writer, so frames never interleave. A send
-    // completes once the frame is queued; while the queue is above the high-water mark it waits for it
-    // to drain. After the connection is gone for sending (our close frame queued, the peer gone),
-    // sends throw websocket_disconnect.
-
-    task<> send_text(std::string text) { return connection_.send_frame(opcode::text, std::move(text)); }
-    task<> send_bytes(std::string bytes) { return connection_.send_frame(opcode::binary, std::move(bytes)); }
-
-    /// Sends `value` as a JSON text message: strings, numbers, bools, nullptr, optionals, vectors,
-    /// maps, raw_json, json_object, received json_documents. `value` is serialised at the call.
-    template <class T>
-    task<> send_json(const T& value) {
-        return connection_.send_frame(opcode::text, to_json(value));
-    }
-    task<> send_json(json_object object) { return connection_.send_frame(opcode::text, std::move(object.text)); }
-
-    // ---- JSON without braced lists (the logic is in api/json.hpp; this block only forwards) -------
-    /// Sends the object of these keys and values: `co_await ws.send_json("type", "move", "x", 3)`.
-    /// No braced list, so it compiles inside co_await with g++ 12 (see to_json_object).
-    template <class Key, class Value, class... More>
-    task<> send_json(const Key& key, const Value& value, const More&... more) {
-        return connection_.send_frame(opcode::text, to_json_object(key, value, more...));
-    }
-    /// receive_json() with a deadline: nothing if `timeout` passes first.
-    task<std::optional<json_document>> receive_json_for(std::chrono::steady_clock::duration timeout) {
-        const std::optional<std::string> text = co_await receive_text_for(timeout);
-        co_return json_document::parse_optional(json_parser_, text);
-    }
-    // ---- end of JSON without braced lists ----------------------------------------------------------
 
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
@@ -142,13 +76,6 @@ public:
         if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
         return true;
-    }
-
-    /// Starts the close handshake: on_close runs (its text is sent), then a close frame with `code` and
-    /// `reason`. Pending and later receives throw websocket_disconnect. Does nothing if already closing.
-    task<> close(std::uint16_t code = 1000, std::string_view reason = {}) { return connection_.close(code, reason); }
-    task<> close(close_code code, std::string_view reason = {}) {
-        return connection_.close(static_cast<std::uint16_t>(code), reason);
     }
 
     // ---- Topics (runtime/topic_registry.hpp; other processes through the app's backplane) --------
@@ -217,18 +144,6 @@ public:
 
     // ---- The rest ---------------------------------------------------------------------------------
 
-    /// The event loop this connection lives on; its coroutines must run there (a timer of the
-    /// handler's is made on it).
-    asio::io_context& context() const noexcept { return connection_.context(); }
-
-    /// Bytes of memory the outbound queue holds (what max_queued_bytes limits): payloads plus a fixed
-    /// overhead per frame.
-    std::size_t queued_bytes() const noexcept { return connection_.queued_bytes(); }
-
-    /// This connection's numbers: what it buffers, messages in and out, the last ping's round trip,
-    /// its age.
-    connection_stats stats() const { return connection_.stats(); }
-
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 
@@ -269,7 +184,6 @@ private:
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
-    simdjson::dom::parser json_parser_;
     bool close_requested_ = false;
 };
 

@@ -114,4 +114,18 @@ private:
     std::vector<field> fields_;
 };
 
+/// Reads one field line of a head ("Name: value", without its CRLF) into `into`, strictly: no leading
+/// whitespace (obsolete line folding, RFC 9112 section 5.2, is rejected, never unfolded), a token
+/// name directly followed by the colon ("Host : x" fails, as section 5.1 requires), the value
+/// trimmed of optional whitespace. False for a malformed line, which is then not added.
+inline bool parse_field_line(std::string_view line, headers& into) {
+    if (line.empty() || detail::is_ows(line.front())) return false;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view name = line.substr(0, colon);
+    if (!detail::is_token(name)) return false;
+    into.add(std::string{name}, std::string{detail::trim_ows(line.substr(colon + 1))});
+    return true;
+}
+
 }  // namespace starling::http

@@ -179,16 +179,8 @@ inline std::error_code request_parser::parse_request_line(std::string_view line)
 }
 
 inline std::error_code request_parser::parse_header_line(std::string_view line) {
-    // A line starting with whitespace is obsolete line folding (RFC 9112 section 5.2), or whitespace
-    // between the request line and the first field; both are rejected, never unfolded.
-    if (detail::is_ows(line.front())) return starling::error::bad_header_line;
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return starling::error::bad_header_line;
-    // A token has no whitespace, so "Host : x" fails here as RFC 9112 section 5.1 requires.
-    const std::string_view name = line.substr(0, colon);
-    if (!detail::is_token(name)) return starling::error::bad_header_line;
     if (request_.fields.size() == max_fields) return starling::error::header_too_large;
-    request_.fields.add(std::string{name}, std::string{detail::trim_ows(line.substr(colon + 1))});
+    if (!parse_field_line(line, request_.fields)) return starling::error::bad_header_line;
     return {};
 }
 

@@ -39,10 +39,11 @@ public:
     /// The stream, for the handshake (runtime/upgrade.hpp) before the connection runs.
     Stream& stream() noexcept { return stream_; }
 
-    /// After upgraded(): `already_read` holds bytes the client sent right behind its request (its
-    /// first frames), which the reader parses before reading more.
-    void set_already_read(std::string_view already_read) {
-        reader_ = message_reader({role::server, options().max_message_size, options().max_frame_size});
+    /// After upgraded(): `already_read` holds bytes the peer sent right behind its handshake (its
+    /// first frames), which the reader parses before reading more. A client's connection reads as
+    /// `role::client`: the server's frames must not be masked.
+    void set_already_read(std::string_view already_read, role local = role::server) {
+        reader_ = message_reader({local, options().max_message_size, options().max_frame_size});
         carried_.assign(already_read.begin(), already_read.end());
     }
 

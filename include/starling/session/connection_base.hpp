@@ -276,7 +276,7 @@ public:
             on_close_state_ = callback_state::done;
             co_await close(close_at_once->code, close_at_once->reason);
         } else {
-            asio::co_spawn(context_, handler_loop(self), asio::detached);
+            if (has_handler()) asio::co_spawn(context_, handler_loop(self), asio::detached);
             update_deadline();  // the idle check
         }
         co_await read_loop();
@@ -346,6 +346,9 @@ protected:
     virtual void left() = 0;
     /// The connection became open.
     virtual void on_upgraded() {}
+    /// False for a connection whose user drives it from outside (a client's): no handler runs, and
+    /// closes wait for nobody to catch up.
+    virtual bool has_handler() const noexcept { return true; }
 
     // ---- for the stream part ----
 

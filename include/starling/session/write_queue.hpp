@@ -12,12 +12,15 @@
 #include <asio/buffer.hpp>  // asio::const_buffer for gathered writes
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint8_t
+#include <cstring>        // std::memcpy of a shared frame's header
+#include <span>           // std::span of a payload to mask
 #include <memory>         // std::shared_ptr shared broadcast frames
 #include <string>         // std::string payloads
 #include <string_view>    // std::string_view pong payloads
 #include <utility>        // std::move
 #include <vector>         // std::vector buffer list
 
+#include "starling/session/masking_keys.hpp"
 #include "starling/session/payload_pool.hpp"
 #include "starling/session/ring.hpp"
 #include "starling/protocol/framer.hpp"
@@ -78,7 +81,12 @@ struct outbound_frame {
 
 class write_queue {
 public:
+    /// A client's queue: every frame is masked with a fresh key as it is queued (clients mask, servers
+    /// must not).
+    void mask_frames() noexcept { masking_ = true; }
+
     void push(outbound_frame frame) {
+        if (masking_) mask(frame);
         bytes_ += frame.size();
         memory_ += frame.memory();
         if (is_pong(frame)) {
@@ -101,6 +109,7 @@ public:
             h.op = opcode::pong;
             h.payload_length = payload.size();
             pong.header_size = static_cast<std::uint8_t>(write_frame_header(h, pong.header));
+            if (masking_) mask(pong);
             bytes_ += pong.size();
             memory_ += pong.memory();
             return;
@@ -194,6 +203,27 @@ public:
     }
 
 private:
+    /// Masks `f` in place with a fresh key: its header gets the mask bit and the key, its payload is
+    /// XORed. A shared frame (one encoded for many receivers) becomes a frame of its own first.
+    static void mask(outbound_frame& f) {
+        if (f.shared) {
+            const std::size_t payload = f.payload_size();
+            const std::size_t header = f.shared->size() - payload;
+            f.payload.assign(f.shared->data() + header, payload);
+            std::memcpy(f.header.data(), f.shared->data(), header);
+            f.header_size = static_cast<std::uint8_t>(header);
+            f.shared.reset();
+        }
+        const std::uint8_t first = f.header[0];  // FIN, RSV bits and opcode stay as they are
+        frame_header h;
+        h.payload_length = f.payload.size();
+        h.masked = true;
+        h.key = next_masking_key();
+        f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
+        f.header[0] = first;
+        apply_mask(std::span<char>(f.payload.data(), f.payload.size()), h.key);
+    }
+
     /// Appends [data, data + size) less its first `skip` bytes (those already written).
     static void add(std::vector<asio::const_buffer>& out, std::size_t& bytes, std::size_t& skip, const void* data,
                     std::size_t size) {
@@ -227,6 +257,7 @@ private:
     std::uint64_t popped_ = 0;       // frames ever written whole: turns positions into indices
     std::uint64_t latest_pong_ = 0;  // where the latest pong is, counted from the first frame ever
     std::size_t waiting_pongs_ = 0;
+    bool masking_ = false;
 };
 
 }  // namespace starling::detail
