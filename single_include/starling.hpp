@@ -9541,9 +9541,9 @@ inline task<client_websocket> connect(asio::io_context& context, std::string_vie
 /// Dials `url` on the event loop of the calling coroutine, which must be an asio::io_context's.
 inline task<client_websocket> connect(std::string_view url, client_options options = {}) {
     auto executor = co_await asio::this_coro::executor;
-    auto* context = dynamic_cast<asio::io_context*>(&asio::query(executor, asio::execution::context));
-    if (context == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
-    co_return co_await connect(*context, url, std::move(options));
+    const auto* loop = executor.template target<asio::io_context::executor_type>();
+    if (loop == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
+    co_return co_await connect(loop->context(), url, std::move(options));
 }
 
 }  // namespace starling
