@@ -1,6 +1,8 @@
-// A command-line WebSocket client: connects to URL, sends each MESSAGE as a text message, prints each
-// reply on its own line, then closes with 1000 and waits for the server's answer.
+// A command-line WebSocket client: connects to URL (ws:// or wss://), sends each MESSAGE as a text
+// message, prints each reply on its own line, then closes with 1000 and waits for the server's answer.
 //   build/examples/client URL [MESSAGE...]
+// A wss:// server's certificate is checked against the system's trusted authorities; OpenSSL's
+// SSL_CERT_FILE variable names another file of them (a test's own authority, say).
 // Exits 0 once closed cleanly; 1 with the error on stderr when the connection fails (or the server
 // closes before replying); 2 for a bad command line.
 #include <cstdio>       // std::fprintf, std::fwrite
@@ -9,6 +11,7 @@
 #include <vector>       // std::vector messages
 
 #include <starling.hpp>
+#include <starling/tls.hpp>  // wss:// URLs
 
 namespace {
 

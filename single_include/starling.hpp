@@ -8974,70 +8974,40 @@ private:
 }  // namespace starling::detail
 // ---- end starling/runtime/client_connection.hpp ----
 
-namespace starling {
+// ---- begin starling/runtime/dial.hpp ----
+// Dialling a WebSocket server: DNS, a TCP connection under the connect timeout, then the opening
+// handshake under the handshake timeout (the connection's own deadline, as on the server). Every
+// failure is a connect_error that says what failed: "connection refused (127.0.0.1:9)",
+// "handshake failed: status 403", "bad Sec-WebSocket-Accept".
 
-class client_websocket : public detail::message_calls {
-public:
-    /// Made by connect() once the handshake succeeded.
-    client_websocket(std::shared_ptr<detail::connection_base> connection, detail::client_end& end, std::string url,
-                     std::string subprotocol)
-        : message_calls(*connection),
-          connection_(std::move(connection)),
-          end_(&end),
-          url_(std::move(url)),
-          subprotocol_(std::move(subprotocol)) {}
+#include <asio/buffer.hpp>                  // asio::buffer
+#include <asio/ip/tcp.hpp>                  // asio::ip::tcp resolver and socket
+#include <asio/steady_timer.hpp>            // asio::steady_timer: the connect timeout
+#include <asio/write.hpp>                   // asio::async_write the request
+#include <algorithm>                        // std::min of the body length
+#include <array>                            // std::array key nonce
+#include <charconv>                         // std::from_chars Content-Length
+#include <chrono>                           // std::chrono timeouts
+#include <cstdint>                          // std::uint16_t port
+#include <memory>                           // std::shared_ptr
+#include <stdexcept>                        // std::runtime_error
+#include <string>                           // std::string messages and bytes
+#include <utility>                          // std::move
+#include <vector>                           // std::vector subprotocols
 
-    client_websocket(client_websocket&&) noexcept = default;
-    client_websocket& operator=(client_websocket&& other) noexcept {
-        if (this != &other) {
-            close_if_open();
-            message_calls::operator=(std::move(other));
-            connection_ = std::move(other.connection_);
-            end_ = other.end_;
-            url_ = std::move(other.url_);
-            subprotocol_ = std::move(other.subprotocol_);
-        }
-        return *this;
-    }
-    ~client_websocket() { close_if_open(); }
 
-    /// The URL it was dialled with.
-    const std::string& url() const noexcept { return url_; }
-    /// The subprotocol the server chose among those offered; empty for none.
-    const std::string& subprotocol() const noexcept { return subprotocol_; }
-    /// The server's 101 response fields; names are case-insensitive.
-    const http::headers& response_headers() const noexcept { return connection_->headers(); }
+// ---- begin starling/protocol/client_handshake.hpp ----
+// The client's side of the opening handshake (RFC 6455 section 4.1), sans I/O: the upgrade request
+// it sends, and the checks on the server's response before a single frame is trusted. Strict, as
+// the server's side is: a response that is not exactly an accepted upgrade of what was asked for
+// fails the connection, with a message that says what was wrong.
 
-    /// Returns once the connection is over: after close(), once the server has answered (or
-    /// close_timeout passed) and the stream is closed; without it, once the server has closed or the
-    /// connection dropped.
-    task<> wait_closed() { return end_->wait_over(); }
+#include <charconv>     // std::from_chars status
+#include <cstddef>      // std::size_t
+#include <string>       // std::string request and messages
+#include <string_view>  // std::string_view head
+#include <vector>       // std::vector subprotocols
 
-private:
-    void close_if_open() noexcept {
-        if (!connection_ || !connection_->is_open()) return;
-        try {
-            asio::co_spawn(connection_->context(), close_left(connection_), asio::detached);
-        } catch (...) {
-            try {
-                connection_->abort();  // no memory for the close: drop it rather than leave it open
-            } catch (...) {
-                // Not even that: the connection's own timeouts end it.
-            }
-        }
-    }
-    static task<> close_left(std::shared_ptr<detail::connection_base> connection) {
-        co_await connection->close(1000, {});
-    }
-
-    std::shared_ptr<detail::connection_base> connection_;
-    detail::client_end* end_;
-    std::string url_;
-    std::string subprotocol_;
-};
-
-}  // namespace starling
-// ---- end starling/api/client_websocket.hpp ----
 
 // ---- begin starling/protocol/websocket_url.hpp ----
 // ws:// and wss:// URLs as a client dials them (RFC 6455 section 3): scheme, host (a name, an IPv4
@@ -9146,41 +9116,6 @@ inline std::optional<websocket_url> parse_websocket_url(std::string_view text, s
 
 }  // namespace starling
 // ---- end starling/protocol/websocket_url.hpp ----
-
-// ---- begin starling/runtime/dial.hpp ----
-// Dialling a WebSocket server: DNS, a TCP connection under the connect timeout, then the opening
-// handshake under the handshake timeout (the connection's own deadline, as on the server). Every
-// failure is a connect_error that says what failed: "connection refused (127.0.0.1:9)",
-// "handshake failed: status 403", "bad Sec-WebSocket-Accept".
-
-#include <asio/buffer.hpp>                  // asio::buffer
-#include <asio/ip/tcp.hpp>                  // asio::ip::tcp resolver and socket
-#include <asio/steady_timer.hpp>            // asio::steady_timer: the connect timeout
-#include <asio/write.hpp>                   // asio::async_write the request
-#include <algorithm>                        // std::min of the body length
-#include <array>                            // std::array key nonce
-#include <charconv>                         // std::from_chars Content-Length
-#include <chrono>                           // std::chrono timeouts
-#include <cstdint>                          // std::uint16_t port
-#include <memory>                           // std::shared_ptr
-#include <stdexcept>                        // std::runtime_error
-#include <string>                           // std::string messages and bytes
-#include <utility>                          // std::move
-#include <vector>                           // std::vector subprotocols
-
-
-// ---- begin starling/protocol/client_handshake.hpp ----
-// The client's side of the opening handshake (RFC 6455 section 4.1), sans I/O: the upgrade request
-// it sends, and the checks on the server's response before a single frame is trusted. Strict, as
-// the server's side is: a response that is not exactly an accepted upgrade of what was asked for
-// fails the connection, with a message that says what was wrong.
-
-#include <charconv>     // std::from_chars status
-#include <cstddef>      // std::size_t
-#include <string>       // std::string request and messages
-#include <string_view>  // std::string_view head
-#include <vector>       // std::vector subprotocols
-
 
 namespace starling {
 
@@ -9360,6 +9295,12 @@ struct client_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// The server's response head may be at most this large.
     std::size_t max_response_head = 16 * 1024;
+    /// wss:// (with <starling/tls.hpp>): the server's certificate must be valid for the URL's host and
+    /// signed by an authority in `tls_ca_file` (PEM), or in the system's store when that is empty
+    /// (which OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR variables can point elsewhere). Turning
+    /// `tls_verify` off accepts any certificate: for tests only.
+    std::string tls_ca_file;
+    bool tls_verify = true;
     /// The connection's limits, as the server has them: message and frame sizes, inbox, queue,
     /// close_timeout, idle pings (idle_timeout), write and message timeouts.
     websocket_options websocket;
@@ -9455,16 +9396,18 @@ task<std::string> read_refusal_body(Stream& stream, const upgrade_response& resp
     co_return body;
 }
 
-/// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://).
-template <class Stream>
-task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
-                                    const client_options& options) {
+/// Options a connection cannot be dialled with, refused before anything is sent.
+inline void check_client_options(const client_options& options) {
     for (const auto& [name, value] : options.headers)
         if (is_handshake_field(name)) throw connect_error("the handshake sets " + name + " itself: it cannot be an extra header");
     if (!valid_subprotocols(options.subprotocols)) throw connect_error("a subprotocol name must be an HTTP token");
+}
 
-    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
-    connection->begin_handshake(deadline);  // the stream is closed then, under whatever waits on it
+/// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://),
+/// which the connection closes at `deadline` (begin_handshake) under whatever waits on it.
+template <class Stream>
+task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
+                                    const client_options& options, std::chrono::steady_clock::time_point deadline) {
     const std::string key = make_client_key();
     const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols);
     auto timed_out = [&] {
@@ -9522,28 +9465,137 @@ task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> c
 
 namespace starling {
 
-/// Dials `url` (ws://, or wss:// with <starling/tls.hpp>) on `context`. Throws connect_error saying
-/// what failed.
-inline task<client_websocket> connect(asio::io_context& context, std::string_view url, client_options options = {}) {
+class client_websocket : public detail::message_calls {
+public:
+    /// Made by connect() once the handshake succeeded.
+    client_websocket(std::shared_ptr<detail::connection_base> connection, detail::client_end& end, std::string url,
+                     std::string subprotocol)
+        : message_calls(*connection),
+          connection_(std::move(connection)),
+          end_(&end),
+          url_(std::move(url)),
+          subprotocol_(std::move(subprotocol)) {}
+
+    client_websocket(client_websocket&&) noexcept = default;
+    client_websocket& operator=(client_websocket&& other) noexcept {
+        if (this != &other) {
+            close_if_open();
+            message_calls::operator=(std::move(other));
+            connection_ = std::move(other.connection_);
+            end_ = other.end_;
+            url_ = std::move(other.url_);
+            subprotocol_ = std::move(other.subprotocol_);
+        }
+        return *this;
+    }
+    ~client_websocket() { close_if_open(); }
+
+    /// The URL it was dialled with.
+    const std::string& url() const noexcept { return url_; }
+    /// The subprotocol the server chose among those offered; empty for none.
+    const std::string& subprotocol() const noexcept { return subprotocol_; }
+    /// The server's 101 response fields; names are case-insensitive.
+    const http::headers& response_headers() const noexcept { return connection_->headers(); }
+
+    /// Returns once the connection is over: after close(), once the server has answered (or
+    /// close_timeout passed) and the stream is closed; without it, once the server has closed or the
+    /// connection dropped.
+    task<> wait_closed() { return end_->wait_over(); }
+
+private:
+    void close_if_open() noexcept {
+        if (!connection_ || !connection_->is_open()) return;
+        try {
+            asio::co_spawn(connection_->context(), close_left(connection_), asio::detached);
+        } catch (...) {
+            try {
+                connection_->abort();  // no memory for the close: drop it rather than leave it open
+            } catch (...) {
+                // Not even that: the connection's own timeouts end it.
+            }
+        }
+    }
+    static task<> close_left(std::shared_ptr<detail::connection_base> connection) {
+        co_await connection->close(1000, {});
+    }
+
+    std::shared_ptr<detail::connection_base> connection_;
+    detail::client_end* end_;
+    std::string url_;
+    std::string subprotocol_;
+};
+
+namespace detail {
+
+/// The handshake succeeded: the connection runs on its own from now on, and the caller gets the handle.
+template <class Stream>
+client_websocket start_client(dialed<Stream> done, std::string url) {
+    auto& connection = *done.connection;
+    asio::co_spawn(connection.context(), connection.run(), asio::detached);
+    client_end& end = connection;
+    return client_websocket(std::move(done.connection), end, std::move(url), std::move(done.subprotocol));
+}
+
+}  // namespace detail
+}  // namespace starling
+// ---- end starling/api/client_websocket.hpp ----
+
+namespace starling {
+namespace detail {
+
+/// How wss:// is dialled: set by <starling/tls.hpp>, which plain programs do not include.
+using secure_dial = task<client_websocket> (*)(asio::io_context&, const websocket_url&, std::string url,
+                                                const client_options&);
+inline secure_dial& secure_dialer() noexcept {
+    static secure_dial dialer = nullptr;
+    return dialer;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+/// connect() itself: dials `url` on `context`, or on the calling coroutine's loop when that is null.
+/// Its parameters are values of its own frame, made by the plain functions below: a class temporary
+/// made inside the caller's co_await (a defaulted options argument, say) is what g++ 12 mishandles.
+inline task<client_websocket> dial(asio::io_context* context, std::string url, client_options options) {
+    if (context == nullptr) {
+        auto executor = co_await asio::this_coro::executor;
+        const auto* loop = executor.template target<asio::io_context::executor_type>();
+        if (loop == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
+        context = &loop->context();
+    }
     std::string why;
     const auto parsed = parse_websocket_url(url, why);
     if (!parsed) throw connect_error(why);
-    if (parsed->secure) throw connect_error("wss:// is not supported by this client yet: " + std::string(url));
-    asio::ip::tcp::socket socket = co_await detail::connect_tcp(context, *parsed, options.connect_timeout);
-    auto connection = std::make_shared<detail::client_connection<detail::tcp_stream>>(
-        detail::tcp_stream(std::move(socket)), context, options.websocket);
-    auto done = co_await detail::upgrade_client(std::move(connection), *parsed, options);
-    asio::co_spawn(context, done.connection->run(), asio::detached);
-    detail::client_end& end = *done.connection;
-    co_return client_websocket(std::move(done.connection), end, std::string(url), std::move(done.subprotocol));
+    check_client_options(options);
+    if (parsed->secure) {
+        if (secure_dialer() == nullptr) throw connect_error("wss:// needs TLS: #include <starling/tls.hpp> and link OpenSSL");
+        co_return co_await secure_dialer()(*context, *parsed, std::move(url), options);
+    }
+    asio::ip::tcp::socket socket = co_await connect_tcp(*context, *parsed, options.connect_timeout);
+    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    auto connection =
+        std::make_shared<client_connection<tcp_stream>>(tcp_stream(std::move(socket)), *context, options.websocket);
+    connection->begin_handshake(deadline);
+    co_return start_client(co_await upgrade_client(std::move(connection), *parsed, options, deadline), std::move(url));
 }
 
-/// Dials `url` on the event loop of the calling coroutine, which must be an asio::io_context's.
-inline task<client_websocket> connect(std::string_view url, client_options options = {}) {
-    auto executor = co_await asio::this_coro::executor;
-    const auto* loop = executor.template target<asio::io_context::executor_type>();
-    if (loop == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
-    co_return co_await connect(loop->context(), url, std::move(options));
+}  // namespace detail
+
+/// Dials `url` (ws://, or wss:// with <starling/tls.hpp>) on the calling coroutine's event loop,
+/// which must be an asio::io_context's. Throws connect_error saying what failed.
+inline task<client_websocket> connect(std::string_view url) { return detail::dial(nullptr, std::string(url), {}); }
+inline task<client_websocket> connect(std::string_view url, const client_options& options) {
+    return detail::dial(nullptr, std::string(url), options);
+}
+
+/// The same on `context`, from any coroutine.
+inline task<client_websocket> connect(asio::io_context& context, std::string_view url) {
+    return detail::dial(&context, std::string(url), {});
+}
+inline task<client_websocket> connect(asio::io_context& context, std::string_view url, const client_options& options) {
+    return detail::dial(&context, std::string(url), options);
 }
 
 }  // namespace starling

@@ -20,34 +20,24 @@
 //   app.add_listener(8080);  // plain ws:// beside it, same endpoints
 //   app.listen(options);     // throws, naming the file, when a certificate or key cannot be used
 //   app.reload_tls();        // later, from any thread: new connections get the files as they are now
+//
+// With it, starling::connect() dials wss:// URLs too (client_options::tls_ca_file, tls_verify).
 
 #include <memory>   // std::shared_ptr of the transport
 #include <utility>  // std::move
 
 
-// ---- begin starling/runtime/tls_listener.hpp ----
-// TLS as a listening port's transport (runtime/transport.hpp): wss://, and https for the pages.
-// Included only through <starling/tls.hpp>, so that nothing else needs OpenSSL.
-//
-// The certificate, key and versions live in one asio::ssl::context. Each connection takes the context
-// current when it is accepted and keeps it for its life (session/tls_stream.hpp holds it), so that
-// reload() only swaps which context the next connections get: open connections are untouched, and a
-// reload that fails changes nothing.
+// ---- begin starling/runtime/tls_dial.hpp ----
+// Dialling wss://: the TCP connection, then the TLS handshake as a client (SNI, the certificate
+// checked against the host name and the trusted authorities, TLS 1.2 at least, ALPN http/1.1), then
+// the WebSocket handshake, all under one handshake deadline. Reached only through <starling/tls.hpp>.
 
-#include <asio/io_context.hpp>              // asio::io_context the connection lives on
-#include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket, as accepted
-#include <asio/ssl/context.hpp>             // asio::ssl::context
-#include <openssl/err.h>                    // ERR_GET_REASON of a key that does not fit
-#include <openssl/ssl.h>                    // versions, ALPN, SSL_CTX_check_private_key
-#include <openssl/x509.h>                   // X509_R_KEY_VALUES_MISMATCH
-#include <cerrno>                           // errno of a file that cannot be opened
-#include <cstdio>                           // std::fopen to tell a missing file from a bad one
-#include <cstring>                          // std::strerror
-#include <memory>                           // std::shared_ptr of the context
-#include <mutex>                            // std::mutex around the current context
-#include <stdexcept>                        // std::runtime_error naming the file
-#include <string>                           // std::string messages
-#include <system_error>                     // std::error_code
+#include <asio/ssl/context.hpp>             // asio::ssl::context of one client connection
+#include <openssl/ssl.h>                    // SSL_CTX_set_alpn_protos
+#include <chrono>                           // std::chrono::steady_clock deadline
+#include <memory>                           // std::make_shared
+#include <string>                           // std::string URL
+#include <system_error>                     // std::system_error of an unreadable CA file
 #include <utility>                          // std::move
 
 
@@ -84,6 +74,7 @@
 #include <asio/error.hpp>                   // would_block, operation_aborted, bad_descriptor
 #include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket under the TLS layer
 #include <asio/ssl/context.hpp>             // asio::ssl::context, shared by a listener's connections
+#include <asio/ssl/host_name_verification.hpp>  // a client checks the certificate names its host
 #include <asio/ssl/stream.hpp>              // asio::ssl::stream
 #include <asio/steady_timer.hpp>            // asio::steady_timer as the writable wake-up
 #include <asio/write.hpp>                   // asio::async_write of the gathered bytes
@@ -93,6 +84,7 @@
 #include <cstddef>                          // std::size_t
 #include <memory>                           // std::shared_ptr of the state and the context
 #include <span>                             // std::span of gathered buffers
+#include <string>                           // std::string host of a client's handshake
 #include <system_error>                     // std::error_code
 #include <utility>                          // std::move
 #include <vector>                           // std::vector<char> write buffers
@@ -126,6 +118,15 @@ public:
     template <class Token>
     auto async_handshake(Token&& token) {
         return state_->ssl.async_handshake(asio::ssl::stream_base::server, std::forward<Token>(token));
+    }
+
+    /// The TLS handshake, as a client of `host`: its name goes in SNI, and (when the context verifies
+    /// peers) the certificate must be for that name, not only signed by a trusted authority.
+    template <class Token>
+    auto async_client_handshake(const std::string& host, Token&& token) {
+        SSL_set_tlsext_host_name(state_->ssl.native_handle(), host.c_str());
+        state_->ssl.set_verify_callback(asio::ssl::host_name_verification(host));
+        return state_->ssl.async_handshake(asio::ssl::stream_base::client, std::forward<Token>(token));
     }
 
     template <class Buffers, class Token>
@@ -284,6 +285,88 @@ private:
 
 }  // namespace starling::detail
 // ---- end starling/session/tls_stream.hpp ----
+
+namespace starling::detail {
+
+/// The TLS settings of one client connection, from its options.
+inline std::shared_ptr<asio::ssl::context> client_tls_context(const client_options& options) {
+    auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression |
+                         asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1);
+    if (options.tls_verify) {
+        context->set_verify_mode(asio::ssl::verify_peer);
+        try {
+            if (options.tls_ca_file.empty())
+                context->set_default_verify_paths();
+            else
+                context->load_verify_file(options.tls_ca_file);
+        } catch (const std::system_error& e) {
+            throw connect_error("cannot load the trusted authorities " +
+                                (options.tls_ca_file.empty() ? std::string("of the system") : options.tls_ca_file) + ": " +
+                                e.code().message());
+        }
+    } else {
+        context->set_verify_mode(asio::ssl::verify_none);
+    }
+    static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(context->native_handle(), alpn, sizeof alpn);
+    return context;
+}
+
+inline task<client_websocket> dial_tls(asio::io_context& context, const websocket_url& url, std::string text,
+                                       const client_options& options) {
+    auto tls = client_tls_context(options);
+    asio::ip::tcp::socket socket = co_await connect_tcp(context, url, options.connect_timeout);
+    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    auto connection = std::make_shared<client_connection<tls_stream>>(tls_stream(std::move(socket), std::move(tls)),
+                                                                      context, options.websocket);
+    connection->begin_handshake(deadline);  // the TLS handshake and the upgrade together
+    auto [ec] = co_await connection->stream().async_client_handshake(url.host, as_tuple_awaitable);
+    if (ec) {
+        connection->discard();
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw connect_error("TLS handshake failed: no answer within " + std::to_string(options.handshake_timeout.count()) +
+                                " ms");
+        throw connect_error("TLS handshake failed: " + ec.message());
+    }
+    co_return start_client(co_await upgrade_client(std::move(connection), url, options, deadline), std::move(text));
+}
+
+/// Makes connect() dial wss:// in every program that includes <starling/tls.hpp>.
+inline const bool tls_dialer_installed = [] {
+    secure_dialer() = &dial_tls;
+    return true;
+}();
+
+}  // namespace starling::detail
+// ---- end starling/runtime/tls_dial.hpp ----
+
+// ---- begin starling/runtime/tls_listener.hpp ----
+// TLS as a listening port's transport (runtime/transport.hpp): wss://, and https for the pages.
+// Included only through <starling/tls.hpp>, so that nothing else needs OpenSSL.
+//
+// The certificate, key and versions live in one asio::ssl::context. Each connection takes the context
+// current when it is accepted and keeps it for its life (session/tls_stream.hpp holds it), so that
+// reload() only swaps which context the next connections get: open connections are untouched, and a
+// reload that fails changes nothing.
+
+#include <asio/io_context.hpp>              // asio::io_context the connection lives on
+#include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket, as accepted
+#include <asio/ssl/context.hpp>             // asio::ssl::context
+#include <openssl/err.h>                    // ERR_GET_REASON of a key that does not fit
+#include <openssl/ssl.h>                    // versions, ALPN, SSL_CTX_check_private_key
+#include <openssl/x509.h>                   // X509_R_KEY_VALUES_MISMATCH
+#include <cerrno>                           // errno of a file that cannot be opened
+#include <cstdio>                           // std::fopen to tell a missing file from a bad one
+#include <cstring>                          // std::strerror
+#include <memory>                           // std::shared_ptr of the context
+#include <mutex>                            // std::mutex around the current context
+#include <stdexcept>                        // std::runtime_error naming the file
+#include <string>                           // std::string messages
+#include <system_error>                     // std::error_code
+#include <utility>                          // std::move
+
 
 namespace starling::detail {
 

@@ -27,29 +27,61 @@
 #include "starling/task.hpp"
 
 namespace starling {
+namespace detail {
 
-/// Dials `url` (ws://, or wss:// with <starling/tls.hpp>) on `context`. Throws connect_error saying
-/// what failed.
-inline task<client_websocket> connect(asio::io_context& context, std::string_view url, client_options options = {}) {
+/// How wss:// is dialled: set by <starling/tls.hpp>, which plain programs do not include.
+using secure_dial = task<client_websocket> (*)(asio::io_context&, const websocket_url&, std::string url,
+                                                const client_options&);
+inline secure_dial& secure_dialer() noexcept {
+    static secure_dial dialer = nullptr;
+    return dialer;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+/// connect() itself: dials `url` on `context`, or on the calling coroutine's loop when that is null.
+/// Its parameters are values of its own frame, made by the plain functions below: a class temporary
+/// made inside the caller's co_await (a defaulted options argument, say) is what g++ 12 mishandles.
+inline task<client_websocket> dial(asio::io_context* context, std::string url, client_options options) {
+    if (context == nullptr) {
+        auto executor = co_await asio::this_coro::executor;
+        const auto* loop = executor.template target<asio::io_context::executor_type>();
+        if (loop == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
+        context = &loop->context();
+    }
     std::string why;
     const auto parsed = parse_websocket_url(url, why);
     if (!parsed) throw connect_error(why);
-    if (parsed->secure) throw connect_error("wss:// is not supported by this client yet: " + std::string(url));
-    asio::ip::tcp::socket socket = co_await detail::connect_tcp(context, *parsed, options.connect_timeout);
-    auto connection = std::make_shared<detail::client_connection<detail::tcp_stream>>(
-        detail::tcp_stream(std::move(socket)), context, options.websocket);
-    auto done = co_await detail::upgrade_client(std::move(connection), *parsed, options);
-    asio::co_spawn(context, done.connection->run(), asio::detached);
-    detail::client_end& end = *done.connection;
-    co_return client_websocket(std::move(done.connection), end, std::string(url), std::move(done.subprotocol));
+    check_client_options(options);
+    if (parsed->secure) {
+        if (secure_dialer() == nullptr) throw connect_error("wss:// needs TLS: #include <starling/tls.hpp> and link OpenSSL");
+        co_return co_await secure_dialer()(*context, *parsed, std::move(url), options);
+    }
+    asio::ip::tcp::socket socket = co_await connect_tcp(*context, *parsed, options.connect_timeout);
+    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    auto connection =
+        std::make_shared<client_connection<tcp_stream>>(tcp_stream(std::move(socket)), *context, options.websocket);
+    connection->begin_handshake(deadline);
+    co_return start_client(co_await upgrade_client(std::move(connection), *parsed, options, deadline), std::move(url));
 }
 
-/// Dials `url` on the event loop of the calling coroutine, which must be an asio::io_context's.
-inline task<client_websocket> connect(std::string_view url, client_options options = {}) {
-    auto executor = co_await asio::this_coro::executor;
-    const auto* loop = executor.template target<asio::io_context::executor_type>();
-    if (loop == nullptr) throw connect_error("starling::connect runs on an asio::io_context's executor");
-    co_return co_await connect(loop->context(), url, std::move(options));
+}  // namespace detail
+
+/// Dials `url` (ws://, or wss:// with <starling/tls.hpp>) on the calling coroutine's event loop,
+/// which must be an asio::io_context's. Throws connect_error saying what failed.
+inline task<client_websocket> connect(std::string_view url) { return detail::dial(nullptr, std::string(url), {}); }
+inline task<client_websocket> connect(std::string_view url, const client_options& options) {
+    return detail::dial(nullptr, std::string(url), options);
+}
+
+/// The same on `context`, from any coroutine.
+inline task<client_websocket> connect(asio::io_context& context, std::string_view url) {
+    return detail::dial(&context, std::string(url), {});
+}
+inline task<client_websocket> connect(asio::io_context& context, std::string_view url, const client_options& options) {
+    return detail::dial(&context, std::string(url), options);
 }
 
 }  // namespace starling

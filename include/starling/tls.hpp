@@ -9,6 +9,8 @@
 //   app.add_listener(8080);  // plain ws:// beside it, same endpoints
 //   app.listen(options);     // throws, naming the file, when a certificate or key cannot be used
 //   app.reload_tls();        // later, from any thread: new connections get the files as they are now
+//
+// With it, starling::connect() dials wss:// URLs too (client_options::tls_ca_file, tls_verify).
 #pragma once
 
 #include <memory>   // std::shared_ptr of the transport
@@ -16,6 +18,8 @@
 
 #include "starling/app.hpp"
 #include "starling/options.hpp"
+#include "starling/client.hpp"
+#include "starling/runtime/tls_dial.hpp"  // connect() dials wss:// too
 #include "starling/runtime/tls_listener.hpp"
 #include "starling/runtime/transport.hpp"
 

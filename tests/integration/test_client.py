@@ -353,5 +353,56 @@ class TheClientsStrictness(unittest.TestCase):
         self.assertEqual(self.failed_with(server_frame(0x2, b"\0" * (1024 * 1024 + 1))), 1009)
 
 
+class OverTls(unittest.TestCase):
+    """wss:// to Starling's echo with a certificate made for the test: trusted through OpenSSL's
+    SSL_CERT_FILE, checked against the host name, refused when untrusted or for another name."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        import tls_certs
+        cls.directory = tempfile.TemporaryDirectory()
+        cls.cert, key = tls_certs.make(cls.directory.name, "client-test")
+        cls.server = harness.Server("examples/echo", "--tls-cert", cls.cert, "--tls-key", key)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.directory.cleanup()
+
+    def client(self, url, *messages, trust=True):
+        env = {**os.environ, "SSL_CERT_FILE": self.cert} if trust else {**os.environ, "SSL_CERT_FILE": "/nonexistent"}
+        return subprocess.run([harness.binary("examples/client"), url, *messages], capture_output=True, text=True,
+                              timeout=harness.TIMEOUT, env=env)
+
+    def test_wss_echo_by_address_and_by_name(self):
+        for host in ("127.0.0.1", "localhost"):
+            r = self.client(f"wss://{host}:{self.server.port}/echo", "secret", "second")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "secret\nsecond\n")
+
+    def test_an_untrusted_certificate_is_refused(self):
+        r = self.client(f"wss://127.0.0.1:{self.server.port}/echo", "x", trust=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TLS handshake failed", r.stderr)
+        self.assertIn("certificate verify failed", r.stderr)
+
+    def test_a_certificate_for_another_name_is_refused(self):
+        # Trusted, but made for elsewhere.example only: dialled as 127.0.0.1, it must not be accepted.
+        import tls_certs
+        cert = os.path.join(self.directory.name, "elsewhere.crt")
+        key = os.path.join(self.directory.name, "elsewhere.key")
+        subprocess.run([tls_certs.OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=elsewhere.example",
+                        "-addext", "subjectAltName=DNS:elsewhere.example"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        with harness.Server("examples/echo", "--tls-cert", cert, "--tls-key", key) as other:
+            env = {**os.environ, "SSL_CERT_FILE": cert}
+            r = subprocess.run([harness.binary("examples/client"), f"wss://127.0.0.1:{other.port}/echo", "x"],
+                               capture_output=True, text=True, timeout=harness.TIMEOUT, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TLS handshake failed", r.stderr)
+        self.assertIn("certificate verify failed", r.stderr)
+
 if __name__ == "__main__":
     unittest.main()

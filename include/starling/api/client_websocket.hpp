@@ -15,6 +15,7 @@
 #include "starling/api/message_calls.hpp"
 #include "starling/http/headers.hpp"
 #include "starling/runtime/client_connection.hpp"
+#include "starling/runtime/dial.hpp"  // dialed: what a handshake hands over
 #include "starling/task.hpp"
 
 namespace starling {
@@ -79,4 +80,16 @@ private:
     std::string subprotocol_;
 };
 
+namespace detail {
+
+/// The handshake succeeded: the connection runs on its own from now on, and the caller gets the handle.
+template <class Stream>
+client_websocket start_client(dialed<Stream> done, std::string url) {
+    auto& connection = *done.connection;
+    asio::co_spawn(connection.context(), connection.run(), asio::detached);
+    client_end& end = connection;
+    return client_websocket(std::move(done.connection), end, std::move(url), std::move(done.subprotocol));
+}
+
+}  // namespace detail
 }  // namespace starling

@@ -45,6 +45,12 @@ struct client_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// The server's response head may be at most this large.
     std::size_t max_response_head = 16 * 1024;
+    /// wss:// (with <starling/tls.hpp>): the server's certificate must be valid for the URL's host and
+    /// signed by an authority in `tls_ca_file` (PEM), or in the system's store when that is empty
+    /// (which OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR variables can point elsewhere). Turning
+    /// `tls_verify` off accepts any certificate: for tests only.
+    std::string tls_ca_file;
+    bool tls_verify = true;
     /// The connection's limits, as the server has them: message and frame sizes, inbox, queue,
     /// close_timeout, idle pings (idle_timeout), write and message timeouts.
     websocket_options websocket;
@@ -140,16 +146,18 @@ task<std::string> read_refusal_body(Stream& stream, const upgrade_response& resp
     co_return body;
 }
 
-/// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://).
-template <class Stream>
-task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
-                                    const client_options& options) {
+/// Options a connection cannot be dialled with, refused before anything is sent.
+inline void check_client_options(const client_options& options) {
     for (const auto& [name, value] : options.headers)
         if (is_handshake_field(name)) throw connect_error("the handshake sets " + name + " itself: it cannot be an extra header");
     if (!valid_subprotocols(options.subprotocols)) throw connect_error("a subprotocol name must be an HTTP token");
+}
 
-    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
-    connection->begin_handshake(deadline);  // the stream is closed then, under whatever waits on it
+/// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://),
+/// which the connection closes at `deadline` (begin_handshake) under whatever waits on it.
+template <class Stream>
+task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
+                                    const client_options& options, std::chrono::steady_clock::time_point deadline) {
     const std::string key = make_client_key();
     const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols);
     auto timed_out = [&] {

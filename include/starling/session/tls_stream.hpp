@@ -32,6 +32,7 @@
 #include <asio/error.hpp>                   // would_block, operation_aborted, bad_descriptor
 #include <asio/ip/tcp.hpp>                  // asio::ip::tcp::socket under the TLS layer
 #include <asio/ssl/context.hpp>             // asio::ssl::context, shared by a listener's connections
+#include <asio/ssl/host_name_verification.hpp>  // a client checks the certificate names its host
 #include <asio/ssl/stream.hpp>              // asio::ssl::stream
 #include <asio/steady_timer.hpp>            // asio::steady_timer as the writable wake-up
 #include <asio/write.hpp>                   // asio::async_write of the gathered bytes
@@ -41,6 +42,7 @@
 #include <cstddef>                          // std::size_t
 #include <memory>                           // std::shared_ptr of the state and the context
 #include <span>                             // std::span of gathered buffers
+#include <string>                           // std::string host of a client's handshake
 #include <system_error>                     // std::error_code
 #include <utility>                          // std::move
 #include <vector>                           // std::vector<char> write buffers
@@ -75,6 +77,15 @@ public:
     template <class Token>
     auto async_handshake(Token&& token) {
         return state_->ssl.async_handshake(asio::ssl::stream_base::server, std::forward<Token>(token));
+    }
+
+    /// The TLS handshake, as a client of `host`: its name goes in SNI, and (when the context verifies
+    /// peers) the certificate must be for that name, not only signed by a trusted authority.
+    template <class Token>
+    auto async_client_handshake(const std::string& host, Token&& token) {
+        SSL_set_tlsext_host_name(state_->ssl.native_handle(), host.c_str());
+        state_->ssl.set_verify_callback(asio::ssl::host_name_verification(host));
+        return state_->ssl.async_handshake(asio::ssl::stream_base::client, std::forward<Token>(token));
     }
 
     template <class Buffers, class Token>
