@@ -1515,7 +1515,7 @@ public:
     explicit message_reader(reader_options options = {}) noexcept
         : options_(options),
           headers_({options.local_role,
-                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size,
+                    options.max_frame_size != 0 ? options.max_frame_size : wire_limit(options),
                     options.compression}) {}
 
     /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
@@ -1676,6 +1676,17 @@ public:
         return finish_message(0);
     }
 
+    /// The most bytes a message may take on the wire. A compressed message's limit is on what it
+    /// inflates to (the caller inflates it within max_message_size); on the wire it may be larger
+    /// than that, since incompressible data grows when deflated: 5 bytes per block, and a compressor
+    /// with little memory makes small blocks (zlib's memLevel 1: 128 symbols, about 4 %). A sixteenth
+    /// more covers every zlib setting.
+    static std::uint64_t wire_limit(const reader_options& o) noexcept {
+        if (!o.compression) return o.max_message_size;
+        const std::uint64_t slack = (o.max_message_size >> 4) + 64;
+        return o.max_message_size > UINT64_MAX - slack ? UINT64_MAX : o.max_message_size + slack;
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -1705,7 +1716,8 @@ private:
             utf8_.reset();
         }
         // The limit is checked against the announced length, before any of the payload is buffered.
-        if (h.payload_length > options_.max_message_size - message_size_)
+        const std::uint64_t limit = compressed_ ? wire_limit(options_) : options_.max_message_size;
+        if (h.payload_length > limit - message_size_)
             return make_error_code(error::message_too_big);
         message_size_ += h.payload_length;
         return {};
@@ -2456,6 +2468,11 @@ public:
     inflate_status decompress(std::string_view in, std::string& out, std::size_t limit, bool keep_context) {
         out.clear();
         if (limit == SIZE_MAX) --limit;  // one byte over it must be representable
+        // A first guess at the size from the input (text inflates a few times over), so a small
+        // message gets a small buffer, as an uncompressed one would: a larger one than needed, freed
+        // while the connection's next allocations are made, would leave holes behind it.
+        const std::size_t guess = std::min(limit + 1, std::max<std::size_t>(4 * in.size() + 64, min_chunk));
+        if (out.capacity() < guess) grow(out, guess);
         inflate_status status = feed(in, out, limit);
         if (status == inflate_status::ok && !ended_)
             status = feed({reinterpret_cast<const char*>(deflate_sync_tail.data()), deflate_sync_tail.size()}, out, limit);
@@ -2472,10 +2489,10 @@ private:
         z_.avail_in = static_cast<uInt>(in.size());
         for (;;) {
             const std::size_t produced = out.size();
-            if (out.capacity() - produced < 64) {
+            if (out.capacity() - produced < 32) {
                 // Grow with what has been produced, never past one byte over the limit.
-                const std::size_t want = std::min(std::max<std::size_t>(2 * produced, first_chunk), limit + 1);
-                if (want > out.capacity()) out.reserve(want);
+                const std::size_t want = std::min(std::max<std::size_t>(2 * produced, min_chunk), limit + 1);
+                if (want > out.capacity()) grow(out, want);
             }
             // At least one byte of room: produced never exceeds the limit here.
             const std::size_t room = std::min(out.capacity(), limit + 1) - produced;
@@ -2497,7 +2514,16 @@ private:
         }
     }
 
-    static constexpr std::size_t first_chunk = 4096;
+    /// Gives `out` room for exactly `capacity` bytes: std::string's reserve() may double instead,
+    /// which past half the limit would allocate more than the limit.
+    static void grow(std::string& out, std::size_t capacity) {
+        std::string bigger;
+        bigger.reserve(capacity);
+        bigger.assign(out);
+        out.swap(bigger);
+    }
+
+    static constexpr std::size_t min_chunk = 256;
     z_stream z_{};
     bool ended_ = false;
 };
@@ -3853,11 +3879,13 @@ private:
 // a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The
 // compression itself is protocol/deflate_codec.hpp.
 
+#include <algorithm>    // std::min of window sizes
 #include <cstddef>      // std::size_t
 #include <optional>     // std::optional agreement
 #include <string>       // std::string response line
 #include <string_view>  // std::string_view header values
 #include <vector>       // std::vector of field values
+
 
 namespace starling {
 
@@ -3900,29 +3928,6 @@ struct deflate_agreement {
 };
 
 namespace detail {
-
-constexpr bool is_http_token_char(char c) noexcept {
-    if (c >= '0' && c <= '9') return true;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~': return true;
-    default: return false;
-    }
-}
-
-constexpr bool is_http_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!is_http_token_char(c)) return false;
-    return true;
-}
-
-constexpr std::string_view trim_spaces(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 /// One parameter of an extension offer: a name, and a value if it had one.
 struct extension_param {
@@ -3969,16 +3974,15 @@ inline std::vector<extension_offer> parse_extension_list(std::string_view value)
     while (!value.empty()) {
         // The next item up to ',' or ';' (a quoted-string may hold either).
         std::size_t i = 0;
-        std::string raw_name;
         while (i < value.size() && value[i] != ',' && value[i] != ';' && value[i] != '=' && value[i] != '"') ++i;
-        const std::string_view name = trim_spaces(value.substr(0, i));
+        const std::string_view name = http::detail::trim_ows(value.substr(0, i));
         value.remove_prefix(i);
         std::optional<std::string> param_value;
-        bool ok = is_http_token(name);
+        bool ok = http::detail::is_token(name);
         if (!value.empty() && value.front() == '=') {
             value.remove_prefix(1);
             std::size_t lead = 0;
-            while (lead < value.size() && (value[lead] == ' ' || value[lead] == '\t')) ++lead;
+            while (lead < value.size() && http::detail::is_ows(value[lead])) ++lead;
             value.remove_prefix(lead);
             if (!value.empty() && value.front() == '"') {
                 param_value = take_quoted(value);
@@ -3989,13 +3993,13 @@ inline std::vector<extension_offer> parse_extension_list(std::string_view value)
             } else {
                 std::size_t j = 0;
                 while (j < value.size() && value[j] != ',' && value[j] != ';') ++j;
-                param_value = std::string(trim_spaces(value.substr(0, j)));
+                param_value = std::string(http::detail::trim_ows(value.substr(0, j)));
                 value.remove_prefix(j);
             }
-            if (ok && !is_http_token(*param_value)) ok = false;
+            if (ok && !http::detail::is_token(*param_value)) ok = false;
             // After a value, only spaces may come before the separator.
             std::size_t k = 0;
-            while (k < value.size() && (value[k] == ' ' || value[k] == '\t')) ++k;
+            while (k < value.size() && http::detail::is_ows(value[k])) ++k;
             if (k < value.size() && value[k] != ',' && value[k] != ';') ok = false;
             while (k < value.size() && value[k] != ',' && value[k] != ';') ++k;
             value.remove_prefix(k);
@@ -7678,7 +7682,7 @@ protected:
         message m;
         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
         if (reader_.message_compressed()) {
-            m.data = worker_.payloads().take(2 * reader_.payload().size());
+            m.data = worker_.payloads().take(4 * reader_.payload().size() + 64);
             const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(options().max_message_size, SIZE_MAX));
             switch (compression_.inflate(reader_.payload(), m.data, limit)) {
             case inflate_status::ok: break;

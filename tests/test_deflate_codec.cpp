@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <random>
@@ -109,7 +110,7 @@ TEST_CASE("a bomb stops at the limit: one byte over it is too_big, and no more i
         std::string out;
         CHECK(z.decompress(bomb, out, limit, false) == inflate_status::too_big);
         CHECK(out.size() == limit + 1);
-        CHECK(out.capacity() <= 2 * (limit + 1) + 64);
+        CHECK(out.capacity() <= std::max<std::size_t>(limit + 1, 256));  // never more room than the limit
     }
     // Exactly at the limit is fine.
     std::string out;

@@ -458,3 +458,24 @@ TEST_CASE("compression negotiated: RSV1 on a continuation fails with 1002") {
     CHECK(reader.error() == error::compressed_control_or_continuation);
     CHECK(close_code_for(error::compressed_control_or_continuation) == close_code::protocol_error);
 }
+
+TEST_CASE("compression negotiated: a compressed message may exceed the limit on the wire by a little") {
+    // Incompressible data grows slightly when deflated; its limit is on what it inflates to.
+    const std::uint64_t limit = 4096;
+    std::string compressed = client_frame(opcode::binary, std::string(limit + 64 + limit / 16, 'c'));
+    compressed[0] = static_cast<char>(compressed[0] | 0x40);
+    message_reader reader({role::server, limit, 0, true});
+    auto r = reader.read(std::span<char>(compressed));
+    CHECK(r.status == read_status::message);
+    // One byte more is refused from the header; so is an uncompressed message over the limit itself.
+    std::string over = client_frame(opcode::binary, std::string(limit + 65 + limit / 16, 'c'));
+    over[0] = static_cast<char>(over[0] | 0x40);
+    r = reader.read(std::span<char>(over));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(reader.error() == error::message_too_big);
+    message_reader plain_reader({role::server, limit, 0, true});
+    std::string plain = client_frame(opcode::binary, std::string(limit + 1, 'p'));
+    r = plain_reader.read(std::span<char>(plain));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(plain_reader.error() == error::message_too_big);
+}

@@ -102,6 +102,11 @@ public:
     inflate_status decompress(std::string_view in, std::string& out, std::size_t limit, bool keep_context) {
         out.clear();
         if (limit == SIZE_MAX) --limit;  // one byte over it must be representable
+        // A first guess at the size from the input (text inflates a few times over), so a small
+        // message gets a small buffer, as an uncompressed one would: a larger one than needed, freed
+        // while the connection's next allocations are made, would leave holes behind it.
+        const std::size_t guess = std::min(limit + 1, std::max<std::size_t>(4 * in.size() + 64, min_chunk));
+        if (out.capacity() < guess) grow(out, guess);
         inflate_status status = feed(in, out, limit);
         if (status == inflate_status::ok && !ended_)
             status = feed({reinterpret_cast<const char*>(deflate_sync_tail.data()), deflate_sync_tail.size()}, out, limit);
@@ -118,10 +123,10 @@ private:
         z_.avail_in = static_cast<uInt>(in.size());
         for (;;) {
             const std::size_t produced = out.size();
-            if (out.capacity() - produced < 64) {
+            if (out.capacity() - produced < 32) {
                 // Grow with what has been produced, never past one byte over the limit.
-                const std::size_t want = std::min(std::max<std::size_t>(2 * produced, first_chunk), limit + 1);
-                if (want > out.capacity()) out.reserve(want);
+                const std::size_t want = std::min(std::max<std::size_t>(2 * produced, min_chunk), limit + 1);
+                if (want > out.capacity()) grow(out, want);
             }
             // At least one byte of room: produced never exceeds the limit here.
             const std::size_t room = std::min(out.capacity(), limit + 1) - produced;
@@ -143,7 +148,16 @@ private:
         }
     }
 
-    static constexpr std::size_t first_chunk = 4096;
+    /// Gives `out` room for exactly `capacity` bytes: std::string's reserve() may double instead,
+    /// which past half the limit would allocate more than the limit.
+    static void grow(std::string& out, std::size_t capacity) {
+        std::string bigger;
+        bigger.reserve(capacity);
+        bigger.assign(out);
+        out.swap(bigger);
+    }
+
+    static constexpr std::size_t min_chunk = 256;
     z_stream z_{};
     bool ended_ = false;
 };

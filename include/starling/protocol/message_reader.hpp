@@ -54,7 +54,7 @@ public:
     explicit message_reader(reader_options options = {}) noexcept
         : options_(options),
           headers_({options.local_role,
-                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size,
+                    options.max_frame_size != 0 ? options.max_frame_size : wire_limit(options),
                     options.compression}) {}
 
     /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
@@ -215,6 +215,17 @@ public:
         return finish_message(0);
     }
 
+    /// The most bytes a message may take on the wire. A compressed message's limit is on what it
+    /// inflates to (the caller inflates it within max_message_size); on the wire it may be larger
+    /// than that, since incompressible data grows when deflated: 5 bytes per block, and a compressor
+    /// with little memory makes small blocks (zlib's memLevel 1: 128 symbols, about 4 %). A sixteenth
+    /// more covers every zlib setting.
+    static std::uint64_t wire_limit(const reader_options& o) noexcept {
+        if (!o.compression) return o.max_message_size;
+        const std::uint64_t slack = (o.max_message_size >> 4) + 64;
+        return o.max_message_size > UINT64_MAX - slack ? UINT64_MAX : o.max_message_size + slack;
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -244,7 +255,8 @@ private:
             utf8_.reset();
         }
         // The limit is checked against the announced length, before any of the payload is buffered.
-        if (h.payload_length > options_.max_message_size - message_size_)
+        const std::uint64_t limit = compressed_ ? wire_limit(options_) : options_.max_message_size;
+        if (h.payload_length > limit - message_size_)
             return make_error_code(error::message_too_big);
         message_size_ += h.payload_length;
         return {};

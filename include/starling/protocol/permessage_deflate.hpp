@@ -5,11 +5,14 @@
 // compression itself is protocol/deflate_codec.hpp.
 #pragma once
 
+#include <algorithm>    // std::min of window sizes
 #include <cstddef>      // std::size_t
 #include <optional>     // std::optional agreement
 #include <string>       // std::string response line
 #include <string_view>  // std::string_view header values
 #include <vector>       // std::vector of field values
+
+#include "starling/http/headers.hpp"  // tokens and optional whitespace, as HTTP defines them
 
 namespace starling {
 
@@ -52,29 +55,6 @@ struct deflate_agreement {
 };
 
 namespace detail {
-
-constexpr bool is_http_token_char(char c) noexcept {
-    if (c >= '0' && c <= '9') return true;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~': return true;
-    default: return false;
-    }
-}
-
-constexpr bool is_http_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!is_http_token_char(c)) return false;
-    return true;
-}
-
-constexpr std::string_view trim_spaces(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 /// One parameter of an extension offer: a name, and a value if it had one.
 struct extension_param {
@@ -121,16 +101,15 @@ inline std::vector<extension_offer> parse_extension_list(std::string_view value)
     while (!value.empty()) {
         // The next item up to ',' or ';' (a quoted-string may hold either).
         std::size_t i = 0;
-        std::string raw_name;
         while (i < value.size() && value[i] != ',' && value[i] != ';' && value[i] != '=' && value[i] != '"') ++i;
-        const std::string_view name = trim_spaces(value.substr(0, i));
+        const std::string_view name = http::detail::trim_ows(value.substr(0, i));
         value.remove_prefix(i);
         std::optional<std::string> param_value;
-        bool ok = is_http_token(name);
+        bool ok = http::detail::is_token(name);
         if (!value.empty() && value.front() == '=') {
             value.remove_prefix(1);
             std::size_t lead = 0;
-            while (lead < value.size() && (value[lead] == ' ' || value[lead] == '\t')) ++lead;
+            while (lead < value.size() && http::detail::is_ows(value[lead])) ++lead;
             value.remove_prefix(lead);
             if (!value.empty() && value.front() == '"') {
                 param_value = take_quoted(value);
@@ -141,13 +120,13 @@ inline std::vector<extension_offer> parse_extension_list(std::string_view value)
             } else {
                 std::size_t j = 0;
                 while (j < value.size() && value[j] != ',' && value[j] != ';') ++j;
-                param_value = std::string(trim_spaces(value.substr(0, j)));
+                param_value = std::string(http::detail::trim_ows(value.substr(0, j)));
                 value.remove_prefix(j);
             }
-            if (ok && !is_http_token(*param_value)) ok = false;
+            if (ok && !http::detail::is_token(*param_value)) ok = false;
             // After a value, only spaces may come before the separator.
             std::size_t k = 0;
-            while (k < value.size() && (value[k] == ' ' || value[k] == '\t')) ++k;
+            while (k < value.size() && http::detail::is_ows(value[k])) ++k;
             if (k < value.size() && value[k] != ',' && value[k] != ';') ok = false;
             while (k < value.size() && value[k] != ',' && value[k] != ';') ++k;
             value.remove_prefix(k);

@@ -177,7 +177,7 @@ protected:
         message m;
         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
         if (reader_.message_compressed()) {
-            m.data = worker_.payloads().take(2 * reader_.payload().size());
+            m.data = worker_.payloads().take(4 * reader_.payload().size() + 64);
             const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(options().max_message_size, SIZE_MAX));
             switch (compression_.inflate(reader_.payload(), m.data, limit)) {
             case inflate_status::ok: break;
