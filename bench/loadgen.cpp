@@ -8,8 +8,11 @@
 //   loadgen --port N --scenario idle      [--connections 10000] --server-pid PID
 //   common: [--path /echo] [--duration 5] [--warmup 1] [--timeout S] [--server-pid PID] [--label X]
 //           [--also-port N]... (connections spread round-robin over --port and each --also-port:
-//           servers of one deployment, say two processes linked by a backplane)
+//           servers of one deployment, say two processes linked by a backplane) [--deflate]
 //
+// --deflate offers permessage-deflate without context takeover either way and inflates every message
+// that arrives compressed (counted in "compressed_messages"); it sends its own messages uncompressed,
+// which the extension allows, so what is measured is the server's compressing.
 // echo:      every connection keeps `depth` messages in flight on /echo; each answer is checked byte
 //            for byte (type, length, sequence number, content) and its round trip recorded.
 // broadcast: every connection joins /chat; `publishers` of them each keep up to `window` messages in
@@ -34,6 +37,7 @@
 #include <sys/socket.h>     // socket, connect
 #include <time.h>           // clock_gettime
 #include <unistd.h>         // read, write, close, sysconf
+#include <zlib.h>           // inflate: --deflate
 
 #include <algorithm>        // std::min, std::max
 #include <array>            // std::array
@@ -186,6 +190,7 @@ struct options {
     std::size_t size = 64;
     std::size_t depth = 1;
     bool binary = false;
+    bool deflate = false;  // offer permessage-deflate (no context takeover); inflate what comes compressed
     double duration = 5;
     double warmup = 1;
     double timeout = 0;  // 0: warmup + duration + 30 s
@@ -200,7 +205,7 @@ struct options {
     std::fprintf(stderr,
                  "loadgen: %s\n"
                  "usage: loadgen --port N [--scenario echo|broadcast|idle] [--path P] [--connections N]\n"
-                 "               [--size BYTES] [--depth N] [--binary] [--publishers N] [--window N]\n"
+                 "               [--size BYTES] [--depth N] [--binary] [--deflate] [--publishers N] [--window N]\n"
                  "               [--duration S] [--warmup S] [--timeout S] [--settle S]\n"
                  "               [--concurrency N] [--server-pid PID] [--label TEXT] [--also-port N]...\n",
                  why);
@@ -247,6 +252,7 @@ options parse_options(int argc, char** argv) {
         else if (a == "--size") o.size = integer(i);
         else if (a == "--depth") o.depth = integer(i);
         else if (a == "--binary") o.binary = true;
+        else if (a == "--deflate") o.deflate = true;
         else if (a == "--duration") o.duration = real(i);
         else if (a == "--warmup") o.warmup = real(i);
         else if (a == "--timeout") o.timeout = real(i);
@@ -368,6 +374,7 @@ struct connection {
 
     std::vector<char> message;  // a fragmented message being assembled
     bool in_message = false;
+    bool message_compressed = false;  // RSV1 on its first frame
     std::uint8_t message_op = 0;
 
     // echo
@@ -496,6 +503,7 @@ private:
         field("connections", std::to_string(o_.connections));
         field("size", std::to_string(o_.size));
         field("binary", o_.binary ? "true" : "false");
+        if (o_.deflate) field("compressed_messages", std::to_string(compressed_messages_));
         field("ok", status == 0 ? "true" : "false");
         field("errors", std::to_string(errors_));
         if (!first_error_.empty()) field("error", json_string(first_error_));
@@ -582,7 +590,11 @@ private:
         c.expected_accept = base64(digest.data(), digest.size());
         const std::string request = "GET " + o_.path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(c.port) +
                                     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                                    "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                                    "\r\nSec-WebSocket-Version: 13\r\n" +
+                                    (o_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                                                  "client_no_context_takeover\r\n"
+                                                : "") +
+                                    "\r\n";
         c.out.insert(c.out.end(), request.begin(), request.end());
         c.state = conn_state::handshaking;
         mark_dirty(c);
@@ -706,7 +718,8 @@ private:
             const auto* p = reinterpret_cast<const std::uint8_t*>(c.in.data() + c.in_begin);
             const bool fin = (p[0] & 0x80) != 0;
             const std::uint8_t op = p[0] & 0x0f;
-            if ((p[0] & 0x70) != 0) return error(c, "reserved bits set");
+            const bool rsv1 = (p[0] & 0x40) != 0;
+            if ((p[0] & (o_.deflate ? 0x30 : 0x70)) != 0) return error(c, "reserved bits set");
             if ((p[1] & 0x80) != 0) return error(c, "masked server frame");
             std::uint64_t len = p[1] & 0x7f;
             std::size_t head = 2;
@@ -734,20 +747,22 @@ private:
             }
             const char* payload = c.in.data() + c.in_begin + head;
             c.in_begin += total;
-            on_frame(c, fin, op, payload, static_cast<std::size_t>(len));
+            on_frame(c, fin, op, rsv1, payload, static_cast<std::size_t>(len));
             if (c.state == conn_state::closed) return;
         }
         if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
     }
 
-    void on_frame(connection& c, bool fin, std::uint8_t op, const char* payload, std::size_t len) {
+    void on_frame(connection& c, bool fin, std::uint8_t op, bool rsv1, const char* payload, std::size_t len) {
+        if (rsv1 && op != 0x1 && op != 0x2) return error(c, "RSV1 on a control frame or continuation");
         switch (op) {
         case 0x1:
         case 0x2:
             if (c.in_message) return error(c, "new message inside a fragmented one");
-            if (fin) return on_message(c, op, payload, len);
+            if (fin) return rsv1 ? on_compressed(c, op, payload, len) : on_message(c, op, payload, len);
             c.message.assign(payload, payload + len);
             c.in_message = true;
+            c.message_compressed = rsv1;
             c.message_op = op;
             return;
         case 0x0:
@@ -755,6 +770,7 @@ private:
             c.message.insert(c.message.end(), payload, payload + len);
             if (fin) {
                 c.in_message = false;
+                if (c.message_compressed) return on_compressed(c, c.message_op, c.message.data(), c.message.size());
                 on_message(c, c.message_op, c.message.data(), c.message.size());
             }
             return;
@@ -854,6 +870,30 @@ private:
             return false;
         }
         return true;
+    }
+
+    /// A compressed message (no context takeover): inflated with the one inflater, reset each time.
+    void on_compressed(connection& c, std::uint8_t op, const char* p, std::size_t len) {
+        if (!inflater_ready_) {
+            if (inflateInit2(&inflater_, -15) != Z_OK) return error(c, "inflateInit2 failed");
+            inflater_ready_ = true;
+        }
+        inflated_.resize(o_.size + 64);
+        static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+        inflater_.next_out = reinterpret_cast<Bytef*>(inflated_.data());
+        inflater_.avail_out = static_cast<uInt>(inflated_.size());
+        int rc = Z_OK;
+        for (const auto& [data, size] : {std::pair<const void*, std::size_t>{p, len}, {tail, sizeof tail}}) {
+            inflater_.next_in = static_cast<Bytef*>(const_cast<void*>(data));
+            inflater_.avail_in = static_cast<uInt>(size);
+            rc = inflate(&inflater_, Z_SYNC_FLUSH);
+            if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) break;
+        }
+        const std::size_t n = inflated_.size() - inflater_.avail_out;
+        inflateReset(&inflater_);
+        if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) return error(c, "corrupt compressed message");
+        ++compressed_messages_;
+        on_message(c, op, inflated_.data(), n);
     }
 
     void on_message(connection& c, std::uint8_t op, const char* p, std::size_t len) {
@@ -1025,6 +1065,10 @@ private:
     xorshift rng_{1};
     std::uint32_t mask_ = 0;
     std::string filler_;
+    z_stream inflater_{};
+    bool inflater_ready_ = false;
+    std::vector<char> inflated_;
+    std::uint64_t compressed_messages_ = 0;  // how many arrived compressed (--deflate)
     int epfd_ = -1;
     std::vector<connection> conns_;
     std::vector<connection*> dirty_;

@@ -278,9 +278,11 @@ enum class error {
     data_frame_in_open_message,
     bad_close_payload_length,
     invalid_close_code,
+    compressed_control_or_continuation,  // RSV1 where permessage-deflate does not allow it
     // Payload: answered with close 1007.
     invalid_utf8,
     invalid_utf8_in_close_reason,
+    invalid_compressed_data,  // a compressed message that does not inflate
     // Size: answered with close 1009.
     message_too_big,
     frame_too_big,
@@ -338,6 +340,8 @@ public:
         case error::data_frame_in_open_message: return "new data frame while a fragmented message is open";
         case error::bad_close_payload_length: return "close frame payload of 1 byte";
         case error::invalid_close_code: return "invalid close code";
+        case error::compressed_control_or_continuation: return "RSV1 (compressed) set on a control or continuation frame";
+        case error::invalid_compressed_data: return "compressed message is not valid deflate data";
         case error::invalid_utf8: return "text message is not valid UTF-8";
         case error::invalid_utf8_in_close_reason: return "close reason is not valid UTF-8";
         case error::message_too_big: return "message over the maximum message size";
@@ -373,7 +377,7 @@ public:
     std::string message(int value) const override {
         switch (static_cast<condition>(value)) {
         case condition::protocol_violation: return "WebSocket protocol violation";
-        case condition::invalid_payload: return "invalid UTF-8 payload";
+        case condition::invalid_payload: return "invalid payload (UTF-8 or compressed data)";
         case condition::too_big: return "message too big";
         case condition::handshake_failed: return "WebSocket handshake failed";
         }
@@ -403,8 +407,8 @@ inline std::error_condition make_error_condition(condition c) noexcept {
 
 /// The condition an error belongs to.
 constexpr condition condition_of(error e) noexcept {
-    if (e <= error::invalid_close_code) return condition::protocol_violation;
-    if (e <= error::invalid_utf8_in_close_reason) return condition::invalid_payload;
+    if (e <= error::compressed_control_or_continuation) return condition::protocol_violation;
+    if (e <= error::invalid_compressed_data) return condition::invalid_payload;
     if (e <= error::frame_too_big) return condition::too_big;
     return condition::handshake_failed;
 }
@@ -628,6 +632,9 @@ struct header_limits {
     role local_role = role::server;
     /// Largest data frame payload accepted, inclusive.
     std::uint64_t max_frame_size = UINT64_MAX;
+    /// permessage-deflate was negotiated: RSV1 marks the first frame of a compressed message, and is
+    /// still an error on a control frame or a continuation (RFC 7692 section 6).
+    bool allow_rsv1 = false;
 };
 
 /// Incremental frame-header parser. Feed it bytes in any chunking; it stops at the end of a header and
@@ -689,9 +696,11 @@ private:
         h.masked = (b1 & 0x80) != 0;
         const std::uint8_t len7 = b1 & 0x7F;
 
-        if (h.rsv1 || h.rsv2 || h.rsv3) return fail(starling::error::reserved_bits_set);
+        if ((h.rsv1 && !limits_.allow_rsv1) || h.rsv2 || h.rsv3) return fail(starling::error::reserved_bits_set);
         if (is_reserved_opcode(raw_op)) return fail(starling::error::reserved_opcode);
         h.op = static_cast<opcode>(raw_op);
+        if (h.rsv1 && (is_control(h.op) || h.op == opcode::continuation))
+            return fail(starling::error::compressed_control_or_continuation);
         if (limits_.local_role == role::server && !h.masked) return fail(starling::error::unmasked_client_frame);
         if (limits_.local_role == role::client && h.masked) return fail(starling::error::masked_server_frame);
 
@@ -1220,15 +1229,18 @@ constexpr std::string_view reason_phrase(int status) noexcept {
     }
 }
 
-/// The 101 response accepting a handshake whose key is `client_key`.
-inline std::string make_accept_response(std::string_view client_key) {
+/// The 101 response accepting a handshake whose key is `client_key`, with `extra_headers` (whole
+/// header lines, such as the agreed Sec-WebSocket-Extensions) before its end.
+inline std::string make_accept_response(std::string_view client_key, std::string_view extra_headers = {}) {
     std::string out =
         "HTTP/1.1 101 Switching Protocols\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Accept: ";
     out += compute_accept_key(client_key);
-    out += "\r\n\r\n";
+    out += "\r\n";
+    out += extra_headers;
+    out += "\r\n";
     return out;
 }
 
@@ -1484,6 +1496,10 @@ struct reader_options {
     std::uint64_t max_message_size = default_max_message_size;
     /// Largest single frame accepted, inclusive; 0 means "the message limit".
     std::uint64_t max_frame_size = 0;
+    /// permessage-deflate was negotiated: a message whose first frame has RSV1 is compressed. It is
+    /// handed out as it arrived (message_compressed()), for the caller to inflate and then validate:
+    /// compressed bytes are not UTF-8-checked here.
+    bool compression = false;
 };
 
 enum class read_status {
@@ -1505,7 +1521,8 @@ public:
     explicit message_reader(reader_options options = {}) noexcept
         : options_(options),
           headers_({options.local_role,
-                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size}) {}
+                    options.max_frame_size != 0 ? options.max_frame_size : wire_limit(options),
+                    options.compression}) {}
 
     /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
     /// input is mutable. An unfragmented message lying wholly inside `data` is returned as a view into
@@ -1558,6 +1575,9 @@ public:
 
     /// The type of the last message: text or binary.
     opcode message_type() const noexcept { return message_type_; }
+    /// The last message arrived compressed (RSV1 on its first frame): its payload is deflate data,
+    /// not yet checked as UTF-8.
+    bool message_compressed() const noexcept { return compressed_; }
     /// The last message's or control frame's payload; valid until the next read() or until the bytes
     /// given to read() change.
     std::string_view payload() const noexcept { return view_; }
@@ -1662,6 +1682,17 @@ public:
         return finish_message(0);
     }
 
+    /// The most bytes a message may take on the wire. A compressed message's limit is on what it
+    /// inflates to (the caller inflates it within max_message_size); on the wire it may be larger
+    /// than that, since incompressible data grows when deflated: 5 bytes per block, and a compressor
+    /// with little memory makes small blocks (zlib's memLevel 1: 128 symbols, about 4 %). A sixteenth
+    /// more covers every zlib setting.
+    static std::uint64_t wire_limit(const reader_options& o) noexcept {
+        if (!o.compression) return o.max_message_size;
+        const std::uint64_t slack = (o.max_message_size >> 4) + 64;
+        return o.max_message_size > UINT64_MAX - slack ? UINT64_MAX : o.max_message_size + slack;
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -1686,11 +1717,13 @@ private:
             if (in_message_) return make_error_code(error::data_frame_in_open_message);
             in_message_ = true;
             message_type_ = h.op;
+            compressed_ = h.rsv1;
             message_size_ = 0;
             utf8_.reset();
         }
         // The limit is checked against the announced length, before any of the payload is buffered.
-        if (h.payload_length > options_.max_message_size - message_size_)
+        const std::uint64_t limit = compressed_ ? wire_limit(options_) : options_.max_message_size;
+        if (h.payload_length > limit - message_size_)
             return make_error_code(error::message_too_big);
         message_size_ += h.payload_length;
         return {};
@@ -1713,7 +1746,7 @@ private:
     /// message is text: what every data byte goes through, read() or direct input.
     std::error_code accept_data(std::span<char> payload) {
         unmask(payload);
-        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), payload.size())))
+        if (message_type_ == opcode::text && !compressed_ && !utf8_.write(std::string_view(payload.data(), payload.size())))
             return make_error_code(error::invalid_utf8);
         return {};
     }
@@ -1731,7 +1764,7 @@ private:
 
     read_result finish_message(std::size_t used) noexcept {
         in_message_ = false;
-        if (message_type_ == opcode::text && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
+        if (message_type_ == opcode::text && !compressed_ && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
         message_delivered_ = true;
         return {read_status::message, used};
     }
@@ -1760,6 +1793,7 @@ private:
     bool in_message_ = false;
     bool message_delivered_ = false;
     opcode message_type_ = opcode::text;
+    bool compressed_ = false;  // the message being read (or last read) is compressed
     std::uint64_t message_size_ = 0;
     std::string assembled_;
     std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_
@@ -2174,6 +2208,7 @@ class router_dependencies : public dependency_container {};
 #include <cstring>        // std::memcpy of a shared frame's header
 #include <span>           // std::span of a payload to mask
 #include <memory>         // std::shared_ptr shared broadcast frames
+#include <mutex>          // std::mutex guarding a broadcast's compressed forms
 #include <string>         // std::string payloads
 #include <string_view>    // std::string_view pong payloads
 #include <utility>        // std::move
@@ -2389,26 +2424,265 @@ private:
 }  // namespace starling::detail
 // ---- end starling/session/ring.hpp ----
 
+// ---- begin starling/protocol/deflate_codec.hpp ----
+// The compressor and decompressor of permessage-deflate (RFC 7692 section 7.2), over zlib's raw
+// deflate. A message is compressed with a sync flush whose trailing 00 00 FF FF is removed; it is
+// inflated with those four bytes put back. Inflation is bounded: it grows its output up to a limit
+// and stops there, so a few bytes that would inflate to gigabytes cost no more than the limit.
+//
+// Without context takeover nothing needs to outlive one message, so the codecs are per thread
+// (shared_deflater, shared_inflater), reset between messages: a connection then holds no zlib state.
+// With it, the connection owns its codec and its window stays.
+//
+// With STARLING_NO_DEFLATE defined, zlib is not used: this header declares only deflate_available
+// (false), and every offer is declined.
+
+#include <cstddef>      // std::size_t
+#include <string>       // std::string output
+#include <string_view>  // std::string_view input
+
+#ifndef STARLING_NO_DEFLATE
+#include <zlib.h>  // deflate, inflate (Debian: zlib1g-dev; link with -lz)
+
+#include <algorithm>  // std::min, std::max
+#include <array>      // std::array of codec settings
+#include <cstdint>    // std::uint8_t, SIZE_MAX
+#include <memory>     // std::unique_ptr per-thread codecs
+#include <new>        // std::bad_alloc
+#include <vector>     // std::vector per-thread cache
+#endif
+
+namespace starling {
+
+/// How inflating a message ended.
+enum class inflate_status { ok, too_big, corrupt };
+
+#ifdef STARLING_NO_DEFLATE
+inline constexpr bool deflate_available = false;
+#else
+inline constexpr bool deflate_available = true;
+
+/// The four bytes a sync flush ends with, which permessage-deflate leaves off the wire.
+inline constexpr std::array<std::uint8_t, 4> deflate_sync_tail{0x00, 0x00, 0xFF, 0xFF};
+
+/// What a compressor's output depends on: messages compressed with the same setting and no context
+/// takeover are the same bytes, whoever they go to.
+struct deflate_setting {
+    int window_bits = 15;
+    int mem_level = 8;
+    int level = 1;
+    friend bool operator==(const deflate_setting&, const deflate_setting&) = default;
+};
+
+class deflater {
+public:
+    explicit deflater(deflate_setting setting) : setting_(setting) {
+        if (deflateInit2(&z_, setting.level, Z_DEFLATED, -setting.window_bits, setting.mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
+            throw std::bad_alloc();
+    }
+    deflater(const deflater&) = delete;
+    deflater& operator=(const deflater&) = delete;
+    ~deflater() { deflateEnd(&z_); }
+
+    const deflate_setting& setting() const noexcept { return setting_; }
+
+    /// Compresses one message into `out` (replacing what it held). With `keep_context`, the window
+    /// carries over to the next message (context takeover); otherwise the next starts afresh.
+    void compress(std::string_view in, std::string& out, bool keep_context) {
+        out.clear();
+        out.resize(deflateBound(&z_, in.size()) + 8);
+        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+        z_.avail_in = static_cast<uInt>(in.size());
+        std::size_t produced = 0;
+        for (;;) {
+            z_.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+            z_.avail_out = static_cast<uInt>(out.size() - produced);
+            deflate(&z_, Z_SYNC_FLUSH);
+            produced = out.size() - z_.avail_out;
+            if (z_.avail_out != 0) break;  // the flush is complete
+            out.resize(out.size() * 2);
+        }
+        // A sync flush always ends in the tail; the message goes without it.
+        out.resize(produced >= 4 ? produced - 4 : produced);
+        if (!keep_context) deflateReset(&z_);
+    }
+
+private:
+    deflate_setting setting_;
+    z_stream z_{};
+};
+
+class inflater {
+public:
+    explicit inflater(int window_bits = 15) {
+        if (inflateInit2(&z_, -window_bits) != Z_OK) throw std::bad_alloc();
+    }
+    inflater(const inflater&) = delete;
+    inflater& operator=(const inflater&) = delete;
+    ~inflater() { inflateEnd(&z_); }
+
+    /// Inflates one whole message into `out` (replacing what it held), never letting `out` hold more
+    /// than `limit` bytes: one more byte of output is too_big, and inflation stops there. Corrupt
+    /// input is corrupt. Either way nothing more is done; the inflater is reset for the next message
+    /// unless `keep_context` (and the message was good).
+    inflate_status decompress(std::string_view in, std::string& out, std::size_t limit, bool keep_context) {
+        out.clear();
+        if (limit == SIZE_MAX) --limit;  // one byte over it must be representable
+        // A first guess at the size from the input (text inflates a few times over), so a small
+        // message gets a small buffer, as an uncompressed one would: a larger one than needed, freed
+        // while the connection's next allocations are made, would leave holes behind it.
+        const std::size_t guess = std::min(limit + 1, std::max<std::size_t>(4 * in.size() + 64, min_chunk));
+        if (out.capacity() < guess) grow(out, guess);
+        inflate_status status = feed(in, out, limit);
+        if (status == inflate_status::ok && !ended_)
+            status = feed({reinterpret_cast<const char*>(deflate_sync_tail.data()), deflate_sync_tail.size()}, out, limit);
+        if (status != inflate_status::ok || !keep_context || ended_) {
+            inflateReset(&z_);
+            ended_ = false;
+        }
+        return status;
+    }
+
+private:
+    inflate_status feed(std::string_view in, std::string& out, std::size_t limit) {
+        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+        z_.avail_in = static_cast<uInt>(in.size());
+        for (;;) {
+            const std::size_t produced = out.size();
+            if (out.capacity() - produced < 32) {
+                // Grow with what has been produced, never past one byte over the limit.
+                const std::size_t want = std::min(std::max<std::size_t>(2 * produced, min_chunk), limit + 1);
+                if (want > out.capacity()) grow(out, want);
+            }
+            // At least one byte of room: produced never exceeds the limit here.
+            const std::size_t room = std::min(out.capacity(), limit + 1) - produced;
+            out.resize(produced + room);
+            z_.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+            z_.avail_out = static_cast<uInt>(room);
+            const int rc = inflate(&z_, Z_SYNC_FLUSH);
+            out.resize(out.size() - z_.avail_out);
+            if (out.size() > limit) return inflate_status::too_big;
+            if (rc == Z_STREAM_END) {
+                // A final block ends the stream; whatever follows it is not part of any message.
+                ended_ = true;
+                return inflate_status::ok;
+            }
+            if (rc == Z_BUF_ERROR) return inflate_status::ok;  // no progress possible: all input is taken
+            if (rc != Z_OK) return inflate_status::corrupt;
+            // Done when the input is used up and the output did not fill (nothing is pending).
+            if (z_.avail_in == 0 && z_.avail_out != 0) return inflate_status::ok;
+        }
+    }
+
+    /// Gives `out` room for exactly `capacity` bytes: std::string's reserve() may double instead,
+    /// which past half the limit would allocate more than the limit.
+    static void grow(std::string& out, std::size_t capacity) {
+        std::string bigger;
+        bigger.reserve(capacity);
+        bigger.assign(out);
+        out.swap(bigger);
+    }
+
+    static constexpr std::size_t min_chunk = 256;
+    z_stream z_{};
+    bool ended_ = false;
+};
+
+/// This thread's compressor for `setting`, without context takeover: one per setting per thread,
+/// shared by every connection on it (a connection without server context takeover holds none).
+inline deflater& shared_deflater(const deflate_setting& setting) {
+    thread_local std::vector<std::unique_ptr<deflater>> cache;
+    for (const auto& d : cache)
+        if (d->setting() == setting) return *d;
+    cache.push_back(std::make_unique<deflater>(setting));
+    return *cache.back();
+}
+
+/// This thread's inflater for messages sent without client context takeover, whatever their window.
+inline inflater& shared_inflater() {
+    thread_local inflater one(15);
+    return one;
+}
+#endif
+
+}  // namespace starling
+// ---- end starling/protocol/deflate_codec.hpp ----
+
 namespace starling::detail {
 
-/// A whole encoded frame, shared by every connection that sends it.
-using shared_frame = std::shared_ptr<const std::string>;
+/// Whole encoded frame bytes, shared by every connection that sends them.
+using shared_bytes = std::shared_ptr<const std::string>;
+
+/// A server frame with RSV1 set when `compressed`: header then payload.
+inline std::string encode_server_frame(opcode op, std::string_view payload, bool compressed) {
+    frame_header h;
+    h.op = op;
+    h.rsv1 = compressed;
+    h.payload_length = payload.size();
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    const std::size_t header_size = write_frame_header(h, header);
+    std::string frame;
+    frame.reserve(header_size + payload.size());
+    frame.append(reinterpret_cast<const char*>(header.data()), header_size).append(payload);
+    return frame;
+}
+
+/// One message sent to many (a broadcast, a publish): encoded once as a plain frame, and compressed
+/// at most once per compression setting, the first time a receiver that takes that setting gets it
+/// (on whichever worker that is). Every receiver of the same form shares the same bytes.
+class broadcast_frame {
+public:
+    broadcast_frame(opcode op, std::string_view payload)
+        : op_(op), plain_(std::make_shared<const std::string>(encode_server_frame(op, payload, false))),
+          header_size_(plain_->size() - payload.size()) {}
+
+    opcode op() const noexcept { return op_; }
+    const shared_bytes& plain() const noexcept { return plain_; }
+    std::string_view payload() const noexcept { return std::string_view(*plain_).substr(header_size_); }
+
+#ifndef STARLING_NO_DEFLATE
+    /// The frame compressed with `setting` and no context takeover, made on the first call for that
+    /// setting, from any thread; later calls share it.
+    shared_bytes compressed(const deflate_setting& setting) const {
+        std::lock_guard lock(mutex_);
+        for (const auto& [made_with, frame] : compressed_)
+            if (made_with == setting) return frame;
+        std::string body;
+        shared_deflater(setting).compress(payload(), body, /*keep_context=*/false);
+        compressed_.emplace_back(setting, std::make_shared<const std::string>(encode_server_frame(op_, body, true)));
+        return compressed_.back().second;
+    }
+#endif
+
+private:
+    opcode op_;
+    shared_bytes plain_;
+    std::size_t header_size_;
+#ifndef STARLING_NO_DEFLATE
+    mutable std::mutex mutex_;
+    mutable std::vector<std::pair<deflate_setting, shared_bytes>> compressed_;
+#endif
+};
+
+using shared_frame = std::shared_ptr<const broadcast_frame>;
 
 inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
-    return std::make_shared<const std::string>(encode_frame(op, payload));
+    return std::make_shared<const broadcast_frame>(op, payload);
 }
 
 struct outbound_frame {
     std::array<std::uint8_t, max_frame_header_size> header{};
     std::uint8_t header_size = 0;
     std::string payload;   // owned payload of a unicast frame
-    shared_frame shared;   // or: a whole frame shared with other connections
+    shared_bytes shared;   // or: a whole frame shared with other connections
     bool is_close = false;
 
-    static outbound_frame unicast(opcode op, std::string payload) {
+    /// A frame of this connection's own; `compressed` sets RSV1 (the payload is deflate data).
+    static outbound_frame unicast(opcode op, std::string payload, bool compressed = false) {
         outbound_frame f;
         frame_header h;
         h.op = op;
+        h.rsv1 = compressed;
         h.payload_length = payload.size();
         f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
         f.payload = std::move(payload);
@@ -2416,11 +2690,14 @@ struct outbound_frame {
         return f;
     }
 
-    static outbound_frame broadcast(shared_frame frame) {
+    /// Frame bytes shared with other connections.
+    static outbound_frame broadcast(shared_bytes frame) {
         outbound_frame f;
         f.shared = std::move(frame);
         return f;
     }
+    /// A broadcast's plain form.
+    static outbound_frame broadcast(const shared_frame& frame) { return broadcast(frame->plain()); }
 
     /// Bytes on the wire.
     std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
@@ -3705,6 +3982,256 @@ private:
 #include <string>   // std::string file names
 
 
+// ---- begin starling/protocol/permessage_deflate.hpp ----
+// RFC 7692: the permessage-deflate extension's negotiation, sans I/O and without zlib. The server
+// reads the client's offers from its Sec-WebSocket-Extensions fields, accepts the first one it can
+// honour, and answers with exactly what was agreed; an offer it cannot honour (an unknown parameter,
+// a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The
+// compression itself is protocol/deflate_codec.hpp.
+
+#include <algorithm>    // std::min of window sizes
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional agreement
+#include <string>       // std::string response line
+#include <string_view>  // std::string_view header values
+#include <vector>       // std::vector of field values
+
+
+namespace starling {
+
+/// Per-endpoint compression settings (websocket_options::compression).
+struct compression_options {
+    /// Accept permessage-deflate when the client offers it (every browser does, and Python's
+    /// websockets client): on by default. Messages below `threshold` go uncompressed anyway.
+    bool enabled = true;
+    /// Keep the server's compression state between messages: better ratio on similar messages, at
+    /// the cost of a zlib compressor held per connection (see README's memory table). Off by default:
+    /// then no state is held between messages, and a broadcast is compressed once for every receiver.
+    bool server_context_takeover = false;
+    /// Let the client keep its compression state between messages: the server then holds an
+    /// inflater per connection. Off by default (the response says client_no_context_takeover).
+    bool client_context_takeover = false;
+    /// LZ77 window of the server's compressor, 9 to 15 (zlib cannot make 8-bit raw streams); the
+    /// client may ask for less.
+    int server_max_window_bits = 15;
+    /// The window the client is asked to keep to, 8 to 15, when its offer allows asking. Only worth
+    /// lowering with client context takeover (it bounds the inflater each connection keeps).
+    int client_max_window_bits = 15;
+    /// zlib's memLevel for the compressor, 1 to 9: memory of its hash tables (8 is zlib's default).
+    int mem_level = 8;
+    /// zlib's compression level, 1 (fastest) to 9 (smallest).
+    int level = 1;
+    /// Messages shorter than this many bytes are sent uncompressed (RSV1 clear): compressing a few
+    /// bytes costs more time than it saves on the wire.
+    std::size_t threshold = 256;
+};
+
+/// What one connection agreed to.
+struct deflate_agreement {
+    bool server_no_context_takeover = false;
+    bool client_no_context_takeover = false;
+    int server_max_window_bits = 15;  // our compressor's window
+    int client_max_window_bits = 15;  // the client's, which our inflater needs
+    /// Whether server_max_window_bits / client_max_window_bits appear in the response.
+    bool server_window_named = false;
+    bool client_window_named = false;
+};
+
+namespace detail {
+
+/// One parameter of an extension offer: a name, and a value if it had one.
+struct extension_param {
+    std::string name;
+    std::optional<std::string> value;
+};
+
+/// One element of an extension list (RFC 6455 section 9.1): a token, then ;-separated parameters,
+/// each `token [= (token | quoted-string)]`. A quoted value's content must itself be a token.
+struct extension_offer {
+    std::string name;
+    std::vector<extension_param> params;
+    bool well_formed = true;
+};
+
+/// Splits a quoted-string's content out of `s` (which starts with '"'), advancing `s` past it.
+inline std::optional<std::string> take_quoted(std::string_view& s) {
+    std::string out;
+    for (std::size_t i = 1; i < s.size(); ++i) {
+        if (s[i] == '\\') {
+            if (++i == s.size()) return std::nullopt;
+            out += s[i];
+        } else if (s[i] == '"') {
+            s.remove_prefix(i + 1);
+            return out;
+        } else {
+            out += s[i];
+        }
+    }
+    return std::nullopt;
+}
+
+/// Parses a whole Sec-WebSocket-Extensions value into its offers, in order. A malformed element
+/// comes back marked so (it is declined, like an offer with a bad parameter); the rest stand.
+inline std::vector<extension_offer> parse_extension_list(std::string_view value) {
+    std::vector<extension_offer> offers;
+    extension_offer current;
+    bool in_offer = false;
+    auto finish = [&] {
+        if (in_offer) offers.push_back(std::move(current));
+        current = {};
+        in_offer = false;
+    };
+    while (!value.empty()) {
+        // The next item up to ',' or ';' (a quoted-string may hold either).
+        std::size_t i = 0;
+        while (i < value.size() && value[i] != ',' && value[i] != ';' && value[i] != '=' && value[i] != '"') ++i;
+        const std::string_view name = http::detail::trim_ows(value.substr(0, i));
+        value.remove_prefix(i);
+        std::optional<std::string> param_value;
+        bool ok = http::detail::is_token(name);
+        if (!value.empty() && value.front() == '=') {
+            value.remove_prefix(1);
+            std::size_t lead = 0;
+            while (lead < value.size() && http::detail::is_ows(value[lead])) ++lead;
+            value.remove_prefix(lead);
+            if (!value.empty() && value.front() == '"') {
+                param_value = take_quoted(value);
+                if (!param_value) {
+                    ok = false;
+                    value = {};
+                }
+            } else {
+                std::size_t j = 0;
+                while (j < value.size() && value[j] != ',' && value[j] != ';') ++j;
+                param_value = std::string(http::detail::trim_ows(value.substr(0, j)));
+                value.remove_prefix(j);
+            }
+            if (ok && !http::detail::is_token(*param_value)) ok = false;
+            // After a value, only spaces may come before the separator.
+            std::size_t k = 0;
+            while (k < value.size() && http::detail::is_ows(value[k])) ++k;
+            if (k < value.size() && value[k] != ',' && value[k] != ';') ok = false;
+            while (k < value.size() && value[k] != ',' && value[k] != ';') ++k;
+            value.remove_prefix(k);
+        } else if (!value.empty() && value.front() == '"') {
+            ok = false;
+            take_quoted(value);
+        }
+        if (!in_offer) {
+            in_offer = true;
+            current.name = std::string(name);
+            if (!ok || param_value) current.well_formed = false;
+        } else {
+            if (!ok) current.well_formed = false;
+            current.params.push_back({std::string(name), std::move(param_value)});
+        }
+        if (value.empty()) break;
+        const char separator = value.front();
+        value.remove_prefix(1);
+        if (separator == ',') finish();
+    }
+    finish();
+    // Empty list elements (", ,") are allowed by the list rule and mean nothing.
+    std::vector<extension_offer> kept;
+    for (auto& o : offers)
+        if (!(o.name.empty() && o.params.empty())) kept.push_back(std::move(o));
+    return kept;
+}
+
+/// A window-bits value: a decimal from 8 to 15 without leading zeros.
+constexpr std::optional<int> parse_window_bits(std::string_view v) noexcept {
+    if (v.size() == 1 && v[0] >= '8' && v[0] <= '9') return v[0] - '0';
+    if (v.size() == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5') return 10 + (v[1] - '0');
+    return std::nullopt;
+}
+
+/// Judges one permessage-deflate offer against `options`: the agreement, or nothing to decline it.
+inline std::optional<deflate_agreement> judge_offer(const extension_offer& offer, const compression_options& options) {
+    if (!offer.well_formed) return std::nullopt;
+    bool seen_server_nct = false, seen_client_nct = false, seen_server_bits = false, seen_client_bits = false;
+    int server_bits = 15;
+    std::optional<int> client_bits;  // present: the client allows asking; its value, if any
+    bool client_bits_valued = false;
+    for (const extension_param& p : offer.params) {
+        bool* seen = nullptr;
+        if (p.name == "server_no_context_takeover") {
+            seen = &seen_server_nct;
+            if (p.value) return std::nullopt;
+        } else if (p.name == "client_no_context_takeover") {
+            seen = &seen_client_nct;
+            if (p.value) return std::nullopt;
+        } else if (p.name == "server_max_window_bits") {
+            seen = &seen_server_bits;
+            if (!p.value) return std::nullopt;  // a value is required in an offer
+            const auto bits = parse_window_bits(*p.value);
+            if (!bits) return std::nullopt;
+            server_bits = *bits;
+        } else if (p.name == "client_max_window_bits") {
+            seen = &seen_client_bits;
+            client_bits = 15;
+            if (p.value) {
+                const auto bits = parse_window_bits(*p.value);
+                if (!bits) return std::nullopt;
+                client_bits = *bits;
+                client_bits_valued = true;
+            }
+        } else {
+            return std::nullopt;  // not a parameter of this extension
+        }
+        if (*seen) return std::nullopt;  // the same parameter twice
+        *seen = true;
+    }
+    deflate_agreement a;
+    // Our compressor keeps to the smaller of our window and the one the client allows. zlib makes no
+    // raw stream with an 8-bit window (it would use 9), so an offer that demands 8 is one we cannot
+    // honour.
+    a.server_max_window_bits = std::min(server_bits, options.server_max_window_bits);
+    if (a.server_max_window_bits < 9) return std::nullopt;
+    a.server_window_named = seen_server_bits || a.server_max_window_bits < 15;
+    // A server may not limit a client that did not offer client_max_window_bits; one that did, it
+    // may ask to keep to less than it offered.
+    if (client_bits) {
+        a.client_max_window_bits = std::min(*client_bits, options.client_max_window_bits);
+        a.client_window_named = client_bits_valued || a.client_max_window_bits < 15;
+    }
+    // No context takeover on our side is what the client asked for, or what we choose; on the
+    // client's side, what we ask for (a server may always include it) or what the client offered.
+    a.server_no_context_takeover = seen_server_nct || !options.server_context_takeover;
+    a.client_no_context_takeover = seen_client_nct || !options.client_context_takeover;
+    return a;
+}
+
+}  // namespace detail
+
+/// The agreement for a request whose Sec-WebSocket-Extensions fields are `field_values` (each a whole
+/// field value, in order; several fields read as one list): the first permessage-deflate offer that
+/// can be honoured. Nothing when compression is off, or no offer can be (the connection then runs
+/// uncompressed). Other extensions are ignored.
+inline std::optional<deflate_agreement> negotiate_deflate(const std::vector<std::string_view>& field_values,
+                                                          const compression_options& options) {
+    if (!options.enabled) return std::nullopt;
+    for (const std::string_view value : field_values)
+        for (const detail::extension_offer& offer : detail::parse_extension_list(value)) {
+            if (offer.name != "permessage-deflate") continue;
+            if (auto agreed = detail::judge_offer(offer, options)) return agreed;
+        }
+    return std::nullopt;
+}
+
+/// The response's Sec-WebSocket-Extensions line (CRLF included) naming exactly what was agreed.
+inline std::string deflate_response_field(const deflate_agreement& a) {
+    std::string line = "Sec-WebSocket-Extensions: permessage-deflate";
+    if (a.server_no_context_takeover) line += "; server_no_context_takeover";
+    if (a.client_no_context_takeover) line += "; client_no_context_takeover";
+    if (a.server_window_named) line += "; server_max_window_bits=" + std::to_string(a.server_max_window_bits);
+    if (a.client_window_named) line += "; client_max_window_bits=" + std::to_string(a.client_max_window_bits);
+    line += "\r\n";
+    return line;
+}
+
+}  // namespace starling
+// ---- end starling/protocol/permessage_deflate.hpp ----
+
 namespace starling {
 
 class transport;  // runtime/transport.hpp: what a listening port speaks
@@ -3758,6 +4285,9 @@ struct websocket_options {
     /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
     /// check off.
     std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
+    /// permessage-deflate (RFC 7692): on by default, without context takeover either way, for
+    /// messages of 256 bytes and more. See compression_options.
+    compression_options compression;
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -4022,6 +4552,88 @@ private:
 
 }  // namespace starling::detail
 // ---- end starling/session/inbox.hpp ----
+
+// ---- begin starling/session/message_compression.hpp ----
+// One connection's side of permessage-deflate: what the handshake agreed, and the codecs it needs.
+// Without context takeover (the default, both ways) it holds no zlib state at all: it borrows its
+// thread's compressor and inflater for one message at a time (protocol/deflate_codec.hpp). With
+// context takeover it owns them, made on first use and kept for the connection's life, because the
+// window must carry over from one message to the next.
+
+#include <cstddef>      // std::size_t
+#include <memory>       // std::unique_ptr owned codecs
+#include <optional>     // std::optional agreement
+#include <string>       // std::string payloads
+#include <string_view>  // std::string_view input
+#include <utility>      // std::swap
+
+
+namespace starling::detail {
+
+class message_compression {
+public:
+    /// The handshake agreed to `agreement`, under the endpoint's `options`.
+    void agree(const deflate_agreement& agreement, const compression_options& options) {
+        if constexpr (deflate_available) {
+            agreed_ = agreement;
+            threshold_ = options.threshold;
+            level_ = options.level;
+            mem_level_ = options.mem_level;
+        }
+    }
+
+    /// Compression was negotiated: RSV1 may arrive, and our messages may be compressed.
+    bool active() const noexcept { return agreed_.has_value(); }
+    const std::optional<deflate_agreement>& agreement() const noexcept { return agreed_; }
+
+    /// Whether a payload of `size` bytes is sent compressed.
+    bool worth_compressing(std::size_t size) const noexcept { return active() && size >= threshold_; }
+
+#ifndef STARLING_NO_DEFLATE
+    /// What our compressor's output depends on, for sharing a broadcast's compressed form.
+    deflate_setting setting() const noexcept { return {agreed_ ? agreed_->server_max_window_bits : 15, mem_level_, level_}; }
+    /// True when this connection can take a broadcast compressed once for everyone with its setting:
+    /// no server context takeover, so each message stands alone.
+    bool shares_compressed_broadcasts() const noexcept { return active() && agreed_->server_no_context_takeover; }
+
+    /// Compresses `payload` (replacing it; its old storage goes to `pool`).
+    void compress(std::string& payload, payload_pool& pool) {
+        std::string out = pool.take(payload.size() / 2 + 64);
+        const bool keep = !agreed_->server_no_context_takeover;
+        if (keep) {
+            if (!own_deflater_) own_deflater_ = std::make_unique<deflater>(setting());
+            own_deflater_->compress(payload, out, true);
+        } else {
+            shared_deflater(setting()).compress(payload, out, false);
+        }
+        std::swap(payload, out);
+        pool.give(std::move(out));
+    }
+
+    /// Inflates a compressed message into `out`, at most `limit` bytes.
+    inflate_status inflate(std::string_view in, std::string& out, std::size_t limit) {
+        if (agreed_->client_no_context_takeover) return shared_inflater().decompress(in, out, limit, false);
+        if (!own_inflater_) own_inflater_ = std::make_unique<inflater>(agreed_->client_max_window_bits);
+        return own_inflater_->decompress(in, out, limit, true);
+    }
+#else
+    void compress(std::string&, payload_pool&) {}
+    inflate_status inflate(std::string_view, std::string&, std::size_t) { return inflate_status::corrupt; }
+#endif
+
+private:
+    std::optional<deflate_agreement> agreed_;
+    std::size_t threshold_ = 0;
+    int level_ = 1;
+    int mem_level_ = 8;
+#ifndef STARLING_NO_DEFLATE
+    std::unique_ptr<deflater> own_deflater_;  // with server context takeover only
+    std::unique_ptr<inflater> own_inflater_;  // with client context takeover only
+#endif
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/message_compression.hpp ----
 
 // ---- begin starling/session/tcp_stream.hpp ----
 // A TCP socket as the stream a connection runs on (session/connection.hpp).
@@ -4330,7 +4942,7 @@ public:
     /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
         if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
-        enqueue(outbound_frame::unicast(op, std::move(payload)));
+        enqueue(data_frame(op, std::move(payload)));
         while (queue_.memory() > options_->max_queued_bytes && can_send()) co_await queue_drained_.wait();
         if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
     }
@@ -4338,7 +4950,7 @@ public:
     /// Queues a text frame without waiting (send_to this connection itself). False when it is gone.
     bool queue_text(std::string text) {
         if (!can_send()) return false;
-        enqueue(outbound_frame::unicast(opcode::text, std::move(text)));
+        enqueue(data_frame(opcode::text, std::move(text)));
         return true;
     }
 
@@ -4347,19 +4959,31 @@ public:
     /// so a handler that only sends (a timer loop) ends too.
     bool can_send() const noexcept { return status_ < connection_status::close_queued && writer_ != writer_status::failed; }
 
-    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
-    void receive_broadcast(const shared_frame& frame) { receive_from_another(outbound_frame::broadcast(frame)); }
+    /// A broadcast frame arriving on this connection's thread (the registry delivers it), in the form
+    /// this connection takes: plain, compressed once for every receiver with the same setting, or
+    /// (with server context takeover) compressed here, in this connection's own stream.
+    void receive_broadcast(const shared_frame& frame) {
+        const std::string_view payload = frame->payload();
+        if (!compression_.worth_compressing(payload.size())) return receive_from_another(outbound_frame::broadcast(frame->plain()));
+#ifndef STARLING_NO_DEFLATE
+        if (compression_.shares_compressed_broadcasts())
+            return receive_from_another(outbound_frame::broadcast(frame->compressed(compression_.setting())));
+#endif
+        receive_from_another(sizeof(outbound_frame) + payload.size(),
+                             [&] { return data_frame(frame->op(), std::string(payload)); });
+    }
 
     /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
     /// this connection's thread first. A unicast frame, encoded here, but under the same
     /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
     void deliver_text(std::string text) {
         if (context_.get_executor().running_in_this_thread()) {
-            receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+            receive_from_another(sizeof(outbound_frame) + text.capacity(), [&] { return data_frame(opcode::text, std::move(text)); });
             return;
         }
         asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
-            self->receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+            self->receive_from_another(sizeof(outbound_frame) + text.capacity(),
+                                       [&] { return self->data_frame(opcode::text, std::move(text)); });
         });
     }
 
@@ -4405,6 +5029,12 @@ public:
 
     /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
     /// handshake deadline no longer applies.
+    /// The handshake agreed to permessage-deflate (before upgraded()).
+    void set_compression(const deflate_agreement& agreement, const compression_options& options) {
+        compression_.agree(agreement, options);
+    }
+    bool compressing() const noexcept { return compression_.active(); }
+
     void upgraded(const websocket_options& options, std::string path, starling::query_params query,
                   http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
@@ -4599,6 +5229,15 @@ protected:
 
     // ---- for the writer ----
 
+    /// A text or binary frame of this connection's own: compressed when that was negotiated and the
+    /// payload is worth it. Made just before it is queued, since with context takeover the order of
+    /// compression is the order on the wire.
+    outbound_frame data_frame(opcode op, std::string payload) {
+        if (!compression_.worth_compressing(payload.size())) return outbound_frame::unicast(op, std::move(payload));
+        compression_.compress(payload, worker_.payloads());
+        return outbound_frame::unicast(op, std::move(payload), true);
+    }
+
     void enqueue(outbound_frame frame) {
         if (writer_ == writer_status::failed || (status_ >= connection_status::close_queued && !frame.is_close)) return;
         if (frame.is_data()) {
@@ -4668,6 +5307,7 @@ protected:
 
     asio::io_context& context_;
     worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
+    message_compression compression_;  // permessage-deflate, if the handshake agreed to it
     write_queue queue_;
     writer_status writer_ = writer_status::idle;
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
@@ -4727,7 +5367,7 @@ private:
         on_close_state_ = callback_state::running;
         auto text = co_await farewell();
         if (text && server_closing && status_ < connection_status::close_queued)
-            enqueue(outbound_frame::unicast(opcode::text, std::move(*text)));
+            enqueue(data_frame(opcode::text, std::move(*text)));
         on_close_state_ = callback_state::done;
         on_close_finished_.notify();
     }
@@ -4748,10 +5388,17 @@ private:
     /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
     /// the client, and is written at the end of the turn.
     void receive_from_another(outbound_frame frame) {
+        const std::size_t memory = frame.memory();
+        receive_from_another(memory, [&] { return std::move(frame); });
+    }
+
+    /// The same for a frame made only if it is going to be queued (`memory` is what it will cost, or
+    /// near): a message compressed with context takeover must reach the wire once compressed.
+    template <class Make>
+    void receive_from_another(std::size_t memory, Make&& make) {
         // Once a close is due, nothing from others may land behind the backlog it dropped.
         if (status_ != connection_status::open || close_pending_ || writer_ == writer_status::failed) return;
-        if (writer_ == writer_status::awaiting_writable &&
-            queue_.memory() + frame.memory() > options_->max_queued_bytes) {
+        if (writer_ == writer_status::awaiting_writable && queue_.memory() + memory > options_->max_queued_bytes) {
             if (options_->slow_consumer == slow_consumer_policy::drop) {
                 if (counters_) counters_->slow_consumer_drops.add();
                 return;
@@ -4764,7 +5411,7 @@ private:
             return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
         if (counters_) counters_->deliveries.add();
-        enqueue(std::move(frame));
+        enqueue(make());
     }
 
     // ---- the deadline ----
@@ -4875,7 +5522,7 @@ private:
         try {
             auto greeting = co_await greet();
             if (greeting && status_ == connection_status::open)
-                enqueue(outbound_frame::unicast(opcode::text, std::move(*greeting)));
+                enqueue(data_frame(opcode::text, std::move(*greeting)));
             // Reachable by others only now: nothing reaches a client before its greeting.
             if (status_ == connection_status::open) joined();
             if (status_ == connection_status::open) co_await handle();
@@ -7023,6 +7670,7 @@ private:
 #include <asio/use_awaitable.hpp>           // asio::use_awaitable
 #include <algorithm>                        // std::copy_n of the probe
 #include <array>                            // std::array probe
+#include <cstdint>                          // SIZE_MAX, std::uint64_t
 #include <chrono>                           // std::chrono::steady_clock
 #include <cstddef>                          // std::size_t
 #include <optional>                         // std::optional direct-read result
@@ -7050,7 +7698,7 @@ public:
     /// first frames), which the reader parses before reading more. A client's connection reads as
     /// `role::client`: the server's frames must not be masked.
     void set_already_read(std::string_view already_read, role local = role::server) {
-        reader_ = message_reader({local, options().max_message_size, options().max_frame_size});
+        reader_ = message_reader({local, options().max_message_size, options().max_frame_size, compressing()});
         carried_.assign(already_read.begin(), already_read.end());
     }
 
@@ -7084,10 +7732,17 @@ protected:
                 }
                 switch (r.status) {
                 case read_status::need_more: break;
-                case read_status::message:
+                case read_status::message: {
                     message_ended();
                     if (!is_open()) break;  // closing: data is no longer delivered
-                    deliver(take_message());
+                    std::error_code bad;
+                    message m = take_message(bad);
+                    if (bad) {
+                        co_await protocol_failed(static_cast<std::uint16_t>(close_code_for(static_cast<error>(bad.value()))),
+                                                 bad.message());
+                        co_return;
+                    }
+                    deliver(std::move(m));
                     if (is_open() && inbox_full()) {
                         // Other connections of this worker read into the shared buffer while this one
                         // waits: what is left of the input must be this connection's own.
@@ -7099,6 +7754,7 @@ protected:
                         co_await wait_for_inbox_space();
                     }
                     break;
+                }
                 case read_status::ping: answer_ping(reader_.payload()); break;
                 case read_status::pong: pong_arrived(); break;  // any input counts as life
                 case read_status::close: co_await peer_closed(reader_.close_frame()); co_return;
@@ -7170,10 +7826,26 @@ protected:
         }
     }
 
-    /// The message the reader just completed, in storage of its own.
-    message take_message() {
+    /// The message the reader just completed, in storage of its own; inflated if it came compressed
+    /// (`bad` then says why one could not be: over the size limit, not deflate data, not UTF-8).
+    message take_message(std::error_code& bad) {
         message m;
         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+        if (reader_.message_compressed()) {
+            m.data = worker_.payloads().take(4 * reader_.payload().size() + 64);
+            const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(options().max_message_size, SIZE_MAX));
+            switch (compression_.inflate(reader_.payload(), m.data, limit)) {
+            case inflate_status::ok: break;
+            case inflate_status::too_big: bad = make_error_code(error::message_too_big); break;
+            case inflate_status::corrupt: bad = make_error_code(error::invalid_compressed_data); break;
+            }
+            if (!bad && m.type == message_type::text) {
+                utf8_validator utf8;
+                if (!utf8.write(m.data) || !utf8.finish()) bad = make_error_code(error::invalid_utf8);
+            }
+            if (reader_.assembly_capacity() > kept_assembly) worker_.payloads().give(reader_.release_assembly());
+            return m;
+        }
         // A message in place is copied into a pooled string that fits it; a reassembled one hands over
         // the reader's buffer, and the reader gets a small one back.
         m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());
@@ -7454,6 +8126,12 @@ inline std::string answer_page(const http::page_handler& page, const http::reque
     return out;
 }
 
+/// The permessage-deflate agreement for `request`, if compression is on, built in, and offered.
+inline std::optional<deflate_agreement> agree_compression(const http::request& request, const compression_options& options) {
+    if constexpr (!deflate_available) return std::nullopt;
+    return negotiate_deflate(request.fields.get_all("Sec-WebSocket-Extensions"), options);
+}
+
 /// Runs handshakes for a server.
 class upgrader {
 public:
@@ -7513,10 +8191,13 @@ public:
             co_await refuse(stream, make_response(400, "text/plain", *rejection));
             co_return upgrade_outcome{};
         }
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
+        const auto compression = agree_compression(request, endpoint.options.compression);
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"),
+                                                        compression ? deflate_response_field(*compression) : std::string());
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
+        if (compression) connection.set_compression(*compression, endpoint.options.compression);
         connection.attach(route->second, parser.release(), std::move(query), after_head);
         upgrade_outcome outcome{true, std::nullopt};
         if (rejection) outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};

@@ -17,13 +17,13 @@ struct fake_member {
     std::vector<std::string> received;
     std::size_t slot = 0;
 
-    void receive_broadcast(const shared_frame& frame) { received.push_back(*frame); }
+    void receive_broadcast(const shared_frame& frame) { received.push_back(std::string(frame->payload())); }
     std::size_t& registry_slot() noexcept { return slot; }
 };
 
 using registry = starling::detail::connection_registry<fake_member>;
 
-shared_frame frame_of(const std::string& text) { return std::make_shared<const std::string>(text); }
+shared_frame frame_of(const std::string& text) { return starling::detail::make_shared_frame(starling::opcode::text, text); }
 
 }  // namespace
 

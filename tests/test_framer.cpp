@@ -134,6 +134,7 @@ TEST_CASE("header errors, each with its close code 1002 or 1009") {
     };
     const header_limits client{role::client, UINT64_MAX};
     const header_limits server{role::server, UINT64_MAX};
+    const header_limits compressing{role::client, UINT64_MAX, true};
     const std::vector<bad_case> cases = {
         {"RSV1", bytes({0xC1, 0x00}), client, error::reserved_bits_set, close_code::protocol_error},
         {"RSV2", bytes({0xA1, 0x00}), client, error::reserved_bits_set, close_code::protocol_error},
@@ -152,6 +153,11 @@ TEST_CASE("header errors, each with its close code 1002 or 1009") {
         {"64-bit length top bit", bytes({0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0}), client, error::length_top_bit_set, close_code::protocol_error},
         {"over the frame limit", bytes({0x82, 0x7E, 0x01, 0x01}), {role::client, 256}, error::frame_too_big, close_code::message_too_big},
         {"2^62 bytes announced", bytes({0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}), {role::server, 1 << 20}, error::frame_too_big, close_code::message_too_big},
+        // permessage-deflate negotiated: RSV1 is still wrong on control frames and continuations.
+        {"RSV1 on a ping, compression on", bytes({0xC9, 0x00}), compressing, error::compressed_control_or_continuation, close_code::protocol_error},
+        {"RSV1 on a close, compression on", bytes({0xC8, 0x00}), compressing, error::compressed_control_or_continuation, close_code::protocol_error},
+        {"RSV1 on a continuation, compression on", bytes({0x40, 0x00}), compressing, error::compressed_control_or_continuation, close_code::protocol_error},
+        {"RSV2 with compression on", bytes({0xE1, 0x00}), compressing, error::reserved_bits_set, close_code::protocol_error},
     };
     for (const auto& c : cases) {
         for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{64}}) {
@@ -212,4 +218,13 @@ TEST_CASE("masking in pieces equals masking at once") {
     }
     CHECK(pos == pieces.size());
     CHECK(pieces == whole);
+}
+
+TEST_CASE("RFC 7692 section 6: with compression negotiated, RSV1 marks a message's first frame") {
+    const header_limits compressing{role::client, UINT64_MAX, true};
+    for (const int first : {0xC1, 0x42, 0xC2}) {
+        const auto r = parse(bytes({first, 0x00}), 1, compressing);
+        REQUIRE(r.status == header_status::complete);
+        CHECK(r.header.rsv1);
+    }
 }

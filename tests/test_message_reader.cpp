@@ -427,3 +427,55 @@ TEST_CASE("direct input: the room offered follows the bytes that arrived, not th
     CHECK(previous == 256 * 1024);
     CHECK(reader.payload() == payload);
 }
+
+TEST_CASE("compression negotiated: a compressed message is handed out as it came, unvalidated") {
+    // RFC 7692 7.2.3.1, fragmented: RSV1 on the first frame only. The payload is deflate data, not
+    // UTF-8, and is not checked until inflated.
+    std::string first = client_frame(opcode::text, "\xf2\x48\xcd", false);
+    first[0] = static_cast<char>(first[0] | 0x40);
+    const std::string wire = first + client_frame(opcode::continuation, std::string("\xc9\xc9\x07\x00", 4));
+    std::string data = wire;
+    message_reader reader({role::server, 1 << 20, 0, true});
+    std::span<char> in(data);
+    auto r = reader.read(in);
+    REQUIRE(r.status == read_status::message);
+    CHECK(reader.message_compressed());
+    CHECK(reader.payload() == std::string_view("\xf2\x48\xcd\xc9\xc9\x07\x00", 7));
+    // The next message, uncompressed, is validated as usual.
+    std::string plain = client_frame(opcode::text, "\xff");
+    r = reader.read(std::span<char>(plain));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(reader.error() == error::invalid_utf8);
+}
+
+TEST_CASE("compression negotiated: RSV1 on a continuation fails with 1002") {
+    std::string cont = client_frame(opcode::continuation, "b");
+    cont[0] = static_cast<char>(cont[0] | 0x40);
+    std::string data = client_frame(opcode::text, "a", false) + cont;
+    message_reader reader({role::server, 1 << 20, 0, true});
+    const auto r = reader.read(std::span<char>(data));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(reader.error() == error::compressed_control_or_continuation);
+    CHECK(close_code_for(error::compressed_control_or_continuation) == close_code::protocol_error);
+}
+
+TEST_CASE("compression negotiated: a compressed message may exceed the limit on the wire by a little") {
+    // Incompressible data grows slightly when deflated; its limit is on what it inflates to.
+    const std::uint64_t limit = 4096;
+    std::string compressed = client_frame(opcode::binary, std::string(limit + 64 + limit / 16, 'c'));
+    compressed[0] = static_cast<char>(compressed[0] | 0x40);
+    message_reader reader({role::server, limit, 0, true});
+    auto r = reader.read(std::span<char>(compressed));
+    CHECK(r.status == read_status::message);
+    // One byte more is refused from the header; so is an uncompressed message over the limit itself.
+    std::string over = client_frame(opcode::binary, std::string(limit + 65 + limit / 16, 'c'));
+    over[0] = static_cast<char>(over[0] | 0x40);
+    r = reader.read(std::span<char>(over));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(reader.error() == error::message_too_big);
+    message_reader plain_reader({role::server, limit, 0, true});
+    std::string plain = client_frame(opcode::binary, std::string(limit + 1, 'p'));
+    r = plain_reader.read(std::span<char>(plain));
+    REQUIRE(r.status == read_status::failed);
+    CHECK(plain_reader.error() == error::message_too_big);
+}

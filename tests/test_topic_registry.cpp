@@ -18,12 +18,12 @@ using starling::detail::shared_frame;
 
 struct fake_member {
     std::vector<std::string> received;
-    void receive_broadcast(const shared_frame& frame) { received.push_back(*frame); }
+    void receive_broadcast(const shared_frame& frame) { received.push_back(std::string(frame->payload())); }
 };
 
 using registry = starling::detail::topic_registry<fake_member>;
 
-shared_frame frame_of(const std::string& text) { return std::make_shared<const std::string>(text); }
+shared_frame frame_of(const std::string& text) { return starling::detail::make_shared_frame(starling::opcode::text, text); }
 
 /// A member with its places in topics, as a connection keeps them.
 struct subscriber {

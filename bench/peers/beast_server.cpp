@@ -2,7 +2,10 @@
 // Beast's own examples are (websocket_server_async for /echo, chat-multi for /chat), on one thread.
 //   /echo  sends every message back, text as text and binary as binary
 //   /chat  sends every message to every connected client, the sender included
-//   beast_server --port N      prints `listening on N` (the real port, also for 0) once it listens
+//   beast_server --port N [--deflate]   prints `listening on N` (the real port, also for 0) once it
+//                                       listens; --deflate accepts permessage-deflate as Starling's
+//                                       default does (no context takeover either way, level 1,
+//                                       memLevel 8), for the compression rows
 //
 // Like those examples: an HTTP session reads the upgrade request and routes it by target; a WebSocket
 // session reads one message at a time; a chat message becomes one shared immutable string queued on
@@ -38,6 +41,18 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+bool deflate_enabled = false;  // --deflate
+
+websocket::permessage_deflate deflate_options() {
+    websocket::permessage_deflate pmd;
+    pmd.server_enable = true;
+    pmd.server_no_context_takeover = true;
+    pmd.client_no_context_takeover = true;
+    pmd.compLevel = 1;
+    pmd.memLevel = 8;
+    return pmd;
+}
+
 class chat_session;
 
 /// The chat room: every session on /chat. One thread, so no lock.
@@ -64,6 +79,7 @@ public:
     void run(http::request<http::string_body> req) {
         ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         ws_.auto_fragment(false);
+        if (deflate_enabled) ws_.set_option(deflate_options());
         ws_.async_accept(req, beast::bind_front_handler(&echo_session::on_accept, shared_from_this()));
     }
 
@@ -98,6 +114,7 @@ public:
     void run(http::request<http::string_body> req) {
         ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         ws_.auto_fragment(false);
+        if (deflate_enabled) ws_.set_option(deflate_options());
         ws_.async_accept(req, beast::bind_front_handler(&chat_session::on_accept, shared_from_this()));
     }
 
@@ -208,8 +225,12 @@ private:
 };
 
 unsigned short parse_port(int argc, char** argv) {
+    if (argc == 4 && std::string_view(argv[3]) == "--deflate") {
+        deflate_enabled = true;
+        argc = 3;
+    }
     if (argc != 3 || std::string_view(argv[1]) != "--port") {
-        std::fprintf(stderr, "usage: %s --port N\n", argv[0]);
+        std::fprintf(stderr, "usage: %s --port N [--deflate]\n", argv[0]);
         std::exit(2);
     }
     const std::string_view text = argv[2];

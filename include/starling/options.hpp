@@ -10,6 +10,7 @@
 #include <string>   // std::string file names
 
 #include "starling/protocol/message_reader.hpp"
+#include "starling/protocol/permessage_deflate.hpp"
 
 namespace starling {
 
@@ -64,6 +65,9 @@ struct websocket_options {
     /// trickling a large frame to hold memory) is closed with 1008 "message timeout". 0 turns the
     /// check off.
     std::chrono::milliseconds message_timeout = std::chrono::seconds(30);
+    /// permessage-deflate (RFC 7692): on by default, without context takeover either way, for
+    /// messages of 256 bytes and more. See compression_options.
+    compression_options compression;
 };
 
 /// Server-wide settings: app.start(server_options{...}).

@@ -6,9 +6,12 @@ Python's websockets client.
 
 METHOD is one of
   single-header  README's command line, two translation units: g++ -std=c++20 -O2 -I <repo>/single_include
-                 server.cpp other.cpp -lsimdjson -pthread (no OpenSSL anywhere on it)
+                 server.cpp other.cpp -lsimdjson -lz -pthread (no OpenSSL anywhere on it); the echo
+                 compresses (permessage-deflate) a long message for Python's client, which offers it
+  single-header-no-deflate  the same with -DSTARLING_NO_DEFLATE and without -lz: it links without zlib,
+                 and the server declines the client's permessage-deflate offer
   single-header-tls  README's TLS command line: single_header_tls/server.cpp with starling_tls.hpp,
-                 -lsimdjson -lssl -lcrypto -pthread, served over wss:// with a certificate made by the
+                 -lsimdjson -lz -lssl -lcrypto -pthread, served over wss:// with a certificate made by the
                  `openssl` command
   subproject     a meson project with the repository copied to subprojects/starling and
                  dependency('starling'); Starling's own tests and examples must not be built
@@ -129,11 +132,16 @@ class Program:
         assert status == 0, f"exit status {status} after SIGTERM; stderr: {self.stderr()}"
 
 
-async def talk(port, second_tu):
+async def talk(port, second_tu, deflate):
     base = f"ws://127.0.0.1:{port}"
     async with websockets.connect(base + "/echo") as ws:
+        # Python's client offers permessage-deflate; the server accepts it unless built without it.
+        names = [e.name for e in ws.extensions]
+        assert names == (["permessage-deflate"] if deflate else []), names
         await ws.send("héllo, Starling")
         assert await ws.recv() == "héllo, Starling"
+        await ws.send("compress me " * 100)
+        assert await ws.recv() == "compress me " * 100
         await ws.send(b"\x00\x01\xfe\xff")
         assert await ws.recv() == b"\x00\x01\xfe\xff"
     async with websockets.connect(base + "/json") as ws:
@@ -152,12 +160,12 @@ async def talk(port, second_tu):
             assert reply["name"] == "ada" and reply["said"] == "hi" and len(reply["id"]) == 36, reply
 
 
-def serve_and_check(path, second_tu=False):
+def serve_and_check(path, second_tu=False, deflate=True):
     log(f"running {path}")
     program = Program(path)
     try:
         log(f"  listening on {program.port}")
-        asyncio.run(asyncio.wait_for(talk(program.port, second_tu), timeout=CLIENT_TIMEOUT))
+        asyncio.run(asyncio.wait_for(talk(program.port, second_tu, deflate), timeout=CLIENT_TIMEOUT))
         log("  /echo and /json answered" + (", /info too" if second_tu else ""))
     except BaseException:
         program.kill()
@@ -175,8 +183,18 @@ def single_header(args, tmp):
     # README: g++ -std=c++20 -O2 -I path/to/single_include server.cpp -lsimdjson -pthread, with a second
     # translation unit; no -o, as in the README.
     run([*args.cxx, "-std=c++20", "-O2", "-I", args.source_root / "single_include", "server.cpp", "other.cpp",
-         "-lsimdjson", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
+         "-lsimdjson", "-lz", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
     serve_and_check(work / "a.out", second_tu=True)
+
+
+def single_header_no_deflate(args, tmp):
+    shutil.copy(CONSUMER_SOURCE, tmp)
+    work = tmp / "single_header"
+    shutil.copytree(HERE / "single_header", work)
+    # README: define STARLING_NO_DEFLATE and zlib is neither included nor linked.
+    run([*args.cxx, "-std=c++20", "-O2", "-DSTARLING_NO_DEFLATE", "-I", args.source_root / "single_include",
+         "server.cpp", "other.cpp", "-lsimdjson", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
+    serve_and_check(work / "a.out", second_tu=True, deflate=False)
 
 
 def single_header_tls(args, tmp):
@@ -187,7 +205,7 @@ def single_header_tls(args, tmp):
     work = tmp / "single_header_tls"
     shutil.copytree(HERE / "single_header_tls", work)
     run([*args.cxx, "-std=c++20", "-O2", "-I", args.source_root / "single_include", "server.cpp",
-         "-lsimdjson", "-lssl", "-lcrypto", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
+         "-lsimdjson", "-lz", "-lssl", "-lcrypto", "-pthread"], cwd=work, timeout=COMPILE_TIMEOUT)
     run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
          "-addext", "subjectAltName=IP:127.0.0.1"], cwd=work)
@@ -305,7 +323,7 @@ def pkg_config(args, tmp):
     log(f"  cflags {cflags}\n  libs {libs}")
     assert f"-I{prefix / 'include'}" in cflags and "-std=c++20" in cflags and "-pthread" in cflags, cflags
     assert "-lsimdjson" in libs and "-pthread" in libs, libs
-    assert run([args.pkg_config, "--print-requires", "starling"], cwd=tmp, env=env).split() == ["simdjson"]
+    assert run([args.pkg_config, "--print-requires", "starling"], cwd=tmp, env=env).split() == ["simdjson", "zlib"]
 
     work = tmp / "pkg-config-consumer"
     work.mkdir()
@@ -343,7 +361,8 @@ def cmake(args, tmp):
     serve_and_check(work / "build" / "echo_consumer")
 
 
-METHODS = {"single-header": single_header, "single-header-tls": single_header_tls, "subproject": subproject,
+METHODS = {"single-header": single_header, "single-header-no-deflate": single_header_no_deflate,
+           "single-header-tls": single_header_tls, "subproject": subproject,
            "pkg-config": pkg_config, "cmake": cmake}
 
 

@@ -220,6 +220,9 @@ class Conn:
             self.sock.close()
             raise ProtocolError(f"Sec-WebSocket-Accept {accept!r}, expected {accept_for(key)!r}")
         self.eof = False
+        # permessage-deflate agreed: RSV1 may then mark the first frame of a server message.
+        self.deflate = any(v.split(";")[0].strip() == "permessage-deflate"
+                           for v in self.response_headers.get("sec-websocket-extensions", []))
 
     def close_socket(self):
         try:
@@ -279,7 +282,7 @@ class Conn:
             length = struct.unpack("!Q", self._take(8, what))[0]
             if length >> 63:
                 raise ProtocolError("server sent a 64-bit length with the top bit set")
-        if rsv:
+        if rsv and not (rsv == 4 and self.deflate and opcode in (TEXT, BINARY)):
             raise ProtocolError(f"server sent a frame with RSV bits {rsv:#x}")
         if opcode not in OPCODE_NAMES:
             raise ProtocolError(f"server sent reserved opcode {opcode:#x}")

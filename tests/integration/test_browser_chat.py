@@ -223,6 +223,31 @@ class BrowserChatTest(unittest.TestCase):
             self.assertIn(("unnamed", "plain hello", False), page.entries())
             self.assertIn(("A", "to the plain client", page is self.a), page.entries())
 
+    def test_chromium_negotiates_compression_and_long_messages_cross(self):
+        # Chromium offers permessage-deflate on every connection; the server accepts it without
+        # context takeover either way, which the page's WebSocket shows in its `extensions`.
+        extensions = self.a.driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/chat');
+            ws.onopen = () => { done(ws.extensions); ws.close(); };
+            ws.onerror = () => done('error');""")
+        self.assertEqual(extensions, "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        # Past the 256-byte threshold: compressed by Chromium, inflated by the server, broadcast
+        # compressed to both pages and plain to a client that did not offer compression.
+        long_text = "compressible-" * 60 + "end"
+
+        async def plain_client():
+            async with websockets.connect(self.server.url("/chat"), compression=None) as ws:
+                self.assertIsNone(ws.response_headers.get("Sec-WebSocket-Extensions"))
+                await ws.send("plain joined")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), timeout=harness.TIMEOUT), "plain joined")
+                self.a.send_with_enter(long_text)
+                return json.loads(await asyncio.wait_for(ws.recv(), timeout=harness.TIMEOUT))
+
+        self.assertEqual(harness.run(plain_client())["text"], long_text)
+        for page in self.pages:
+            page.wait_for_messages(long_text)
+
     def test_markup_in_a_message_is_shown_as_text(self):
         self.a.send_with_enter("<b>x</b>")
         for page in self.pages:

@@ -1,6 +1,6 @@
 """Protocol conformance of examples/echo over raw sockets (RFC 6455): the cases of
 the Autobahn testsuite families 1-7 (framing, pings and pongs, reserved bits, opcodes, fragmentation,
-UTF-8, close), the limits (masking, frame and message size) and the opening handshake errors.
+UTF-8, close) and 12-13 (permessage-deflate), the limits (masking, frame and message size) and the opening handshake errors.
 Frames are written and read by hand (tests/integration/rawws.py); Python standard library only.
 
 Every case that makes the server fail the connection checks the close code, that the server then
@@ -1099,6 +1099,101 @@ def _(self):
     conn = self.connect(headers=[("Content-Length", "0")])
     self.echo(conn, TEXT, "no body here")
     self.closes_normally(conn)
+
+
+
+# =================================================================================================
+# 12, 13. permessage-deflate (RFC 7692), as Autobahn's families 12 and 13 exercise it: compressed
+# echo of text and binary at many sizes, under each offer a client can make (the window bits and
+# the no-context-takeover parameters, with and without values). The client compresses with Python's
+# zlib, as the offer allows, and inflates what the server sends under the agreed parameters.
+# =================================================================================================
+
+import zlib  # noqa: E402
+
+DEFLATE_SIZES = [16, 64, 256, 1024, 4096, 8192, 16384, 32768, 65536, 131072]
+
+
+def deflate_echo(self, offer, agreed, sizes, client_takeover):
+    conn = self.connect(headers=[("Sec-WebSocket-Extensions", offer)])
+    self.assertEqual(conn.response_headers.get("sec-websocket-extensions"), [agreed])
+    params = [p.strip() for p in agreed.split(";")[1:]]
+    server_bits = next((int(p.split("=")[1]) for p in params if p.startswith("server_max_window_bits=")), 15)
+    client_bits = next((int(p.split("=")[1]) for p in params if p.startswith("client_max_window_bits=")), 15)
+    client_keeps = client_takeover and "client_no_context_takeover" not in params
+    ours = zlib.compressobj(6, zlib.DEFLATED, -client_bits)
+    theirs = zlib.decompressobj(-server_bits)
+    for n in sizes:
+        for opcode in (TEXT, BINARY):
+            payload = printable(n) if opcode == TEXT else bytes((i * 7) % 251 for i in range(n))
+            if not client_keeps:
+                ours = zlib.compressobj(6, zlib.DEFLATED, -client_bits)
+            body = ours.compress(payload) + ours.flush(zlib.Z_SYNC_FLUSH)
+            conn.send(opcode, body[:-4], rsv=4)
+            f = conn.recv_frame(f"the compressed echo of {n} bytes")
+            self.assertEqual((f.opcode, f.fin), (opcode, True))
+            if n >= 256:
+                self.assertEqual(f.rsv, 4, f"{n} bytes came back uncompressed")
+            got = theirs.decompress(f.payload + b"\x00\x00\xff\xff") if f.rsv == 4 else f.payload
+            self.assertEqual(got, payload, f"{n} bytes")
+    self.closes_normally(conn)
+    self.assert_healthy()
+
+
+NCT = "server_no_context_takeover; client_no_context_takeover"
+DEFLATE_OFFERS = [
+    ("permessage-deflate", f"permessage-deflate; {NCT}", True),
+    ("permessage-deflate; client_max_window_bits", f"permessage-deflate; {NCT}", True),
+    ("permessage-deflate; client_no_context_takeover", f"permessage-deflate; {NCT}", False),
+    ("permessage-deflate; server_no_context_takeover", f"permessage-deflate; {NCT}", True),
+    ("permessage-deflate; server_max_window_bits=9", f"permessage-deflate; {NCT}; server_max_window_bits=9", True),
+    ("permessage-deflate; server_max_window_bits=12", f"permessage-deflate; {NCT}; server_max_window_bits=12", True),
+    ("permessage-deflate; client_max_window_bits=9", f"permessage-deflate; {NCT}; client_max_window_bits=9", True),
+    ("permessage-deflate; client_max_window_bits=15; server_max_window_bits=15",
+     f"permessage-deflate; {NCT}; server_max_window_bits=15; client_max_window_bits=15", True),
+    ("permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=10",
+     f"permessage-deflate; {NCT}; server_max_window_bits=10", True),
+]
+for index, (offer, agreed, keeps) in enumerate(DEFLATE_OFFERS, start=1):
+    make(f"12_{index}_deflate_echo_offer_{index}", deflate_echo, offer, agreed, DEFLATE_SIZES, keeps)
+
+
+@case("13_1_deflate_fragmented_both_ways_and_interleaved_pings")
+def _(self):
+    conn = self.connect(headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    payload = printable(100000)
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = (c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    pieces = [body[i:i + 997] for i in range(0, len(body), 997)]
+    conn.send(TEXT, pieces[0], fin=len(pieces) == 1, rsv=4)
+    for i, piece in enumerate(pieces[1:], start=1):
+        if i % 3 == 0:
+            conn.send(PING, b"between")
+            conn.expect(PONG, b"between")
+        conn.send(CONT, piece, fin=i == len(pieces) - 1)
+    f = conn.recv_frame()
+    self.assertEqual(zlib.decompressobj(-15).decompress(f.payload + b"\x00\x00\xff\xff"), payload)
+    self.closes_normally(conn)
+
+
+@case("13_2_deflate_uncompressed_messages_are_still_accepted")
+def _(self):
+    conn = self.connect(headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    self.echo(conn, TEXT, "plain on a compressing connection")  # under the threshold: plain back
+    text = printable(300)
+    conn.send(TEXT, text)
+    f = conn.recv_frame()
+    self.assertEqual(f.rsv, 4)
+    self.assertEqual(zlib.decompressobj(-15).decompress(f.payload + b"\x00\x00\xff\xff"), text)
+    self.closes_normally(conn)
+
+
+@case("13_3_deflate_invalid_utf8_after_inflating_is_1007")
+def _(self):
+    conn = self.connect(headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    conn.send(TEXT, (c.compress(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited") + c.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv=4)
+    self.fails(conn, INVALID_PAYLOAD)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ enum class error {
     data_frame_in_open_message,
     bad_close_payload_length,
     invalid_close_code,
+    compressed_control_or_continuation,  // RSV1 where permessage-deflate does not allow it
     // Payload: answered with close 1007.
     invalid_utf8,
     invalid_utf8_in_close_reason,
+    invalid_compressed_data,  // a compressed message that does not inflate
     // Size: answered with close 1009.
     message_too_big,
     frame_too_big,
@@ -86,6 +88,8 @@ public:
         case error::data_frame_in_open_message: return "new data frame while a fragmented message is open";
         case error::bad_close_payload_length: return "close frame payload of 1 byte";
         case error::invalid_close_code: return "invalid close code";
+        case error::compressed_control_or_continuation: return "RSV1 (compressed) set on a control or continuation frame";
+        case error::invalid_compressed_data: return "compressed message is not valid deflate data";
         case error::invalid_utf8: return "text message is not valid UTF-8";
         case error::invalid_utf8_in_close_reason: return "close reason is not valid UTF-8";
         case error::message_too_big: return "message over the maximum message size";
@@ -121,7 +125,7 @@ public:
     std::string message(int value) const override {
         switch (static_cast<condition>(value)) {
         case condition::protocol_violation: return "WebSocket protocol violation";
-        case condition::invalid_payload: return "invalid UTF-8 payload";
+        case condition::invalid_payload: return "invalid payload (UTF-8 or compressed data)";
         case condition::too_big: return "message too big";
         case condition::handshake_failed: return "WebSocket handshake failed";
         }
@@ -151,8 +155,8 @@ inline std::error_condition make_error_condition(condition c) noexcept {
 
 /// The condition an error belongs to.
 constexpr condition condition_of(error e) noexcept {
-    if (e <= error::invalid_close_code) return condition::protocol_violation;
-    if (e <= error::invalid_utf8_in_close_reason) return condition::invalid_payload;
+    if (e <= error::compressed_control_or_continuation) return condition::protocol_violation;
+    if (e <= error::invalid_compressed_data) return condition::invalid_payload;
     if (e <= error::frame_too_big) return condition::too_big;
     return condition::handshake_failed;
 }

@@ -126,6 +126,9 @@ struct header_limits {
     role local_role = role::server;
     /// Largest data frame payload accepted, inclusive.
     std::uint64_t max_frame_size = UINT64_MAX;
+    /// permessage-deflate was negotiated: RSV1 marks the first frame of a compressed message, and is
+    /// still an error on a control frame or a continuation (RFC 7692 section 6).
+    bool allow_rsv1 = false;
 };
 
 /// Incremental frame-header parser. Feed it bytes in any chunking; it stops at the end of a header and
@@ -187,9 +190,11 @@ private:
         h.masked = (b1 & 0x80) != 0;
         const std::uint8_t len7 = b1 & 0x7F;
 
-        if (h.rsv1 || h.rsv2 || h.rsv3) return fail(starling::error::reserved_bits_set);
+        if ((h.rsv1 && !limits_.allow_rsv1) || h.rsv2 || h.rsv3) return fail(starling::error::reserved_bits_set);
         if (is_reserved_opcode(raw_op)) return fail(starling::error::reserved_opcode);
         h.op = static_cast<opcode>(raw_op);
+        if (h.rsv1 && (is_control(h.op) || h.op == opcode::continuation))
+            return fail(starling::error::compressed_control_or_continuation);
         if (limits_.local_role == role::server && !h.masked) return fail(starling::error::unmasked_client_frame);
         if (limits_.local_role == role::client && h.masked) return fail(starling::error::masked_server_frame);
 

@@ -115,15 +115,18 @@ constexpr std::string_view reason_phrase(int status) noexcept {
     }
 }
 
-/// The 101 response accepting a handshake whose key is `client_key`.
-inline std::string make_accept_response(std::string_view client_key) {
+/// The 101 response accepting a handshake whose key is `client_key`, with `extra_headers` (whole
+/// header lines, such as the agreed Sec-WebSocket-Extensions) before its end.
+inline std::string make_accept_response(std::string_view client_key, std::string_view extra_headers = {}) {
     std::string out =
         "HTTP/1.1 101 Switching Protocols\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Accept: ";
     out += compute_accept_key(client_key);
-    out += "\r\n\r\n";
+    out += "\r\n";
+    out += extra_headers;
+    out += "\r\n";
     return out;
 }
 

@@ -29,6 +29,10 @@ struct reader_options {
     std::uint64_t max_message_size = default_max_message_size;
     /// Largest single frame accepted, inclusive; 0 means "the message limit".
     std::uint64_t max_frame_size = 0;
+    /// permessage-deflate was negotiated: a message whose first frame has RSV1 is compressed. It is
+    /// handed out as it arrived (message_compressed()), for the caller to inflate and then validate:
+    /// compressed bytes are not UTF-8-checked here.
+    bool compression = false;
 };
 
 enum class read_status {
@@ -50,7 +54,8 @@ public:
     explicit message_reader(reader_options options = {}) noexcept
         : options_(options),
           headers_({options.local_role,
-                    options.max_frame_size != 0 ? options.max_frame_size : options.max_message_size}) {}
+                    options.max_frame_size != 0 ? options.max_frame_size : wire_limit(options),
+                    options.compression}) {}
 
     /// Parses from `data` up to the next event. Payload bytes are unmasked in place, which is why the
     /// input is mutable. An unfragmented message lying wholly inside `data` is returned as a view into
@@ -103,6 +108,9 @@ public:
 
     /// The type of the last message: text or binary.
     opcode message_type() const noexcept { return message_type_; }
+    /// The last message arrived compressed (RSV1 on its first frame): its payload is deflate data,
+    /// not yet checked as UTF-8.
+    bool message_compressed() const noexcept { return compressed_; }
     /// The last message's or control frame's payload; valid until the next read() or until the bytes
     /// given to read() change.
     std::string_view payload() const noexcept { return view_; }
@@ -207,6 +215,17 @@ public:
         return finish_message(0);
     }
 
+    /// The most bytes a message may take on the wire. A compressed message's limit is on what it
+    /// inflates to (the caller inflates it within max_message_size); on the wire it may be larger
+    /// than that, since incompressible data grows when deflated: 5 bytes per block, and a compressor
+    /// with little memory makes small blocks (zlib's memLevel 1: 128 symbols, about 4 %). A sixteenth
+    /// more covers every zlib setting.
+    static std::uint64_t wire_limit(const reader_options& o) noexcept {
+        if (!o.compression) return o.max_message_size;
+        const std::uint64_t slack = (o.max_message_size >> 4) + 64;
+        return o.max_message_size > UINT64_MAX - slack ? UINT64_MAX : o.max_message_size + slack;
+    }
+
 private:
     /// The header parser checks lengths against the frame limit, which is the message limit when no
     /// frame limit is set: then the close reason names the limit the user configured.
@@ -231,11 +250,13 @@ private:
             if (in_message_) return make_error_code(error::data_frame_in_open_message);
             in_message_ = true;
             message_type_ = h.op;
+            compressed_ = h.rsv1;
             message_size_ = 0;
             utf8_.reset();
         }
         // The limit is checked against the announced length, before any of the payload is buffered.
-        if (h.payload_length > options_.max_message_size - message_size_)
+        const std::uint64_t limit = compressed_ ? wire_limit(options_) : options_.max_message_size;
+        if (h.payload_length > limit - message_size_)
             return make_error_code(error::message_too_big);
         message_size_ += h.payload_length;
         return {};
@@ -258,7 +279,7 @@ private:
     /// message is text: what every data byte goes through, read() or direct input.
     std::error_code accept_data(std::span<char> payload) {
         unmask(payload);
-        if (message_type_ == opcode::text && !utf8_.write(std::string_view(payload.data(), payload.size())))
+        if (message_type_ == opcode::text && !compressed_ && !utf8_.write(std::string_view(payload.data(), payload.size())))
             return make_error_code(error::invalid_utf8);
         return {};
     }
@@ -276,7 +297,7 @@ private:
 
     read_result finish_message(std::size_t used) noexcept {
         in_message_ = false;
-        if (message_type_ == opcode::text && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
+        if (message_type_ == opcode::text && !compressed_ && !utf8_.finish()) return fail(make_error_code(error::invalid_utf8), used);
         message_delivered_ = true;
         return {read_status::message, used};
     }
@@ -305,6 +326,7 @@ private:
     bool in_message_ = false;
     bool message_delivered_ = false;
     opcode message_type_ = opcode::text;
+    bool compressed_ = false;  // the message being read (or last read) is compressed
     std::uint64_t message_size_ = 0;
     std::string assembled_;
     std::size_t direct_start_ = 0;  // where the last direct_buffer() began in assembled_

@@ -24,6 +24,8 @@
 #include "starling/options.hpp"
 #include "starling/protocol/close.hpp"
 #include "starling/protocol/close_code.hpp"
+#include "starling/protocol/deflate_codec.hpp"
+#include "starling/protocol/permessage_deflate.hpp"
 #include "starling/protocol/error.hpp"
 #include "starling/protocol/handshake.hpp"
 #include "starling/protocol/query.hpp"
@@ -81,6 +83,12 @@ inline std::string answer_page(const http::page_handler& page, const http::reque
     std::string out = make_response(answer.status, answer.content_type, answer.body);
     if (request.method == "HEAD") out.resize(out.size() - answer.body.size());
     return out;
+}
+
+/// The permessage-deflate agreement for `request`, if compression is on, built in, and offered.
+inline std::optional<deflate_agreement> agree_compression(const http::request& request, const compression_options& options) {
+    if constexpr (!deflate_available) return std::nullopt;
+    return negotiate_deflate(request.fields.get_all("Sec-WebSocket-Extensions"), options);
 }
 
 /// Runs handshakes for a server.
@@ -142,10 +150,13 @@ public:
             co_await refuse(stream, make_response(400, "text/plain", *rejection));
             co_return upgrade_outcome{};
         }
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"));
+        const auto compression = agree_compression(request, endpoint.options.compression);
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"),
+                                                        compression ? deflate_response_field(*compression) : std::string());
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
+        if (compression) connection.set_compression(*compression, endpoint.options.compression);
         connection.attach(route->second, parser.release(), std::move(query), after_head);
         upgrade_outcome outcome{true, std::nullopt};
         if (rejection) outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};

@@ -14,6 +14,7 @@
 #include <asio/use_awaitable.hpp>           // asio::use_awaitable
 #include <algorithm>                        // std::copy_n of the probe
 #include <array>                            // std::array probe
+#include <cstdint>                          // SIZE_MAX, std::uint64_t
 #include <chrono>                           // std::chrono::steady_clock
 #include <cstddef>                          // std::size_t
 #include <optional>                         // std::optional direct-read result
@@ -43,7 +44,7 @@ public:
     /// first frames), which the reader parses before reading more. A client's connection reads as
     /// `role::client`: the server's frames must not be masked.
     void set_already_read(std::string_view already_read, role local = role::server) {
-        reader_ = message_reader({local, options().max_message_size, options().max_frame_size});
+        reader_ = message_reader({local, options().max_message_size, options().max_frame_size, compressing()});
         carried_.assign(already_read.begin(), already_read.end());
     }
 
@@ -77,10 +78,17 @@ protected:
                 }
                 switch (r.status) {
                 case read_status::need_more: break;
-                case read_status::message:
+                case read_status::message: {
                     message_ended();
                     if (!is_open()) break;  // closing: data is no longer delivered
-                    deliver(take_message());
+                    std::error_code bad;
+                    message m = take_message(bad);
+                    if (bad) {
+                        co_await protocol_failed(static_cast<std::uint16_t>(close_code_for(static_cast<error>(bad.value()))),
+                                                 bad.message());
+                        co_return;
+                    }
+                    deliver(std::move(m));
                     if (is_open() && inbox_full()) {
                         // Other connections of this worker read into the shared buffer while this one
                         // waits: what is left of the input must be this connection's own.
@@ -92,6 +100,7 @@ protected:
                         co_await wait_for_inbox_space();
                     }
                     break;
+                }
                 case read_status::ping: answer_ping(reader_.payload()); break;
                 case read_status::pong: pong_arrived(); break;  // any input counts as life
                 case read_status::close: co_await peer_closed(reader_.close_frame()); co_return;
@@ -163,10 +172,26 @@ protected:
         }
     }
 
-    /// The message the reader just completed, in storage of its own.
-    message take_message() {
+    /// The message the reader just completed, in storage of its own; inflated if it came compressed
+    /// (`bad` then says why one could not be: over the size limit, not deflate data, not UTF-8).
+    message take_message(std::error_code& bad) {
         message m;
         m.type = reader_.message_type() == opcode::binary ? message_type::binary : message_type::text;
+        if (reader_.message_compressed()) {
+            m.data = worker_.payloads().take(4 * reader_.payload().size() + 64);
+            const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(options().max_message_size, SIZE_MAX));
+            switch (compression_.inflate(reader_.payload(), m.data, limit)) {
+            case inflate_status::ok: break;
+            case inflate_status::too_big: bad = make_error_code(error::message_too_big); break;
+            case inflate_status::corrupt: bad = make_error_code(error::invalid_compressed_data); break;
+            }
+            if (!bad && m.type == message_type::text) {
+                utf8_validator utf8;
+                if (!utf8.write(m.data) || !utf8.finish()) bad = make_error_code(error::invalid_utf8);
+            }
+            if (reader_.assembly_capacity() > kept_assembly) worker_.payloads().give(reader_.release_assembly());
+            return m;
+        }
         // A message in place is copied into a pooled string that fits it; a reassembled one hands over
         // the reader's buffer, and the reader gets a small one back.
         m.data = worker_.payloads().take(reader_.payload_assembled() ? 0 : reader_.payload().size());

@@ -37,6 +37,7 @@
 #include "starling/session/async_event.hpp"
 #include "starling/session/counters.hpp"
 #include "starling/session/inbox.hpp"
+#include "starling/session/message_compression.hpp"
 #include "starling/session/tcp_stream.hpp"  // client_address
 #include "starling/session/uuid.hpp"
 #include "starling/session/worker_buffers.hpp"
@@ -162,7 +163,7 @@ public:
     /// faster than its client reads is slowed to the client's pace instead of growing the queue.
     task<> send_frame(opcode op, std::string payload) {
         if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
-        enqueue(outbound_frame::unicast(op, std::move(payload)));
+        enqueue(data_frame(op, std::move(payload)));
         while (queue_.memory() > options_->max_queued_bytes && can_send()) co_await queue_drained_.wait();
         if (!can_send()) throw websocket_disconnect(close_code_, close_reason_);
     }
@@ -170,7 +171,7 @@ public:
     /// Queues a text frame without waiting (send_to this connection itself). False when it is gone.
     bool queue_text(std::string text) {
         if (!can_send()) return false;
-        enqueue(outbound_frame::unicast(opcode::text, std::move(text)));
+        enqueue(data_frame(opcode::text, std::move(text)));
         return true;
     }
 
@@ -179,19 +180,31 @@ public:
     /// so a handler that only sends (a timer loop) ends too.
     bool can_send() const noexcept { return status_ < connection_status::close_queued && writer_ != writer_status::failed; }
 
-    /// A broadcast frame arriving on this connection's thread (the registry delivers it).
-    void receive_broadcast(const shared_frame& frame) { receive_from_another(outbound_frame::broadcast(frame)); }
+    /// A broadcast frame arriving on this connection's thread (the registry delivers it), in the form
+    /// this connection takes: plain, compressed once for every receiver with the same setting, or
+    /// (with server context takeover) compressed here, in this connection's own stream.
+    void receive_broadcast(const shared_frame& frame) {
+        const std::string_view payload = frame->payload();
+        if (!compression_.worth_compressing(payload.size())) return receive_from_another(outbound_frame::broadcast(frame->plain()));
+#ifndef STARLING_NO_DEFLATE
+        if (compression_.shares_compressed_broadcasts())
+            return receive_from_another(outbound_frame::broadcast(frame->compressed(compression_.setting())));
+#endif
+        receive_from_another(sizeof(outbound_frame) + payload.size(),
+                             [&] { return data_frame(frame->op(), std::string(payload)); });
+    }
 
     /// Queues a text message another connection sent to this one (send_to), from any thread: hops to
     /// this connection's thread first. A unicast frame, encoded here, but under the same
     /// slow_consumer policy as a broadcast, since the sender cannot wait for this client.
     void deliver_text(std::string text) {
         if (context_.get_executor().running_in_this_thread()) {
-            receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+            receive_from_another(sizeof(outbound_frame) + text.capacity(), [&] { return data_frame(opcode::text, std::move(text)); });
             return;
         }
         asio::post(context_, [self = shared_from_this(), text = std::move(text)]() mutable {
-            self->receive_from_another(outbound_frame::unicast(opcode::text, std::move(text)));
+            self->receive_from_another(sizeof(outbound_frame) + text.capacity(),
+                                       [&] { return self->data_frame(opcode::text, std::move(text)); });
         });
     }
 
@@ -237,6 +250,12 @@ public:
 
     /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
     /// handshake deadline no longer applies.
+    /// The handshake agreed to permessage-deflate (before upgraded()).
+    void set_compression(const deflate_agreement& agreement, const compression_options& options) {
+        compression_.agree(agreement, options);
+    }
+    bool compressing() const noexcept { return compression_.active(); }
+
     void upgraded(const websocket_options& options, std::string path, starling::query_params query,
                   http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
@@ -431,6 +450,15 @@ protected:
 
     // ---- for the writer ----
 
+    /// A text or binary frame of this connection's own: compressed when that was negotiated and the
+    /// payload is worth it. Made just before it is queued, since with context takeover the order of
+    /// compression is the order on the wire.
+    outbound_frame data_frame(opcode op, std::string payload) {
+        if (!compression_.worth_compressing(payload.size())) return outbound_frame::unicast(op, std::move(payload));
+        compression_.compress(payload, worker_.payloads());
+        return outbound_frame::unicast(op, std::move(payload), true);
+    }
+
     void enqueue(outbound_frame frame) {
         if (writer_ == writer_status::failed || (status_ >= connection_status::close_queued && !frame.is_close)) return;
         if (frame.is_data()) {
@@ -500,6 +528,7 @@ protected:
 
     asio::io_context& context_;
     worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
+    message_compression compression_;  // permessage-deflate, if the handshake agreed to it
     write_queue queue_;
     writer_status writer_ = writer_status::idle;
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
@@ -559,7 +588,7 @@ private:
         on_close_state_ = callback_state::running;
         auto text = co_await farewell();
         if (text && server_closing && status_ < connection_status::close_queued)
-            enqueue(outbound_frame::unicast(opcode::text, std::move(*text)));
+            enqueue(data_frame(opcode::text, std::move(*text)));
         on_close_state_ = callback_state::done;
         on_close_finished_.notify();
     }
@@ -580,10 +609,17 @@ private:
     /// busy elsewhere (a burst of broadcasts, a long handler on the same worker) says nothing about
     /// the client, and is written at the end of the turn.
     void receive_from_another(outbound_frame frame) {
+        const std::size_t memory = frame.memory();
+        receive_from_another(memory, [&] { return std::move(frame); });
+    }
+
+    /// The same for a frame made only if it is going to be queued (`memory` is what it will cost, or
+    /// near): a message compressed with context takeover must reach the wire once compressed.
+    template <class Make>
+    void receive_from_another(std::size_t memory, Make&& make) {
         // Once a close is due, nothing from others may land behind the backlog it dropped.
         if (status_ != connection_status::open || close_pending_ || writer_ == writer_status::failed) return;
-        if (writer_ == writer_status::awaiting_writable &&
-            queue_.memory() + frame.memory() > options_->max_queued_bytes) {
+        if (writer_ == writer_status::awaiting_writable && queue_.memory() + memory > options_->max_queued_bytes) {
             if (options_->slow_consumer == slow_consumer_policy::drop) {
                 if (counters_) counters_->slow_consumer_drops.add();
                 return;
@@ -596,7 +632,7 @@ private:
             return close_soon(close_code::policy_violation, "slow consumer: outbound queue over its limit");
         }
         if (counters_) counters_->deliveries.add();
-        enqueue(std::move(frame));
+        enqueue(make());
     }
 
     // ---- the deadline ----
@@ -707,7 +743,7 @@ private:
         try {
             auto greeting = co_await greet();
             if (greeting && status_ == connection_status::open)
-                enqueue(outbound_frame::unicast(opcode::text, std::move(*greeting)));
+                enqueue(data_frame(opcode::text, std::move(*greeting)));
             // Reachable by others only now: nothing reaches a client before its greeting.
             if (status_ == connection_status::open) joined();
             if (status_ == connection_status::open) co_await handle();

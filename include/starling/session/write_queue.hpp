@@ -15,6 +15,7 @@
 #include <cstring>        // std::memcpy of a shared frame's header
 #include <span>           // std::span of a payload to mask
 #include <memory>         // std::shared_ptr shared broadcast frames
+#include <mutex>          // std::mutex guarding a broadcast's compressed forms
 #include <string>         // std::string payloads
 #include <string_view>    // std::string_view pong payloads
 #include <utility>        // std::move
@@ -23,28 +24,84 @@
 #include "starling/session/masking_keys.hpp"
 #include "starling/session/payload_pool.hpp"
 #include "starling/session/ring.hpp"
+#include "starling/protocol/deflate_codec.hpp"
 #include "starling/protocol/framer.hpp"
 
 namespace starling::detail {
 
-/// A whole encoded frame, shared by every connection that sends it.
-using shared_frame = std::shared_ptr<const std::string>;
+/// Whole encoded frame bytes, shared by every connection that sends them.
+using shared_bytes = std::shared_ptr<const std::string>;
+
+/// A server frame with RSV1 set when `compressed`: header then payload.
+inline std::string encode_server_frame(opcode op, std::string_view payload, bool compressed) {
+    frame_header h;
+    h.op = op;
+    h.rsv1 = compressed;
+    h.payload_length = payload.size();
+    std::array<std::uint8_t, max_frame_header_size> header{};
+    const std::size_t header_size = write_frame_header(h, header);
+    std::string frame;
+    frame.reserve(header_size + payload.size());
+    frame.append(reinterpret_cast<const char*>(header.data()), header_size).append(payload);
+    return frame;
+}
+
+/// One message sent to many (a broadcast, a publish): encoded once as a plain frame, and compressed
+/// at most once per compression setting, the first time a receiver that takes that setting gets it
+/// (on whichever worker that is). Every receiver of the same form shares the same bytes.
+class broadcast_frame {
+public:
+    broadcast_frame(opcode op, std::string_view payload)
+        : op_(op), plain_(std::make_shared<const std::string>(encode_server_frame(op, payload, false))),
+          header_size_(plain_->size() - payload.size()) {}
+
+    opcode op() const noexcept { return op_; }
+    const shared_bytes& plain() const noexcept { return plain_; }
+    std::string_view payload() const noexcept { return std::string_view(*plain_).substr(header_size_); }
+
+#ifndef STARLING_NO_DEFLATE
+    /// The frame compressed with `setting` and no context takeover, made on the first call for that
+    /// setting, from any thread; later calls share it.
+    shared_bytes compressed(const deflate_setting& setting) const {
+        std::lock_guard lock(mutex_);
+        for (const auto& [made_with, frame] : compressed_)
+            if (made_with == setting) return frame;
+        std::string body;
+        shared_deflater(setting).compress(payload(), body, /*keep_context=*/false);
+        compressed_.emplace_back(setting, std::make_shared<const std::string>(encode_server_frame(op_, body, true)));
+        return compressed_.back().second;
+    }
+#endif
+
+private:
+    opcode op_;
+    shared_bytes plain_;
+    std::size_t header_size_;
+#ifndef STARLING_NO_DEFLATE
+    mutable std::mutex mutex_;
+    mutable std::vector<std::pair<deflate_setting, shared_bytes>> compressed_;
+#endif
+};
+
+using shared_frame = std::shared_ptr<const broadcast_frame>;
 
 inline shared_frame make_shared_frame(opcode op, std::string_view payload) {
-    return std::make_shared<const std::string>(encode_frame(op, payload));
+    return std::make_shared<const broadcast_frame>(op, payload);
 }
 
 struct outbound_frame {
     std::array<std::uint8_t, max_frame_header_size> header{};
     std::uint8_t header_size = 0;
     std::string payload;   // owned payload of a unicast frame
-    shared_frame shared;   // or: a whole frame shared with other connections
+    shared_bytes shared;   // or: a whole frame shared with other connections
     bool is_close = false;
 
-    static outbound_frame unicast(opcode op, std::string payload) {
+    /// A frame of this connection's own; `compressed` sets RSV1 (the payload is deflate data).
+    static outbound_frame unicast(opcode op, std::string payload, bool compressed = false) {
         outbound_frame f;
         frame_header h;
         h.op = op;
+        h.rsv1 = compressed;
         h.payload_length = payload.size();
         f.header_size = static_cast<std::uint8_t>(write_frame_header(h, f.header));
         f.payload = std::move(payload);
@@ -52,11 +109,14 @@ struct outbound_frame {
         return f;
     }
 
-    static outbound_frame broadcast(shared_frame frame) {
+    /// Frame bytes shared with other connections.
+    static outbound_frame broadcast(shared_bytes frame) {
         outbound_frame f;
         f.shared = std::move(frame);
         return f;
     }
+    /// A broadcast's plain form.
+    static outbound_frame broadcast(const shared_frame& frame) { return broadcast(frame->plain()); }
 
     /// Bytes on the wire.
     std::size_t size() const noexcept { return shared ? shared->size() : header_size + payload.size(); }
