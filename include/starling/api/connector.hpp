@@ -22,6 +22,11 @@ public:
     const std::string& id() const noexcept { return ws_.id(); }
     const starling::query_params& query_params() const noexcept { return ws_.query_params(); }
     const http::headers& headers() const noexcept { return ws_.headers(); }
+    /// The subprotocol chosen in the handshake, or "".
+    std::string_view subprotocol() const noexcept { return ws_.subprotocol(); }
+    /// The connection's state (see websocket::state).
+    template <class T>
+    T& state() const { return ws_.state<T>(); }
 
     /// Queues `message` for the connection `id` of this endpoint (this one included). False if no
     /// such connection is open: reported, never a crash.
