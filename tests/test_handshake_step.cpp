@@ -94,8 +94,8 @@ TEST_CASE("path templates: whole named segments, as many segments, literal ones 
     CHECK_FALSE(path_template_has("/rooms/{room}/ws", "roo"));
     CHECK(path_template_problem("/rooms/{room}/ws").empty());
     CHECK(path_template_problem("/plain/path").empty());
-    CHECK(path_template_problem("/rooms/x{room}") == "a path parameter must be a whole segment, as in /rooms/{room}: \"/rooms/x{room}\"");
-    CHECK(path_template_problem("/rooms/{}") != "");
+    CHECK(path_template_problem("/rooms/x{room}") == "a path parameter must be a whole, named segment, as in /rooms/{room}: \"/rooms/x{room}\"");
+    CHECK(path_template_problem("/rooms/{}") == "a path parameter must be a whole, named segment, as in /rooms/{room}: \"/rooms/{}\"");
     CHECK(path_template_problem("/rooms/{a b}") != "");
     CHECK(path_template_problem("/{a}/{a}") == "the path parameter {a} appears twice: \"/{a}/{a}\"");
 }

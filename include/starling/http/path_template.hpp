@@ -73,8 +73,8 @@ inline std::string path_template_problem(std::string_view pattern) {
     detail::for_each_segment(pattern, [&](std::string_view segment) {
         if (segment.find_first_of("{}") == std::string_view::npos) return true;
         const std::string_view name = segment.substr(1, segment.size() >= 2 ? segment.size() - 2 : 0);
-        if (!detail::is_named_segment(segment) || name.find_first_of("{}") != std::string_view::npos) {
-            problem = "a path parameter must be a whole segment, as in /rooms/{room}";
+        if (!detail::is_named_segment(segment) || name.empty() || name.find_first_of("{}") != std::string_view::npos) {
+            problem = "a path parameter must be a whole, named segment, as in /rooms/{room}";
         } else {
             for (const char c : name)
                 if (!detail::is_name_character(c)) problem = "path parameter names use letters, digits, '-', '.', '_' or '~'";
