@@ -70,6 +70,24 @@ def refused(port, path, headers=()):
     return rawws.http_answer(port, request)
 
 
+class ReadmeSnippetsTest(unittest.TestCase):
+    """README's handshake section quotes examples/auth_chat.cpp and examples/gatekeeper.cpp: every
+    code block there is in one of them, line for line (indentation aside)."""
+
+    def test_every_snippet_is_in_a_compiled_example(self):
+        root = harness.pathlib.Path(__file__).resolve().parents[2]
+        readme = (root / "README.md").read_text()
+        section = readme.split("## The handshake:", 1)[1].split("\n## ", 1)[0]
+        sources = [[line.strip() for line in (root / "examples" / name).read_text().splitlines()]
+                   for name in ("auth_chat.cpp", "gatekeeper.cpp")]
+        blocks = re.findall(r"```cpp\n(.*?)```", section, re.S)
+        self.assertGreaterEqual(len(blocks), 10)
+        for block in blocks:
+            lines = [line.strip() for line in block.splitlines()]
+            found = any(any(source[i:i + len(lines)] == lines for i in range(len(source))) for source in sources)
+            self.assertTrue(found, f"README snippet not found in the examples:\n{block}")
+
+
 class AuthChatTest(unittest.TestCase):
     """examples/auth_chat: the contract other tools rely on."""
 
