@@ -82,8 +82,7 @@ inline std::uint16_t listen(starling::app& app, const starling::server_options& 
 /// Listens, announces the port, and serves until SIGINT / SIGTERM. With TLS, SIGHUP reloads the
 /// certificate and key: new connections get them, open ones keep theirs, and a reload that fails
 /// keeps the old ones (the app logs why).
-inline int serve(starling::app& app, int argc, char** argv) {
-    const starling::server_options options = parse_command_line(argc, argv);
+inline int serve(starling::app& app, const starling::server_options& options) {
 #ifdef SIGHUP
     if (options.transport) {
         app.on_signal(SIGHUP, [&app] {
@@ -102,5 +101,7 @@ inline int serve(starling::app& app, int argc, char** argv) {
     app.run();
     return 0;
 }
+/// The same with the options of the command line.
+inline int serve(starling::app& app, int argc, char** argv) { return serve(app, parse_command_line(argc, argv)); }
 
 }  // namespace example

@@ -1230,7 +1230,7 @@ constexpr std::string_view reason_phrase(int status) noexcept {
 }
 
 /// The 101 response accepting a handshake whose key is `client_key`, with `extra_headers` (whole
-/// header lines, such as the agreed Sec-WebSocket-Extensions) before its end.
+/// header lines: the agreed Sec-WebSocket-Extensions, "Sec-WebSocket-Protocol: chat\r\n") after the standard ones.
 inline std::string make_accept_response(std::string_view client_key, std::string_view extra_headers = {}) {
     std::string out =
         "HTTP/1.1 101 Switching Protocols\r\n"
@@ -1271,11 +1271,17 @@ inline std::string make_response(int status, std::string_view content_type, std:
     return out;
 }
 
-/// The response refusing a handshake with `ec`: its http_status_for status (500 for an error_code
-/// from another category), a text/plain body of ec.message(), and on 426 the Sec-WebSocket-Version
-/// that section 4.4 requires, naming the version this server speaks.
+/// The status refusing a handshake with `ec`: its http_status_for status, 500 for an error_code from
+/// another category.
+inline int error_response_status(std::error_code ec) noexcept {
+    return ec.category() == error_category() ? http_status_for(static_cast<error>(ec.value())) : 500;
+}
+
+/// The response refusing a handshake with `ec`: error_response_status, a text/plain body of
+/// ec.message(), and on 426 the Sec-WebSocket-Version that section 4.4 requires, naming the version
+/// this server speaks.
 inline std::string make_error_response(std::error_code ec) {
-    const int status = ec.category() == error_category() ? http_status_for(static_cast<error>(ec.value())) : 500;
+    const int status = error_response_status(ec);
     const std::string_view extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "";
     return make_response(status, "text/plain; charset=utf-8", ec.message(), extra);
 }
@@ -3321,6 +3327,9 @@ struct endpoint_counters {
     gauge queued_bytes_high_water;  // the most they held at once
     counter pings_sent;
     rtt_histogram pong_rtt;
+    counter auth_refusals;        // upgrades the authentication hook refused
+    counter rate_limited_drops;   // messages over the rate limit, dropped (rate_limit_policy::drop)
+    counter rate_limited_closes;  // connections closed for going over it (rate_limit_policy::close)
 };
 
 }  // namespace starling::detail
@@ -3347,10 +3356,13 @@ struct endpoint_metrics_snapshot {
     std::array<std::uint64_t, detail::rtt_histogram::bounds.size() + 1> pong_rtt_buckets{};  // not cumulative
     std::uint64_t pong_rtt_count = 0;
     double pong_rtt_sum_seconds = 0;
+    std::uint64_t auth_refusals = 0;
+    std::uint64_t rate_limited_drops = 0;
+    std::uint64_t rate_limited_closes = 0;
 };
 
 /// HTTP statuses a refused handshake is counted under; anything else is "other".
-inline constexpr std::array<int, 9> refusal_statuses{400, 403, 404, 405, 426, 429, 431, 500, 503};
+inline constexpr std::array<int, 10> refusal_statuses{400, 401, 403, 404, 405, 426, 429, 431, 500, 503};
 
 struct metrics_snapshot {
     std::vector<endpoint_metrics_snapshot> endpoints;
@@ -3399,6 +3411,9 @@ public:
             for (std::size_t i = 0; i < c.pong_rtt.buckets.size(); ++i) s.pong_rtt_buckets[i] += c.pong_rtt.buckets[i].value();
             s.pong_rtt_count += c.pong_rtt.count.value();
             s.pong_rtt_sum_seconds += static_cast<double>(c.pong_rtt.sum_microseconds.value()) / 1e6;
+            s.auth_refusals += c.auth_refusals.value();
+            s.rate_limited_drops += c.rate_limited_drops.value();
+            s.rate_limited_closes += c.rate_limited_closes.value();
         }
         return s;
     }
@@ -3513,6 +3528,12 @@ inline std::string metrics_snapshot::to_prometheus() const {
                  [](const auto& e) { return e.queued_bytes_high_water; });
     per_endpoint("starling_pings_sent_total", "counter", "Pings sent to idle connections.",
                  [](const auto& e) { return e.pings_sent; });
+    per_endpoint("starling_auth_refusals_total", "counter", "Upgrades the authentication hook refused.",
+                 [](const auto& e) { return e.auth_refusals; });
+    per_endpoint("starling_rate_limited_messages_dropped_total", "counter", "Messages over the rate limit, dropped.",
+                 [](const auto& e) { return e.rate_limited_drops; });
+    per_endpoint("starling_rate_limit_closes_total", "counter", "Connections closed for going over the rate limit.",
+                 [](const auto& e) { return e.rate_limited_closes; });
 
     family("starling_pong_rtt_seconds", "histogram", "Round trip of pings answered by a pong.");
     for (const auto& e : endpoints) {
@@ -4249,6 +4270,28 @@ enum class slow_consumer_policy {
     drop,   // skip this message for that receiver only; it stays connected and gets later messages
 };
 
+/// What a message over a connection's rate limit does.
+enum class rate_limit_policy {
+    close,  // close the connection with 1008 "rate limit exceeded" (default)
+    drop,   // drop that message unseen by the handler, count it, and keep the connection
+};
+
+/// A per-connection message rate limit: token buckets of messages and of payload bytes. Off by default
+/// (every rate 0): what a fair rate is depends on the application.
+struct message_rate_limit {
+    /// Messages per second, sustained; 0: the count is not limited.
+    double messages_per_second = 0;
+    /// Messages that may arrive at once above that rate (the bucket's size); 0: one second's worth.
+    double message_burst = 0;
+    /// Payload bytes per second, sustained; 0: bytes are not limited.
+    double bytes_per_second = 0;
+    /// Bytes that may arrive at once above that rate; 0: one second's worth.
+    double byte_burst = 0;
+    rate_limit_policy policy = rate_limit_policy::close;
+
+    bool enabled() const noexcept { return messages_per_second > 0 || bytes_per_second > 0; }
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -4288,6 +4331,8 @@ struct websocket_options {
     /// permessage-deflate (RFC 7692): on by default, without context takeover either way, for
     /// messages of 256 bytes and more. See compression_options.
     compression_options compression;
+    /// Messages a client may send per second, and bytes (see message_rate_limit): off by default.
+    message_rate_limit rate_limit;
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -4305,6 +4350,10 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
+    /// Open connections (handshaking or upgraded) from one IP address at most; one more is answered
+    /// 429 before the upgrade. 0 (the default) sets no cap: many users can share one address behind
+    /// a NAT or a proxy, so a cap is for the deployment to choose.
+    std::size_t max_connections_per_ip = 0;
     /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
     /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);
@@ -4634,6 +4683,74 @@ private:
 
 }  // namespace starling::detail
 // ---- end starling/session/message_compression.hpp ----
+
+// ---- begin starling/session/rate_limiter.hpp ----
+// A connection's message rate limit: two token buckets, one counting messages and one counting bytes,
+// refilled continuously at their rates up to their bursts. A message passes when both buckets hold
+// enough; it then takes its share from both. A message larger than the byte burst passes when that
+// bucket is full and leaves it in debt, so a big message is slowed down, not refused forever.
+
+#include <algorithm>  // std::min
+#include <chrono>     // std::chrono::steady_clock
+#include <cstddef>    // std::size_t
+
+
+namespace starling::detail {
+
+class token_bucket {
+public:
+    /// `rate` tokens per second, at most `burst` held (0: one second's worth). Starts full.
+    token_bucket(double rate, double burst, std::chrono::steady_clock::time_point now) noexcept
+        : rate_(rate), capacity_(burst > 0 ? burst : rate), tokens_(capacity_), refilled_at_(now) {}
+
+    bool limited() const noexcept { return rate_ > 0; }
+
+    /// Whether `cost` tokens are there (all of the bucket for a cost above its size).
+    bool has(double cost, std::chrono::steady_clock::time_point now) noexcept {
+        if (!limited()) return true;
+        refill(now);
+        return tokens_ >= std::min(cost, capacity_);
+    }
+    void take(double cost) noexcept {
+        if (limited()) tokens_ -= cost;
+    }
+
+private:
+    void refill(std::chrono::steady_clock::time_point now) noexcept {
+        if (now <= refilled_at_) return;
+        const double seconds = std::chrono::duration<double>(now - refilled_at_).count();
+        tokens_ = std::min(capacity_, tokens_ + seconds * rate_);
+        refilled_at_ = now;
+    }
+
+    double rate_;
+    double capacity_;
+    double tokens_;
+    std::chrono::steady_clock::time_point refilled_at_;
+};
+
+class message_rate_limiter {
+public:
+    message_rate_limiter(const message_rate_limit& limit, std::chrono::steady_clock::time_point now) noexcept
+        : messages_(limit.messages_per_second, limit.message_burst, now), bytes_(limit.bytes_per_second, limit.byte_burst, now) {}
+
+    /// True when a message of `size` bytes is within the limit now (and takes its tokens); false when
+    /// it is over (and takes none).
+    bool admit(std::size_t size, std::chrono::steady_clock::time_point now) noexcept {
+        const auto bytes = static_cast<double>(size);
+        if (!messages_.has(1, now) || !bytes_.has(bytes, now)) return false;
+        messages_.take(1);
+        bytes_.take(bytes);
+        return true;
+    }
+
+private:
+    token_bucket messages_;
+    token_bucket bytes_;
+};
+
+}  // namespace starling::detail
+// ---- end starling/session/rate_limiter.hpp ----
 
 // ---- begin starling/session/tcp_stream.hpp ----
 // A TCP socket as the stream a connection runs on (session/connection.hpp).
@@ -5049,6 +5166,7 @@ public:
         query_ = std::move(query);
         headers_ = std::move(headers);
         inbox_.set_limits(options.inbox_messages, options.max_inbox_bytes);
+        if (options.rate_limit.enabled()) limiter_ = std::make_unique<message_rate_limiter>(options.rate_limit, opened_at_);
         hard_deadline_ = no_deadline;
         last_input_ = std::chrono::steady_clock::now();
         advance(connection_status::open);
@@ -5169,6 +5287,7 @@ protected:
             counters_->messages_in.add();
             counters_->bytes_in.add(m.data.size());
         }
+        if (limiter_ && !limiter_->admit(m.data.size(), std::chrono::steady_clock::now())) return over_rate_limit();
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -5498,6 +5617,16 @@ private:
         }
     }
 
+    /// A message over the rate limit (session/rate_limiter.hpp): dropped and counted, or the close.
+    void over_rate_limit() {
+        if (options_->rate_limit.policy == rate_limit_policy::drop) {
+            if (counters_) counters_->rate_limited_drops.add();
+            return;
+        }
+        if (!close_pending_ && counters_) counters_->rate_limited_closes.add();
+        close_soon(close_code::policy_violation, "rate limit exceeded");
+    }
+
     /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
     void close_soon(close_code code, std::string_view reason) {
         if (close_pending_) return;
@@ -5578,6 +5707,7 @@ private:
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
 
+    std::unique_ptr<message_rate_limiter> limiter_;  // only with a rate limit: one pointer otherwise
     endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
     std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
     std::uint64_t messages_in_ = 0;
@@ -5732,9 +5862,165 @@ private:
 }  // namespace starling
 // ---- end starling/runtime/pubsub.hpp ----
 
+// ---- begin starling/api/admission.hpp ----
+// What an endpoint's authentication hook decides: admit the client, with a value its connection
+// carries (the authenticated user, say), or refuse it with an HTTP status and body before the upgrade.
+//
+//     app.websocket("/chat", handler).authenticate(
+//         [](starling::query<"token", std::optional<std::string>> token) -> starling::admission<user> {
+//             if (auto u = find_user(*token)) return *u;
+//             return starling::refuse(401, "Unknown token");
+//         });
+
+#include <optional>  // std::optional value and refusal
+#include <string>    // std::string body and headers
+#include <utility>   // std::move
+
+namespace starling {
+
+/// An HTTP answer refusing an upgrade: status (401, 403, 429...), a text/plain body, and any header
+/// lines of its own ("Retry-After: 30\r\n"). A 401 without a WWW-Authenticate line gets
+/// "WWW-Authenticate: Bearer", which HTTP requires of a 401.
+struct refusal {
+    int status = 401;
+    std::string body;
+    std::string headers;
+};
+
+inline refusal refuse(int status, std::string body = {}, std::string headers = {}) {
+    return refusal{status, std::move(body), std::move(headers)};
+}
+
+/// Admitted with a T, or refused. Converts from either, so a hook returns one or the other.
+template <class T = void>
+class admission {
+public:
+    admission(T value) : value_(std::move(value)) {}
+    admission(refusal refused) : refused_(std::move(refused)) {}
+
+    bool admitted() const noexcept { return !refused_.has_value(); }
+    std::optional<T>& value() noexcept { return value_; }
+    std::optional<refusal>& refused() noexcept { return refused_; }
+
+private:
+    std::optional<T> value_;
+    std::optional<refusal> refused_;
+};
+
+/// Admitted with nothing to carry, or refused.
+template <>
+class admission<void> {
+public:
+    admission() = default;
+    admission(refusal refused) : refused_(std::move(refused)) {}
+
+    bool admitted() const noexcept { return !refused_.has_value(); }
+    std::optional<refusal>& refused() noexcept { return refused_; }
+
+private:
+    std::optional<refusal> refused_;
+};
+
+}  // namespace starling
+// ---- end starling/api/admission.hpp ----
+
+// ---- begin starling/api/connection_state.hpp ----
+// Per-connection state: one typed value a connection carries from its handshake to its end. The
+// authentication hook's value lands here, on_connect may put one here, and every later callback reads
+// it, with ws.state<T>() or by declaring starling::state<T>:
+//
+//     [](starling::websocket& ws, starling::state<user> me) -> starling::task<> { ... me->name ... }
+//
+// An empty slot is one null pointer: a connection that keeps no state pays nothing more.
+
+#include <memory>       // std::unique_ptr holder
+#include <stdexcept>    // std::logic_error for a missing or mistyped state
+#include <string>       // std::string messages
+#include <type_traits>  // std::decay_t
+#include <typeinfo>     // typeid of the held value
+#include <utility>      // std::forward
+
+
+namespace starling {
+
+namespace detail {
+
+/// The slot: nothing, or one value of any type, owned.
+class state_slot {
+public:
+    state_slot() = default;
+
+    template <class T, class... Args>
+    T& emplace(Args&&... args) {
+        auto made = std::make_unique<holder<T>>(std::forward<Args>(args)...);
+        T& value = made->value;
+        held_ = std::move(made);
+        return value;
+    }
+
+    /// The value, if it is a T.
+    template <class T>
+    T* find() const noexcept {
+        if (!held_ || held_->type() != typeid(T)) return nullptr;
+        return &static_cast<holder<T>*>(held_.get())->value;
+    }
+
+    /// The value, which must be a T: throws std::logic_error otherwise (a handler closes with 1011).
+    template <class T>
+    T& get() const {
+        if (T* found = find<T>()) return *found;
+        throw std::logic_error(std::string("starling: this connection's state is ") +
+                               (held_ ? "not a '" : "empty, not a '") + std::string(type_name<T>()) +
+                               "' (set it in the authentication hook or with ws.emplace_state in on_connect)");
+    }
+
+    bool empty() const noexcept { return !held_; }
+    void reset() noexcept { held_.reset(); }
+
+private:
+    struct holder_base {
+        virtual ~holder_base() = default;
+        virtual const std::type_info& type() const noexcept = 0;
+    };
+    template <class T>
+    struct holder final : holder_base {
+        template <class... Args>
+        explicit holder(Args&&... args) : value(std::forward<Args>(args)...) {}
+        const std::type_info& type() const noexcept override { return typeid(T); }
+        T value;
+    };
+
+    std::unique_ptr<holder_base> held_;
+};
+
+struct connection_state_tag {};
+
+}  // namespace detail
+
+/// A handler or callback parameter: the connection's state, which must be a T. Refers to the value
+/// in the connection; it does not copy it.
+template <class T>
+class state : public detail::connection_state_tag {
+public:
+    using value_type = T;
+    explicit state(T& value) noexcept : value_(&value) {}
+
+    T& value() const noexcept { return *value_; }
+    T& operator*() const noexcept { return *value_; }
+    T* operator->() const noexcept { return value_; }
+    operator T&() const noexcept { return *value_; }
+
+private:
+    T* value_;
+};
+
+}  // namespace starling
+// ---- end starling/api/connection_state.hpp ----
+
 // ---- begin starling/api/signature.hpp ----
 // Reads a handler's or callback's signature at compile time and says where each argument comes from:
-// the connection, a typed query parameter, a dependency container, or a dependency by type. This is
+// the connection, a typed request parameter (query, header, cookie, path), the connection's state, the
+// upgrade request (authentication hooks), a dependency container, or a dependency by type. This is
 // what lets handlers declare what they need, in any order.
 
 #include <memory>       // std::shared_ptr dependency parameters
@@ -5751,7 +6037,8 @@ private:
 
 
 // ---- begin starling/api/params.hpp ----
-// Typed query parameters declared in handler signatures:
+// Typed request parameters declared in handler signatures: query parameters, headers, cookies and
+// path segments, all under the same rules. Query parameters:
 //
 //     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
 //        starling::query<"page", int, "1"> page) -> starling::task<> { ... }
@@ -5759,7 +6046,10 @@ private:
 // The name is part of the type and checked at compile time. A parameter is required unless it has a
 // default (given as the text it would have in a URL) or is a std::optional / std::vector. Values are
 // resolved once per connection, before the upgrade: a missing or invalid value rejects the connection
-// with HTTP 400 and a message such as "Missing required parameter: 'room'".
+// with HTTP 400 and a message such as "Missing required parameter: 'room'". starling::header<"X-API-Key",
+// T>, starling::cookie<"session", T> and starling::path<"room", T> read the same way from the request's
+// headers, its Cookie header and the segments of the endpoint's path template (a value that does not
+// coerce is a 400 there too; a path that does not match the template is a 404 before any of this).
 
 #include <cstddef>      // std::size_t
 #include <optional>     // std::optional parameters and results
@@ -5769,6 +6059,183 @@ private:
 #include <utility>      // std::move
 #include <vector>       // std::vector parameters
 
+
+// ---- begin starling/http/cookies.hpp ----
+// Cookies of a request: the pairs of its Cookie header (RFC 6265 section 4.2.1), "a=1; b=2", looked
+// up by name. Values are returned as the client sent them (only a pair of surrounding double quotes
+// is removed): cookies carry no percent-decoding of their own, whatever an application put in them.
+
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional lookup result
+#include <string_view>  // std::string_view names and values
+#include <vector>       // std::vector repeated cookies
+
+
+namespace starling::http {
+
+namespace detail {
+
+/// Calls `found(value)` for each pair named `name` in one Cookie header value, in order. Pieces are
+/// split on ';' with optional whitespace around them; a piece without '=' is skipped.
+template <class Found>
+void for_each_cookie(std::string_view header_value, std::string_view name, Found&& found) {
+    while (!header_value.empty()) {
+        const std::size_t semicolon = header_value.find(';');
+        const std::string_view piece = trim_ows(header_value.substr(0, semicolon));
+        header_value = semicolon == std::string_view::npos ? std::string_view{} : header_value.substr(semicolon + 1);
+        const std::size_t equals = piece.find('=');
+        if (equals == std::string_view::npos) continue;
+        if (trim_ows(piece.substr(0, equals)) != name) continue;  // cookie names are case-sensitive
+        std::string_view value = trim_ows(piece.substr(equals + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+        found(value);
+    }
+}
+
+}  // namespace detail
+
+/// Every value of the cookie `name`, across all Cookie fields, in arrival order.
+inline std::vector<std::string_view> find_cookies(const headers& fields, std::string_view name) {
+    std::vector<std::string_view> values;
+    for (const std::string_view line : fields.get_all("Cookie"))
+        detail::for_each_cookie(line, name, [&](std::string_view value) { values.push_back(value); });
+    return values;
+}
+
+/// The first value of the cookie `name`. A browser sends the cookie with the most specific path
+/// first (RFC 6265 section 5.4), so the first is the one meant for this request.
+inline std::optional<std::string_view> find_cookie(const headers& fields, std::string_view name) {
+    for (const std::string_view line : fields.get_all("Cookie")) {
+        std::optional<std::string_view> first;
+        detail::for_each_cookie(line, name, [&](std::string_view value) {
+            if (!first) first = value;
+        });
+        if (first) return first;
+    }
+    return std::nullopt;
+}
+
+}  // namespace starling::http
+// ---- end starling/http/cookies.hpp ----
+
+// ---- begin starling/http/path_template.hpp ----
+// Path templates: an endpoint path with named segments, "/rooms/{room}/ws". A template matches a
+// request path with as many segments, the literal ones equal and each named one non-empty; the
+// named segments are read back, still percent-encoded, by name.
+
+#include <algorithm>    // std::min
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional segment
+#include <string>       // std::string problems
+#include <string_view>  // std::string_view paths
+#include <vector>       // std::vector names seen
+
+namespace starling::http {
+
+namespace detail {
+
+constexpr bool is_named_segment(std::string_view segment) noexcept {
+    return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+/// Calls `each(segment)` for every '/'-separated segment of `path` after its leading '/' ("/a//b/"
+/// has "a", "", "b", ""); stops early when it returns false.
+template <class Each>
+void for_each_segment(std::string_view path, Each&& each) {
+    std::size_t from = path.empty() ? 0 : 1;
+    for (;;) {
+        const std::size_t end = std::min(path.find('/', from), path.size());
+        if (!each(path.substr(from, end - from))) return;
+        if (end == path.size()) return;
+        from = end + 1;
+    }
+}
+
+/// Walks template and path segment by segment, calling `named(name, segment)` for each named one.
+/// False when they do not match.
+template <class Named>
+bool walk_path_template(std::string_view pattern, std::string_view path, Named&& named) {
+    if (pattern.empty() || path.empty() || pattern.front() != '/' || path.front() != '/') return false;
+    std::size_t p = 1, q = 1;
+    for (;;) {
+        const std::size_t p_end = std::min(pattern.find('/', p), pattern.size());
+        const std::size_t q_end = std::min(path.find('/', q), path.size());
+        const std::string_view want = pattern.substr(p, p_end - p);
+        const std::string_view got = path.substr(q, q_end - q);
+        if (is_named_segment(want)) {
+            if (got.empty()) return false;
+            named(want.substr(1, want.size() - 2), got);
+        } else if (want != got) {
+            return false;
+        }
+        const bool pattern_over = p_end == pattern.size(), path_over = q_end == path.size();
+        if (pattern_over || path_over) return pattern_over && path_over;
+        p = p_end + 1;
+        q = q_end + 1;
+    }
+}
+
+constexpr bool is_name_character(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+}
+
+}  // namespace detail
+
+/// True when `path` has a named segment: it is a template, not a literal path.
+constexpr bool is_path_template(std::string_view path) noexcept { return path.find('{') != std::string_view::npos; }
+
+/// Why `pattern` is not a usable template ("" when it is): every '{' and '}' must enclose a whole
+/// segment, and each name must be non-empty, made of letters, digits, '-', '.', '_' or '~', and unique.
+inline std::string path_template_problem(std::string_view pattern) {
+    std::vector<std::string_view> names;
+    std::string problem;
+    detail::for_each_segment(pattern, [&](std::string_view segment) {
+        if (segment.find_first_of("{}") == std::string_view::npos) return true;
+        const std::string_view name = segment.substr(1, segment.size() >= 2 ? segment.size() - 2 : 0);
+        if (!detail::is_named_segment(segment) || name.empty() || name.find_first_of("{}") != std::string_view::npos) {
+            problem = "a path parameter must be a whole, named segment, as in /rooms/{room}";
+        } else {
+            for (const char c : name)
+                if (!detail::is_name_character(c)) problem = "path parameter names use letters, digits, '-', '.', '_' or '~'";
+            for (const std::string_view seen : names)
+                if (seen == name) problem = "the path parameter {" + std::string(name) + "} appears twice";
+        }
+        names.push_back(name);
+        return problem.empty();
+    });
+    if (!problem.empty()) problem += ": \"" + std::string(pattern) + "\"";
+    return problem;
+}
+
+/// True when `path` (a request path, still percent-encoded) matches `pattern`.
+inline bool matches_path_template(std::string_view pattern, std::string_view path) {
+    return detail::walk_path_template(pattern, path, [](std::string_view, std::string_view) {});
+}
+
+/// The segment of `path` in the place of `{name}` in `pattern`, still percent-encoded; nothing when
+/// the path does not match or the template has no such name.
+inline std::optional<std::string_view> path_segment(std::string_view pattern, std::string_view path, std::string_view name) {
+    std::optional<std::string_view> found;
+    const bool matched = detail::walk_path_template(pattern, path, [&](std::string_view n, std::string_view segment) {
+        if (n == name) found = segment;
+    });
+    if (!matched) return std::nullopt;
+    return found;
+}
+
+/// Whether `pattern` has the segment `{name}`.
+inline bool path_template_has(std::string_view pattern, std::string_view name) {
+    bool found = false;
+    detail::for_each_segment(pattern, [&](std::string_view segment) {
+        found = detail::is_named_segment(segment) && segment.substr(1, segment.size() - 2) == name;
+        return !found;
+    });
+    return found;
+}
+
+}  // namespace starling::http
+// ---- end starling/http/path_template.hpp ----
 
 // ---- begin starling/api/query_coercion.hpp ----
 // How a query-parameter string becomes a typed value: the built-in coercions (UTF-8 strings, integers with
@@ -5978,17 +6445,25 @@ struct parameter_error {
     std::string message;
 };
 
-template <fixed_string Name, class T, fixed_string Default = detail::no_default>
-class query {
-    static_assert(detail::is_valid_parameter_name(Name.view()),
-                  "starling::query: the parameter name must be non-empty and use only letters, digits, "
-                  "'-', '.', '_' or '~'");
+namespace detail {
+
+/// Where typed parameters are read from: one upgrade request.
+struct request_values {
+    const query_params* query = nullptr;
+    const http::headers* headers = nullptr;
+    std::string_view path;           // the request's path, still percent-encoded
+    std::string_view path_template;  // the endpoint's path, with its {name} segments
+};
+
+/// What every typed parameter is made of: its value, and how to read it.
+struct request_parameter_tag {};
+
+template <class T>
+class parameter_value : public request_parameter_tag {
 public:
     using value_type = T;
-    static constexpr std::string_view name = Name.view();
-    static constexpr bool has_default = Default.present;
 
-    explicit query(T value) : value_(std::move(value)) {}
+    explicit parameter_value(T value) : value_(std::move(value)) {}
 
     const T& value() const& noexcept { return value_; }
     T&& value() && noexcept { return std::move(value_); }
@@ -5996,19 +6471,113 @@ public:
     const T* operator->() const noexcept { return &value_; }
     operator const T&() const noexcept { return value_; }
 
-    /// Reads this parameter from a connection's query string.
-    static std::optional<query> resolve(const query_params& params, parameter_error& error);
-
 private:
     T value_;
 };
 
+enum class parameter_kind { query, header, cookie, path };
+
+template <class Self, class T, fixed_string Default, class One, class All>
+std::optional<Self> resolve_parameter(std::string_view name, One&& one, All&& all, parameter_error& error);
+
+}  // namespace detail
+
+/// A typed query parameter: `starling::query<"room", std::string, "lobby">`.
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class query : public detail::parameter_value<T> {
+    static_assert(detail::is_valid_parameter_name(Name.view()),
+                  "starling::query: the parameter name must be non-empty and use only letters, digits, "
+                  "'-', '.', '_' or '~'");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::query;
+    using detail::parameter_value<T>::parameter_value;
+
+    /// Reads this parameter from a connection's query string; the last value wins when a key repeats.
+    static std::optional<query> resolve(const query_params& params, parameter_error& error) {
+        return detail::resolve_parameter<query, T, Default>(
+            name, [&] { return params.get(name); }, [&] { return params.get_all(name); }, error);
+    }
+    static std::optional<query> resolve(const detail::request_values& from, parameter_error& error) {
+        return resolve(*from.query, error);
+    }
+};
+
+/// A typed request header: `starling::header<"X-API-Key", std::string>`. The name is matched
+/// case-insensitively; a repeated header gives its first value (a std::vector gets them all).
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class header : public detail::parameter_value<T> {
+    static_assert(http::detail::is_token(Name.view()),
+                  "starling::header: the header name must be a non-empty HTTP token (letters, digits and "
+                  "!#$%&'*+-.^_`|~)");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::header;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<header> resolve(const detail::request_values& from, parameter_error& error) {
+        return detail::resolve_parameter<header, T, Default>(
+            name, [&] { return from.headers->get(name); }, [&] { return from.headers->get_all(name); }, error);
+    }
+};
+
+/// A typed cookie of the request's Cookie header: `starling::cookie<"session", std::string>`. Names
+/// are case-sensitive; the value is taken as sent (no percent-decoding).
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class cookie : public detail::parameter_value<T> {
+    static_assert(http::detail::is_token(Name.view()),
+                  "starling::cookie: the cookie name must be a non-empty HTTP token (letters, digits and "
+                  "!#$%&'*+-.^_`|~)");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::cookie;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<cookie> resolve(const detail::request_values& from, parameter_error& error) {
+        return detail::resolve_parameter<cookie, T, Default>(
+            name, [&] { return http::find_cookie(*from.headers, name); },
+            [&] { return http::find_cookies(*from.headers, name); }, error);
+    }
+};
+
+/// A typed segment of the endpoint's path template: `starling::path<"room", std::string>` for
+/// app.websocket("/rooms/{room}/ws", ...). The segment is percent-decoded ('+' stays '+').
+template <fixed_string Name, class T>
+class path : public detail::parameter_value<T> {
+    static_assert(detail::is_valid_parameter_name(Name.view()),
+                  "starling::path: the parameter name must be non-empty and use only letters, digits, "
+                  "'-', '.', '_' or '~'");
+    static_assert(!detail::vector_traits<T>::value && !detail::optional_traits<T>::value,
+                  "starling::path: a path parameter is one segment, always present: declare its type itself");
+    static_assert(!std::is_same_v<T, std::string_view>,
+                  "starling::path: the segment is decoded into a value of its own: use std::string");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = false;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::path;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<path> resolve(const detail::request_values& from, parameter_error& error) {
+        std::string decoded;
+        const auto one = [&]() -> std::optional<std::string_view> {
+            const auto segment = http::path_segment(from.path_template, from.path, name);
+            if (!segment) return std::nullopt;
+            decoded = percent_decode(*segment, /*plus_is_space=*/false);
+            return std::string_view(decoded);
+        };
+        return detail::resolve_parameter<path, T, detail::no_default>(
+            name, one, [] { return std::vector<std::string_view>{}; }, error);
+    }
+};
+
 namespace detail {
 
+/// True for query, header, cookie and path parameters.
 template <class T>
-struct is_query_parameter : std::false_type {};
-template <fixed_string Name, class T, fixed_string Default>
-struct is_query_parameter<query<Name, T, Default>> : std::true_type {};
+inline constexpr bool is_request_parameter = std::is_base_of_v<request_parameter_tag, T>;
 
 /// A decoded value as an error message quotes it. The message is an HTTP body or a close reason, both
 /// text, so the quote must be UTF-8 even when the value is not: valid text is quoted as it is, and
@@ -6048,47 +6617,51 @@ std::optional<Element> coerce_one(std::string_view name, std::string_view text, 
 
 }  // namespace detail
 
-template <fixed_string Name, class T, fixed_string Default>
-std::optional<query<Name, T, Default>> query<Name, T, Default>::resolve(const query_params& params,
-                                                                        parameter_error& error) {
-    using element = detail::coerced_type<T>;
+namespace detail {
+
+/// The rules every typed parameter follows, wherever its text comes from: `one()` is its value if
+/// present, `all()` every value (for a std::vector).
+template <class Self, class T, fixed_string Default, class One, class All>
+std::optional<Self> resolve_parameter(std::string_view name, One&& one, All&& all, parameter_error& error) {
+    using element = coerced_type<T>;
     static_assert(query_coercible<element>,
-                  "starling::query: no coercion for this parameter type; use a string, integer, floating "
+                  "starling: no coercion for this parameter type; use a string, integer, floating "
                   "point, bool, an enum with starling::enum_names, std::optional / std::vector of those, "
                   "or specialise starling::query_coercion for your type");
-    if constexpr (detail::vector_traits<T>::value) {
+    if constexpr (vector_traits<T>::value) {
         T values;
-        for (std::string_view text : params.get_all(name)) {
-            auto value = detail::coerce_one<element>(name, text, error);
+        for (std::string_view text : all()) {
+            auto value = coerce_one<element>(name, text, error);
             if (!value) return std::nullopt;
             values.push_back(std::move(*value));
         }
         if (values.empty() && Default.present) {
-            auto value = detail::coerce_one<element>(name, Default.view(), error);
+            auto value = coerce_one<element>(name, Default.view(), error);
             if (!value) return std::nullopt;
             values.push_back(std::move(*value));
         }
-        return query(std::move(values));
+        return Self(std::move(values));
     } else {
-        // The last value wins when a key repeats, as in query_params::get.
-        const std::optional<std::string_view> text = params.get(name);
+        const std::optional<std::string_view> text = one();
         if (!text) {
             if constexpr (Default.present) {
-                auto value = detail::coerce_one<element>(name, Default.view(), error);
+                auto value = coerce_one<element>(name, Default.view(), error);
                 if (!value) return std::nullopt;
-                return query(T(std::move(*value)));
-            } else if constexpr (detail::optional_traits<T>::value) {
-                return query(T{});
+                return Self(T(std::move(*value)));
+            } else if constexpr (optional_traits<T>::value) {
+                return Self(T{});
             } else {
                 error.message = "Missing required parameter: '" + std::string(name) + "'";
                 return std::nullopt;
             }
         }
-        auto value = detail::coerce_one<element>(name, *text, error);
+        auto value = coerce_one<element>(name, *text, error);
         if (!value) return std::nullopt;
-        return query(T(std::move(*value)));
+        return Self(T(std::move(*value)));
     }
 }
+
+}  // namespace detail
 
 }  // namespace starling
 // ---- end starling/api/params.hpp ----
@@ -6097,6 +6670,7 @@ namespace starling {
 
 class websocket;
 class connector;
+class handshake_request;
 
 namespace detail {
 
@@ -6141,7 +6715,9 @@ enum class source {
     message,            // the message text (event API): std::string_view, std::string, const std::string&
     bytes,              // the message bytes (event API): std::span<const std::byte>
     whole_message,      // the message with its type (event API): const starling::message&
-    query,              // starling::query<"name", T, ...>
+    request_parameter,  // starling::query / header / cookie / path<"name", T, ...>
+    state,              // starling::state<T>: the connection's state
+    request,            // const starling::handshake_request& (authentication hooks)
     globals,            // starling::global_dependencies&
     router,             // starling::router_dependencies&
     dependency,         // T& or const T&: an injected object found by type
@@ -6157,7 +6733,10 @@ constexpr source source_of() {
     else if constexpr (std::is_same_v<bare, std::string_view> || std::is_same_v<bare, std::string>) return source::message;
     else if constexpr (std::is_same_v<bare, std::span<const std::byte>>) return source::bytes;
     else if constexpr (std::is_same_v<bare, message> && std::is_const_v<std::remove_reference_t<P>>) return source::whole_message;
-    else if constexpr (is_query_parameter<bare>::value) return source::query;
+    else if constexpr (is_request_parameter<bare>) return source::request_parameter;
+    else if constexpr (std::is_base_of_v<connection_state_tag, bare>) return source::state;
+    else if constexpr (std::is_same_v<bare, handshake_request> && std::is_lvalue_reference_v<P> &&
+                       std::is_const_v<std::remove_reference_t<P>>) return source::request;
     else if constexpr (std::is_same_v<bare, global_dependencies> && std::is_lvalue_reference_v<P>) return source::globals;
     else if constexpr (std::is_same_v<bare, router_dependencies> && std::is_lvalue_reference_v<P>) return source::router;
     else if constexpr (is_shared_ptr<bare>::value) return source::shared_dependency;
@@ -6170,7 +6749,9 @@ struct call_context {
     websocket* ws = nullptr;
     connector* conn = nullptr;
     const starling::message* received = nullptr;
-    const query_params* query = nullptr;
+    request_values request;  // what typed parameters are read from
+    state_slot* state = nullptr;
+    const handshake_request* handshake = nullptr;
     global_dependencies* globals = nullptr;
     router_dependencies* router = nullptr;
 };
@@ -6194,10 +6775,11 @@ decltype(auto) resolve_argument(const call_context& ctx) {
     else if constexpr (from == source::whole_message) return (*ctx.received);
     else if constexpr (from == source::globals) return (*ctx.globals);
     else if constexpr (from == source::router) return (*ctx.router);
-    else if constexpr (from == source::query) {
+    else if constexpr (from == source::request_parameter) {
         parameter_error ignored;  // checked before the upgrade: it resolves now
-        return bare(*bare::resolve(*ctx.query, ignored));  // a value: the optional is a temporary
-    } else if constexpr (from == source::shared_dependency) {
+        return bare(*bare::resolve(ctx.request, ignored));  // a value: the optional is a temporary
+    } else if constexpr (from == source::state) return bare(ctx.state->get<typename bare::value_type>());
+    else if constexpr (from == source::request) return (*ctx.handshake); else if constexpr (from == source::shared_dependency) {
         using T = typename shared_target<bare>::type;
         if (ctx.router)
             if (auto found = ctx.router->find_shared<T>()) return found;
@@ -6213,12 +6795,14 @@ struct dependency_requirement {
     std::string_view name;
 };
 
-/// What the app checks about a registered callable before it serves: its typed query parameters
-/// (per connection, before the upgrade) and its dependencies (once, at start).
+/// What the app checks about a registered callable before it serves: its typed request parameters
+/// (per connection, before the upgrade), its dependencies and the path segments it names (once, at
+/// start).
 struct signature_checks {
-    /// Resolves every query parameter; returns the first error message, or nothing.
-    std::optional<std::string> (*check_query)(const query_params&) = nullptr;
+    /// Resolves every typed request parameter; returns the first error message, or nothing.
+    std::optional<std::string> (*check_request)(const request_values&) = nullptr;
     std::vector<dependency_requirement> dependencies;
+    std::vector<std::string_view> path_names;  // of its starling::path parameters
 };
 
 /// Derives from report<position, P> only when the parameter is not supported. report's static_assert
@@ -6247,13 +6831,13 @@ struct signature<std::tuple<A...>> {
     struct unsupported_report<allowed, report, std::index_sequence<I...>>
         : report_if_unsupported<allowed(source_of<A>()), report, static_cast<int>(I) + 1, A>... {};
 
-    static std::optional<std::string> check_query(const query_params& params) {
+    static std::optional<std::string> check_request(const request_values& values) {
         std::optional<std::string> failure;
         auto check_one = [&]<class P>() {
-            if constexpr (source_of<P>() == source::query) {
+            if constexpr (source_of<P>() == source::request_parameter) {
                 if (failure) return;
                 parameter_error error;
-                if (!std::remove_cvref_t<P>::resolve(params, error)) failure = std::move(error.message);
+                if (!std::remove_cvref_t<P>::resolve(values, error)) failure = std::move(error.message);
             }
         };
         (check_one.template operator()<A>(), ...);
@@ -6263,7 +6847,7 @@ struct signature<std::tuple<A...>> {
 
     static signature_checks checks() {
         signature_checks result;
-        result.check_query = &check_query;
+        result.check_request = &check_request;
         auto add_one = [&]<class P>() {
             constexpr source from = source_of<P>();
             if constexpr (from == source::dependency) {
@@ -6272,6 +6856,9 @@ struct signature<std::tuple<A...>> {
             } else if constexpr (from == source::shared_dependency) {
                 using T = typename shared_target<std::remove_cvref_t<P>>::type;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
+            } else if constexpr (from == source::request_parameter) {
+                using T = std::remove_cvref_t<P>;
+                if constexpr (T::kind == parameter_kind::path) result.path_names.push_back(T::name);
             }
         };
         (add_one.template operator()<A>(), ...);
@@ -6305,6 +6892,14 @@ using handler_function = std::function<task<>(websocket&)>;
 /// on_connect / on_close after adaptation: the text to send, if any.
 using text_callback = std::function<task<std::optional<std::string>>(websocket&)>;
 
+/// What an authentication hook decided: refused, or admitted with the state its connection starts with.
+struct hook_outcome {
+    std::optional<refusal> refused;
+    state_slot state;
+};
+/// The authentication hook after adaptation, called with the upgrade request's context.
+using hook_function = std::function<task<hook_outcome>(const call_context&)>;
+
 struct endpoint_state {
     std::string path;
     handler_function handler;
@@ -6313,6 +6908,18 @@ struct endpoint_state {
     signature_checks handler_checks;
     signature_checks on_connect_checks;
     signature_checks on_close_checks;
+    /// Runs before the upgrade; may refuse it or give the connection its state. None by default.
+    hook_function hook;
+    signature_checks hook_checks;
+    /// The endpoint's subprotocols in order of preference (none: no Sec-WebSocket-Protocol answer).
+    std::vector<std::string> subprotocols;
+    /// A client that offers subprotocols, none of them ours: refused with 400 (true), or served
+    /// without one.
+    bool refuse_unknown_subprotocol = true;
+    /// Origin patterns accepted (http/origin.hpp); empty accepts every origin.
+    std::vector<std::string> allowed_origins;
+    /// With an allow-list: whether a request without an Origin header (not from a browser) passes.
+    bool allow_missing_origin = true;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry<connection_base> registry;
@@ -6327,12 +6934,12 @@ struct endpoint_state {
     /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
     bool across_processes = true;
 
-    /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
+    /// Resolves every typed request parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
-    std::optional<std::string> check_query(const query_params& params) const {
+    std::optional<std::string> check_request(const request_values& values) const {
         for (const signature_checks* checks : {&handler_checks, &on_connect_checks, &on_close_checks})
-            if (checks->check_query)
-                if (auto problem = checks->check_query(params)) return problem;
+            if (checks->check_request)
+                if (auto problem = checks->check_request(values)) return problem;
         return std::nullopt;
     }
 
@@ -6940,6 +7547,23 @@ public:
     const client_address& client() const noexcept { return connection_.client(); }
     /// The request path, without the query string.
     std::string_view path() const noexcept { return connection_.path(); }
+    /// The subprotocol chosen in the handshake (the endpoint's subprotocols()), or "" for none.
+    std::string_view subprotocol() const noexcept;
+
+    // ---- State ------------------------------------------------------------------------------------
+    // One typed value per connection (api/connection_state.hpp): the authentication hook's, or one
+    // put here in on_connect. Every later callback sees it; it goes with the connection.
+
+    /// The state, which must be a T: throws std::logic_error otherwise (in a handler: a 1011 close).
+    template <class T>
+    T& state() const { return state_.get<T>(); }
+    /// The state if it is a T, else nullptr.
+    template <class T>
+    T* find_state() const noexcept { return state_.find<T>(); }
+    /// Replaces the state with a T made of `args`.
+    template <class T, class... Args>
+    T& emplace_state(Args&&... args) { return state_.emplace<T>(std::forward<Args>(args)...); }
+
 
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
@@ -7039,6 +7663,13 @@ public:
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 
+    /// For the runtime: the handshake's decisions, kept for the connection's life.
+    void adopt_handshake(detail::state_slot state, int subprotocol) noexcept {
+        state_ = std::move(state);
+        subprotocol_ = static_cast<std::int16_t>(subprotocol);
+    }
+    detail::state_slot& state_storage() noexcept { return state_; }
+
     /// Asks for a close (1000) once the current reply is sent: the event API's connector::close(),
     /// where a handler closes and still returns its reply ("Closing connection").
     void request_close_after_reply() noexcept { close_requested_ = true; }
@@ -7076,8 +7707,15 @@ private:
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
+    detail::state_slot state_;      // one pointer while empty
+    std::int16_t subprotocol_ = -1;  // an index into the endpoint's subprotocols, or none
     bool close_requested_ = false;
 };
+
+inline std::string_view websocket::subprotocol() const noexcept {
+    if (subprotocol_ < 0) return {};
+    return endpoint_.subprotocols[static_cast<std::size_t>(subprotocol_)];
+}
 
 }  // namespace starling
 // ---- end starling/api/websocket.hpp ----
@@ -7142,13 +7780,28 @@ task<std::optional<std::string>> invoke_for_text(F& f, call_context ctx) {
 
 /// What coroutine-API handlers and callbacks may declare.
 constexpr bool coroutine_api_parameter(source s) {
-    return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
+    return s == source::websocket || s == source::request_parameter || s == source::state || s == source::globals ||
+           s == source::router || s == source::dependency || s == source::shared_dependency;
+}
+
+/// What an authentication hook may declare: the request and what is read from it, and dependencies.
+constexpr bool hook_parameter(source s) {
+    return s == source::request || s == source::request_parameter || s == source::globals || s == source::router ||
            s == source::dependency || s == source::shared_dependency;
 }
 
-inline call_context context_for(websocket& ws) {
+/// What a callable of `ws`'s endpoint may draw its arguments from (the event API adds its own).
+inline call_context context_for(websocket& ws, connector* conn = nullptr, const message* received = nullptr) {
     const endpoint_state& endpoint = ws.endpoint();
-    return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
+    call_context ctx;
+    ctx.ws = &ws;
+    ctx.conn = conn;
+    ctx.received = received;
+    ctx.request = request_values{&ws.query_params(), &ws.headers(), ws.path(), endpoint.path};
+    ctx.state = &ws.state_storage();
+    ctx.globals = endpoint.globals.get();
+    ctx.router = endpoint.router_deps.get();
+    return ctx;
 }
 
 /// Instantiated for a handler or callback parameter no source supplies: the compiler's notes read
@@ -7158,7 +7811,8 @@ struct unsupported_handler_parameter {
     static_assert(dependent_false<type>,
                   "starling: unsupported parameter type in a websocket handler or callback (the note "
                   "'unsupported_handler_parameter<position, type>' names it, counting from 1); it may "
-                  "declare starling::websocket&, starling::query<\"name\", T>, "
+                  "declare starling::websocket&, starling::query<\"name\", T>, starling::header<...>, "
+                  "starling::cookie<...>, starling::path<...>, starling::state<T>, "
                   "starling::global_dependencies&, starling::router_dependencies&, or an injected "
                   "dependency as T& or std::shared_ptr<T>");
 };
@@ -7218,6 +7872,64 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
 }
 
 }  // namespace starling::detail
+
+namespace starling::detail {
+
+/// Instantiated for a hook parameter no source supplies: the compiler's notes read
+/// `unsupported_hook_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_hook_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in an authentication hook (the note "
+                  "'unsupported_hook_parameter<position, type>' names it, counting from 1); it may declare "
+                  "const starling::handshake_request&, starling::query / header / cookie / path<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
+template <class R>
+struct is_admission : std::false_type {};
+template <class T>
+struct is_admission<admission<T>> : std::true_type {};
+
+/// An admission as the upgrade uses it: refused, or the state it starts the connection with.
+template <class T>
+hook_outcome to_hook_outcome(admission<T>&& decided) {
+    hook_outcome outcome;
+    if (!decided.admitted()) {
+        outcome.refused = std::move(*decided.refused());
+    } else if constexpr (!std::is_void_v<T>) {
+        outcome.state.emplace<T>(std::move(*decided.value()));
+    }
+    return outcome;
+}
+
+template <class F>
+task<hook_outcome> run_hook(F& hook, call_context ctx) {
+    using R = result_of<F>;
+    if constexpr (is_task_v<R>) co_return to_hook_outcome(co_await signature_of<F>::invoke(hook, ctx));
+    else co_return to_hook_outcome(signature_of<F>::invoke(hook, ctx));
+}
+
+template <class F>
+void adapt_hook(F hook, endpoint_state& endpoint) {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: an authentication hook must be a function or a lambda with concrete "
+                      "parameter types (no 'auto' parameters)");
+    } else if constexpr (!signature_of<F>::template all_allowed<hook_parameter>) {
+        (void)sizeof(typename signature_of<F>::template unsupported_report<hook_parameter, unsupported_hook_parameter>);
+    } else if constexpr (!is_admission<std::remove_cvref_t<typename task_value<result_of<F>>::type>>::value) {
+        static_assert(dependent_false<F>,
+                      "starling: an authentication hook returns starling::admission<T> (a T admits, "
+                      "starling::refuse(status, body) refuses), or a task of one");
+    } else {
+        endpoint.hook = [hook = std::move(hook)](const call_context& ctx) mutable { return run_hook(hook, ctx); };
+        endpoint.hook_checks = signature_of<F>::checks();
+    }
+}
+
+}  // namespace starling::detail
 // ---- end starling/api/callbacks.hpp ----
 
 // ---- begin starling/endpoint.hpp ----
@@ -7225,8 +7937,11 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
 
 #include <cstddef>  // std::size_t
 #include <memory>   // std::shared_ptr endpoint state
-#include <string>   // std::string path
-#include <utility>  // std::move
+#include <initializer_list>  // subprotocol and origin lists
+#include <stdexcept>         // std::invalid_argument for unusable lists
+#include <string>            // std::string path
+#include <utility>           // std::move
+#include <vector>            // std::vector lists
 
 
 namespace starling {
@@ -7248,6 +7963,46 @@ public:
     template <class F>
     endpoint& on_close(F callback) {
         detail::adapt_text_callback(std::move(callback), state_->on_close, state_->on_close_checks);
+        return *this;
+    }
+
+    /// Runs before the upgrade, once per connection: declares what it reads (the request, typed
+    /// headers, cookies, query and path parameters, dependencies), may be a coroutine, and returns a
+    /// starling::admission<T>. A refusal (starling::refuse(401, "...")) answers the upgrade request
+    /// with that status and body, and nothing else runs: no on_connect, no handler, no registration.
+    /// An admission's T becomes the connection's state, which every callback can declare as
+    /// starling::state<T> or read with ws.state<T>().
+    template <class F>
+    endpoint& authenticate(F hook) {
+        detail::adapt_hook(std::move(hook), *state_);
+        return *this;
+    }
+
+    /// What a client that offers subprotocols none of which is ours gets.
+    enum class unknown_subprotocol { refuse, serve_without };
+
+    /// The subprotocols this endpoint speaks, most preferred first. Of those the client offers, the
+    /// first in this list is chosen and answered in Sec-WebSocket-Protocol (ws.subprotocol() reads it).
+    /// A client offering none of them gets 400 naming these (or, with serve_without, is served with
+    /// no subprotocol); a client offering none at all is served without one.
+    endpoint& subprotocols(std::vector<std::string> supported, unknown_subprotocol policy = unknown_subprotocol::refuse) {
+        for (const std::string& name : supported)
+            if (!http::detail::is_token(name))
+                throw std::invalid_argument("starling: a subprotocol name must be an HTTP token: \"" + name + "\"");
+        if (supported.size() > 1000) throw std::invalid_argument("starling: too many subprotocols");
+        state_->subprotocols = std::move(supported);
+        state_->refuse_unknown_subprotocol = policy == unknown_subprotocol::refuse;
+        return *this;
+    }
+
+    /// Browsers' origins this endpoint accepts, as exact origins ("https://example.com") or with a
+    /// wildcard for subdomains ("https://*.example.com"); any other Origin gets 403 before the upgrade.
+    /// Without a list (the default) every origin is accepted. A request with no Origin header (a
+    /// program, not a browser page, which could send any Origin it likes) passes unless
+    /// `allow_missing` is false.
+    endpoint& allow_origins(std::vector<std::string> patterns, bool allow_missing = true) {
+        state_->allowed_origins = std::move(patterns);
+        state_->allow_missing_origin = allow_missing;
         return *this;
     }
 
@@ -7341,6 +8096,8 @@ struct router_state {
     std::shared_ptr<endpoint_state> add_endpoint(std::string path) {
         if (path.empty() || path.front() != '/')
             throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
+        if (const std::string problem = http::path_template_problem(path); !problem.empty())
+            throw std::invalid_argument("starling: " + problem);
         for (const auto& [existing, state] : endpoints)
             if (existing == path)
                 throw std::invalid_argument("starling: an endpoint is already registered at " +
@@ -7493,6 +8250,67 @@ private:
 
 }  // namespace starling::detail
 // ---- end starling/runtime/accept_backoff.hpp ----
+
+// ---- begin starling/runtime/address_counts.hpp ----
+// Open connections per client IP address, server-wide, for server_options::max_connections_per_ip.
+// A connection counts from the start of its handshake to its end, so a burst from one address is
+// judged as it arrives, before any of it is upgraded. Touched twice per connection, never per message:
+// one mutex is enough.
+
+#include <cstddef>        // std::size_t
+#include <mutex>          // std::mutex: connections of every worker come and go
+#include <string>         // std::string addresses
+#include <unordered_map>  // address -> open connections
+#include <utility>        // std::move
+
+namespace starling::detail {
+
+class address_counts {
+public:
+    /// One more connection from `ip`; returns how many it has now, this one included.
+    std::size_t add(const std::string& ip) {
+        std::lock_guard lock(mutex_);
+        return ++counts_[ip];
+    }
+    void remove(const std::string& ip) {
+        std::lock_guard lock(mutex_);
+        const auto it = counts_.find(ip);
+        if (it == counts_.end()) return;
+        if (--it->second == 0) counts_.erase(it);
+    }
+    std::size_t count(const std::string& ip) const {
+        std::lock_guard lock(mutex_);
+        const auto it = counts_.find(ip);
+        return it == counts_.end() ? 0 : it->second;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::size_t> counts_;
+};
+
+/// Counts a connection from its address for as long as it lives; counts nothing without a cap.
+class address_guard {
+public:
+    address_guard(address_counts& counts, std::string ip, std::size_t cap)
+        : counts_(cap == 0 ? nullptr : &counts), ip_(std::move(ip)) {
+        if (counts_) over_ = counts_->add(ip_) > cap;
+    }
+    address_guard(const address_guard&) = delete;
+    address_guard& operator=(const address_guard&) = delete;
+    ~address_guard() {
+        if (counts_) counts_->remove(ip_);
+    }
+    bool over_cap() const noexcept { return over_; }
+
+private:
+    address_counts* counts_;
+    std::string ip_;
+    bool over_ = false;
+};
+
+}  // namespace starling::detail
+// ---- end starling/runtime/address_counts.hpp ----
 
 // ---- begin starling/runtime/live_connections.hpp ----
 // Every connection the server holds, from accept to its end, whether still in its handshake or
@@ -7941,14 +8759,17 @@ public:
 
     /// The handshake routed `request` to `endpoint` and answered 101: the connection opens, with
     /// `already_read` (bytes behind the request) as its first input.
+    /// The handshake's decisions come along: the state the authentication hook gave it, and the
+    /// index of the chosen subprotocol (or -1).
     void attach(std::shared_ptr<endpoint_state> endpoint, http::request request, starling::query_params query,
-                std::string_view already_read) {
+                std::string_view already_read, state_slot state = {}, int subprotocol = -1) {
         endpoint_ = std::move(endpoint);
         const std::string path(request.path());
         this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields),
                        &endpoint_->metrics.for_worker(this->context()));
         this->set_already_read(already_read);
         handle_.emplace(*this, *endpoint_);
+        handle_->adopt_handshake(std::move(state), subprotocol);
     }
 
 private:
@@ -8057,7 +8878,8 @@ public:
 
 // ---- begin starling/runtime/upgrade.hpp ----
 // The opening handshake of one connection: read the request under the size and time limits, route
-// it, validate it, resolve its typed query parameters, and answer 101, a page, or an error. The
+// it, validate it, check its origin, choose its subprotocol, resolve its typed parameters, run the
+// endpoint's authentication hook, and answer 101, a page, or an error. The
 // time limit is the connection's own deadline (session/connection_base.hpp), armed by the server
 // before a TLS handshake if there is one: when it passes, the stream is closed under the handshake,
 // whatever the client does.
@@ -8074,6 +8896,181 @@ public:
 #include <string>                           // std::string responses
 #include <string_view>                      // std::string_view bytes behind the request
 
+
+// ---- begin starling/api/handshake_request.hpp ----
+// The upgrade request as an authentication hook sees it: headers, cookies, query parameters, path and
+// the client's address. A view: valid during the hook only.
+
+#include <optional>     // std::optional lookups
+#include <string_view>  // std::string_view names and values
+
+
+namespace starling {
+
+class handshake_request {
+public:
+    handshake_request(const http::request& request, const starling::query_params& query, const client_address& client) noexcept
+        : request_(request), query_(query), client_(client) {}
+
+    const http::headers& headers() const noexcept { return request_.fields; }
+    /// The first header called `name` (case-insensitive).
+    std::optional<std::string_view> header(std::string_view name) const { return request_.fields.get(name); }
+    /// The cookie called `name`, as sent.
+    std::optional<std::string_view> cookie(std::string_view name) const { return http::find_cookie(request_.fields, name); }
+    /// The query string's parameters, percent-decoded.
+    const starling::query_params& query_params() const noexcept { return query_; }
+    /// The request path, still percent-encoded, without the query string.
+    std::string_view path() const noexcept { return request_.path(); }
+    /// The peer's IP address and port.
+    const client_address& client() const noexcept { return client_; }
+
+    /// The token of an "Authorization: Bearer <token>" header, if there is one.
+    std::optional<std::string_view> bearer_token() const {
+        const auto value = request_.fields.get("Authorization");
+        if (!value) return std::nullopt;
+        const std::string_view text = http::detail::trim_ows(*value);
+        constexpr std::string_view scheme = "Bearer ";
+        if (text.size() <= scheme.size() || !http::detail::iequals(text.substr(0, scheme.size()), scheme)) return std::nullopt;
+        return http::detail::trim_ows(text.substr(scheme.size()));
+    }
+
+private:
+    const http::request& request_;
+    const starling::query_params& query_;
+    const client_address& client_;
+};
+
+}  // namespace starling
+// ---- end starling/api/handshake_request.hpp ----
+
+// ---- begin starling/http/origin.hpp ----
+// Origin allow-lists: whether a request's Origin header (RFC 6454: "scheme://host[:port]", or
+// "null") is one an endpoint accepts. Patterns are exact origins ("https://example.com"), origins
+// whose host is a wildcard for every subdomain ("https://*.example.com": a.example.com and
+// a.b.example.com, not example.com itself), either without a scheme to accept any scheme
+// ("*.example.com", "example.com:8443"), or "*" for every origin. Case does not matter; a port is part
+// of the host, so "https://example.com" does not accept "https://example.com:8443", unless the
+// pattern ends in ":*" for any port ("http://localhost:*", what a development server needs).
+
+#include <span>         // std::span of patterns
+#include <string>       // std::string patterns
+#include <string_view>  // std::string_view origins
+
+
+namespace starling::http {
+
+namespace detail {
+
+/// `host` without its ":port", if it has one ("[::1]:8080" -> "[::1]").
+inline std::string_view without_port(std::string_view host) noexcept {
+    const std::size_t colon = host.rfind(':');
+    if (colon == std::string_view::npos) return host;
+    if (host.find(']', colon) != std::string_view::npos) return host;  // a colon inside an IPv6 literal
+    return host.substr(0, colon);
+}
+
+inline bool iends_with(std::string_view text, std::string_view suffix) noexcept {
+    return text.size() >= suffix.size() && iequals(text.substr(text.size() - suffix.size()), suffix);
+}
+
+}  // namespace detail
+
+/// True when `origin` matches `pattern` (see the top of this file).
+inline bool origin_matches(std::string_view pattern, std::string_view origin) {
+    if (pattern == "*") return true;
+    const std::size_t origin_scheme_end = origin.find("://");
+    if (origin_scheme_end == std::string_view::npos) return detail::iequals(pattern, origin);  // "null"
+    std::string_view host = origin.substr(origin_scheme_end + 3);
+    const std::size_t pattern_scheme_end = pattern.find("://");
+    if (pattern_scheme_end != std::string_view::npos) {
+        if (!detail::iequals(pattern.substr(0, pattern_scheme_end), origin.substr(0, origin_scheme_end))) return false;
+        pattern.remove_prefix(pattern_scheme_end + 3);
+    }
+    if (pattern.ends_with(":*")) {  // any port, or none
+        pattern.remove_suffix(2);
+        host = detail::without_port(host);
+    }
+    if (pattern.starts_with("*.")) {
+        const std::string_view suffix = pattern.substr(1);  // ".example.com", port included if any
+        return host.size() > suffix.size() && detail::iends_with(host, suffix) &&
+               host.substr(0, host.size() - suffix.size()).find_first_of("/:") == std::string_view::npos;
+    }
+    return detail::iequals(pattern, host);
+}
+
+/// True when `origin` matches one of `patterns`.
+inline bool origin_allowed(std::span<const std::string> patterns, std::string_view origin) {
+    for (const std::string& pattern : patterns)
+        if (origin_matches(pattern, origin)) return true;
+    return false;
+}
+
+}  // namespace starling::http
+// ---- end starling/http/origin.hpp ----
+
+// ---- begin starling/protocol/subprotocol.hpp ----
+// Choosing a subprotocol (RFC 6455 sections 1.9 and 4.2.2): the client lists those it speaks in
+// Sec-WebSocket-Protocol (one field or several, comma-separated), the server answers with exactly one
+// of them, or none. The endpoint's own list is its order of preference: the first of its protocols
+// that the client offered wins, wherever the client put it. The client's list is never echoed.
+
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional choice
+#include <span>         // std::span of supported protocols
+#include <string>       // std::string protocols and messages
+#include <string_view>  // std::string_view tokens
+
+
+namespace starling {
+
+struct subprotocol_choice {
+    bool offered = false;               // the client listed at least one protocol
+    std::optional<std::size_t> chosen;  // the index in the endpoint's list, if one matched
+};
+
+/// True when the client's Sec-WebSocket-Protocol fields list `protocol` (exactly: protocol names are
+/// case-sensitive tokens).
+inline bool offers_subprotocol(const http::headers& fields, std::string_view protocol) {
+    for (const std::string_view line : fields.get_all("Sec-WebSocket-Protocol")) {
+        std::string_view rest = line;
+        for (;;) {
+            const std::size_t comma = rest.find(',');
+            if (http::detail::trim_ows(rest.substr(0, comma)) == protocol) return true;
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
+/// The first of `supported` that the request offers.
+inline subprotocol_choice choose_subprotocol(const http::headers& fields, std::span<const std::string> supported) {
+    subprotocol_choice choice;
+    for (const std::string_view line : fields.get_all("Sec-WebSocket-Protocol"))
+        if (!http::detail::trim_ows(line).empty()) choice.offered = true;
+    if (!choice.offered) return choice;
+    for (std::size_t i = 0; i < supported.size(); ++i) {
+        if (offers_subprotocol(fields, supported[i])) {
+            choice.chosen = i;
+            break;
+        }
+    }
+    return choice;
+}
+
+/// The 400 body for a client that offered none of `supported`: it names them, so the client's
+/// author can see what to offer.
+inline std::string unsupported_subprotocol_message(std::span<const std::string> supported) {
+    std::string text = "Unsupported subprotocol: this endpoint speaks ";
+    for (std::size_t i = 0; i < supported.size(); ++i) {
+        if (i != 0) text += ", ";
+        text += supported[i];
+    }
+    return text;
+}
+
+}  // namespace starling
+// ---- end starling/protocol/subprotocol.hpp ----
 
 namespace starling::detail {
 
@@ -8132,6 +9129,15 @@ inline std::optional<deflate_agreement> agree_compression(const http::request& r
     return negotiate_deflate(request.fields.get_all("Sec-WebSocket-Extensions"), options);
 }
 
+/// The endpoint serving `path`: the one registered at exactly that path, else the first template
+/// (in the order of their paths) that matches it. Nothing: 404.
+inline const std::shared_ptr<endpoint_state>* find_route(const route_table& routes, std::string_view path) {
+    if (const auto exact = routes.find(path); exact != routes.end()) return &exact->second;
+    for (const auto& [pattern, endpoint] : routes)
+        if (http::is_path_template(pattern) && http::matches_path_template(pattern, path)) return &endpoint;
+    return nullptr;
+}
+
 /// Runs handshakes for a server.
 class upgrader {
 public:
@@ -8141,8 +9147,10 @@ public:
     /// armed (connection_base::begin_handshake) before the stream's own opening (a TLS handshake), so
     /// that one deadline covers both. Its buffers are gone when it returns: an idle connection costs
     /// only what it keeps.
+    /// `over_ip_cap`: the client's address has more open connections than the server allows, so the
+    /// request is answered 429 once it is routed.
     template <class Stream>
-    task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection) const {
+    task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection, bool over_ip_cap = false) const {
         const upgrade_settings& settings = settings_;
         Stream& stream = connection.stream();
 
@@ -8155,7 +9163,7 @@ public:
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
-                co_await refuse(stream, make_error_response(parser.error()));
+                co_await refuse(stream, parser.error());
                 co_return upgrade_outcome{};
             }
             if (result.status == http::parse_status::complete) {
@@ -8166,7 +9174,7 @@ public:
 
         const http::request& request = parser.get();
         if (settings.stopping) {
-            co_await refuse(stream, make_response(503, "text/plain", "Server shutting down"));
+            co_await refuse(stream, 503, make_response(503, "text/plain", "Server shutting down"));
             co_return upgrade_outcome{};
         }
         if (!request.fields.has_token("Upgrade", "websocket")) {
@@ -8175,43 +9183,153 @@ public:
                 co_return upgrade_outcome{};
             }
         }
-        const auto route = settings.routes.find(request.path());
-        if (route == settings.routes.end()) {
-            co_await refuse(stream, make_error_response(make_error_code(error::not_found)));
+        const std::shared_ptr<endpoint_state>* route = find_route(settings.routes, request.path());
+        if (!route) {
+            co_await refuse(stream, make_error_code(error::not_found));
             co_return upgrade_outcome{};
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await refuse(stream, make_error_response(ec));
+            co_await refuse(stream, ec);
             co_return upgrade_outcome{};
         }
-        const endpoint_state& endpoint = *route->second;
+        if (over_ip_cap) {
+            co_await refuse(stream, 429, make_response(429, "text/plain; charset=utf-8", "Too many connections from this address"));
+            co_return upgrade_outcome{};
+        }
+        endpoint_state& endpoint = **route;
         auto query = query_params::parse(request.query_string());
-        std::optional<std::string> rejection = endpoint.check_query(query);
-        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await refuse(stream, make_response(400, "text/plain", *rejection));
-            co_return upgrade_outcome{};
-        }
+        const request_values values{&query, &request.fields, request.path(), endpoint.path};
+        admission_decision admitted = co_await admit(stream, endpoint, request, values, connection);
+        if (!admitted.admitted) co_return upgrade_outcome{};
+        const int subprotocol = admitted.subprotocol;
+        std::string agreed;  // the 101's lines for what was agreed: the subprotocol, the compression
+        if (subprotocol >= 0) agreed = "Sec-WebSocket-Protocol: " + endpoint.subprotocols[static_cast<std::size_t>(subprotocol)] + "\r\n";
         const auto compression = agree_compression(request, endpoint.options.compression);
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"),
-                                                        compression ? deflate_response_field(*compression) : std::string());
+        if (compression) agreed += deflate_response_field(*compression);
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"), agreed);
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
         if (compression) connection.set_compression(*compression, endpoint.options.compression);
-        connection.attach(route->second, parser.release(), std::move(query), after_head);
+        connection.attach(*route, parser.release(), std::move(query), after_head, std::move(admitted.state), subprotocol);
         upgrade_outcome outcome{true, std::nullopt};
-        if (rejection) outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
-    co_return outcome;
+        if (admitted.rejection)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*admitted.rejection)};
+        co_return outcome;
     }
 
 private:
+    /// What an endpoint decided about a valid upgrade request.
+    struct admission_decision {
+        bool admitted = false;  // false: refused, and the refusal answered
+        int subprotocol = -1;   // the index of the chosen one in the endpoint's list, or none
+        state_slot state;       // what the authentication hook gave the connection
+        /// Typed parameters that did not resolve, on an endpoint whose invalid_query policy is to
+        /// accept and close with 1008.
+        std::optional<std::string> rejection;
+    };
+
+    /// The endpoint's own checks, in order: origin (403), subprotocol (400), typed parameters (400,
+    /// the hook's always, the others per invalid_query), then the authentication hook.
+    template <class Stream>
+    task<admission_decision> admit(Stream& stream, endpoint_state& endpoint, const http::request& request,
+                                   const request_values& values, const connection_base& connection) const {
+        admission_decision decision;
+        if (!origin_accepted(endpoint, request)) {
+            co_await refuse(stream, 403, make_response(403, "text/plain; charset=utf-8", "Origin not allowed"));
+            co_return decision;
+        }
+        if (!endpoint.subprotocols.empty()) {
+            const subprotocol_choice choice = choose_subprotocol(request.fields, endpoint.subprotocols);
+            if (choice.chosen) {
+                decision.subprotocol = static_cast<int>(*choice.chosen);
+            } else if (choice.offered && endpoint.refuse_unknown_subprotocol) {
+                co_await refuse(stream, 400, make_response(400, "text/plain; charset=utf-8",
+                                                          unsupported_subprotocol_message(endpoint.subprotocols)));
+                co_return decision;
+            }
+        }
+        // The hook's own parameters are needed before the upgrade, whatever invalid_query says.
+        std::optional<std::string> rejection;
+        if (endpoint.hook_checks.check_request) rejection = endpoint.hook_checks.check_request(values);
+        if (!rejection) {
+            rejection = endpoint.check_request(values);
+            if (rejection && endpoint.options.invalid_query == invalid_query_policy::close) {
+                decision.rejection = std::move(rejection);  // accepted, then closed with 1008
+                rejection.reset();
+            }
+        }
+        if (rejection) {
+            co_await refuse(stream, 400, make_response(400, "text/plain", *rejection));
+            co_return decision;
+        }
+        if (endpoint.hook) {
+            std::optional<hook_outcome> decided = co_await run_hook(endpoint, request, values, connection.client());
+            if (!decided) {
+                co_await refuse(stream, 500, make_response(500, "text/plain; charset=utf-8", "Internal Server Error"));
+                co_return decision;
+            }
+            if (decided->refused) {
+                endpoint.metrics.for_worker(connection.context()).auth_refusals.add();
+                co_await refuse(stream, *decided->refused);
+                co_return decision;
+            }
+            decision.state = std::move(decided->state);
+        }
+        decision.admitted = true;
+        co_return decision;
+    }
+
     /// Answers an upgrade request with an HTTP error, counted under its status.
     template <class Stream>
-    task<> refuse(Stream& stream, std::string response) const {
-        // "HTTP/1.1 NNN ...": the status is the three digits after the version.
-        const int status = response.size() > 12 ? (response[9] - '0') * 100 + (response[10] - '0') * 10 + (response[11] - '0') : 0;
+    task<> refuse(Stream& stream, int status, std::string response) const {
         settings_.refusals.count(status);
         co_await respond_and_close(stream, std::move(response));
+    }
+    template <class Stream>
+    task<> refuse(Stream& stream, std::error_code ec) const {
+        return refuse(stream, error_response_status(ec), make_error_response(ec));
+    }
+    /// The hook's refusal as an answer. HTTP requires a 401 to say how to authenticate: one that does
+    /// not gets "WWW-Authenticate: Bearer".
+    template <class Stream>
+    task<> refuse(Stream& stream, refusal& refused) const {
+        const int status = refused.status >= 400 && refused.status <= 599 ? refused.status : 500;
+        std::string extra = std::move(refused.headers);
+        if (!extra.empty() && !extra.ends_with("\r\n")) extra += "\r\n";
+        if (status == 401 && !http::detail::iequals(extra.substr(0, 17), "WWW-Authenticate:") &&
+            extra.find("\r\nWWW-Authenticate:") == std::string::npos)
+            extra += "WWW-Authenticate: Bearer\r\n";
+        return refuse(stream, status, make_response(status, "text/plain; charset=utf-8", refused.body, extra));
+    }
+
+    static bool origin_accepted(const endpoint_state& endpoint, const http::request& request) {
+        if (endpoint.allowed_origins.empty()) return true;
+        const auto origin = request.fields.get("Origin");
+        if (!origin) return endpoint.allow_missing_origin;
+        return http::origin_allowed(endpoint.allowed_origins, *origin);
+    }
+
+    /// Runs the endpoint's hook; nothing when it threw (logged: the client gets a 500).
+    task<std::optional<hook_outcome>> run_hook(const endpoint_state& endpoint, const http::request& request,
+                                               const request_values& values, const client_address& client) const {
+        const auto query = values.query;
+        const handshake_request seen(request, *query, client);
+        call_context ctx;
+        ctx.request = values;
+        ctx.handshake = &seen;
+        ctx.globals = endpoint.globals.get();
+        ctx.router = endpoint.router_deps.get();
+        std::string line;
+        try {
+            co_return co_await endpoint.hook(ctx);
+        } catch (const std::exception& e) {
+            line = "authentication hook for " + endpoint.path + " threw: " + e.what();
+        } catch (...) {
+            line = "authentication hook for " + endpoint.path + " threw a non-exception";
+        }
+        endpoint.log_line(log_level::error, "hook_threw", {}, line);
+        co_return std::nullopt;
     }
 
     upgrade_settings settings_;
@@ -8312,6 +9430,7 @@ public:
     task<> serve_stream(Stream stream, asio::io_context& context) {
         auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
         const live_guard listed(live_, live_.add(context, connection));
+        const address_guard from_address(addresses_, connection->client().ip, options_.max_connections_per_ip);
         connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
         if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
             // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
@@ -8322,7 +9441,7 @@ public:
                 co_return;
             }
         }
-        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection, from_address.over_cap());
         if (!outcome.upgraded) {
             connection->discard();
             co_return;
@@ -8554,6 +9673,7 @@ private:
     reserve_descriptor reserve_;  // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
+    address_counts addresses_;  // open connections per client address, with max_connections_per_ip
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};
@@ -8842,8 +9962,13 @@ private:
     /// dependency that no container holds.
     static void check_dependencies(const detail::endpoint_state& e) {
         const std::pair<const char*, const detail::signature_checks*> callables[] = {
-            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks}};
+            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks},
+            {"authentication hook", &e.hook_checks}};
         for (const auto& [role, checks] : callables) {
+            for (const std::string_view name : checks->path_names)
+                if (!http::path_template_has(e.path, name))
+                    throw std::logic_error("starling: the " + std::string(role) + " of " + e.path + " declares starling::path<\"" +
+                                           std::string(name) + "\">, which its path has no {" + std::string(name) + "} segment for");
             for (const auto& need : checks->dependencies) {
                 if (e.router_deps->contains(need.type) || e.globals->contains(need.type)) continue;
                 throw std::logic_error("starling: the " + std::string(role) + " of " + e.path +
@@ -9326,6 +10451,7 @@ private:
 #include <cstddef>      // std::size_t members reached
 #include <string>       // std::string ids
 #include <string_view>  // std::string_view messages
+#include <utility>      // std::forward
 #include <vector>       // std::vector topic names
 
 
@@ -9341,6 +10467,14 @@ public:
     const std::string& id() const noexcept { return ws_.id(); }
     const starling::query_params& query_params() const noexcept { return ws_.query_params(); }
     const http::headers& headers() const noexcept { return ws_.headers(); }
+    /// The subprotocol chosen in the handshake, or "".
+    std::string_view subprotocol() const noexcept { return ws_.subprotocol(); }
+    /// The connection's state (see websocket::state).
+    template <class T>
+    T& state() const { return ws_.state<T>(); }
+    /// Replaces the connection's state with a T made of `args` (in a "connect" handler, say).
+    template <class T, class... Args>
+    T& emplace_state(Args&&... args) { return ws_.emplace_state<T>(std::forward<Args>(args)...); }
 
     /// Queues `message` for the connection `id` of this endpoint (this one included). False if no
     /// such connection is open: reported, never a crash.
@@ -9427,7 +10561,7 @@ struct event_handlers {
 /// What event handlers may declare.
 constexpr bool event_api_parameter(source s) {
     return s == source::connector || s == source::message || s == source::bytes || s == source::whole_message ||
-           s == source::query || s == source::globals || s == source::router || s == source::dependency ||
+           s == source::request_parameter || s == source::state || s == source::globals || s == source::router || s == source::dependency ||
            s == source::shared_dependency;
 }
 
@@ -9444,7 +10578,8 @@ struct unsupported_event_parameter {
                   "starling: unsupported parameter type in an event handler (the note "
                   "'unsupported_event_parameter<position, type>' names it, counting from 1); it may declare "
                   "starling::connector&, the message (std::string_view, std::string, "
-                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T> "
+                  "(or header, cookie, path), starling::state<T>, "
                   "starling::global_dependencies&, starling::router_dependencies&, or an injected "
                   "dependency as T& or std::shared_ptr<T>");
 };
@@ -9466,10 +10601,7 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
         checks = signature_of<F>::checks();
         needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
         return [handler = std::move(handler)](connector& conn, const message* received) mutable {
-            websocket& ws = conn.underlying();
-            const endpoint_state& endpoint = ws.endpoint();
-            return invoke_for_text(handler, call_context{&ws, &conn, received, &ws.query_params(),
-                                                         endpoint.globals.get(), endpoint.router_deps.get()});
+            return invoke_for_text(handler, context_for(conn.underlying(), &conn, received));
         };
     }
 }

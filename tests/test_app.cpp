@@ -83,3 +83,21 @@ TEST_CASE("each app has its own global container, read-only once started") {
     CHECK_THROWS_AS(first.websocket("/y", idle), std::logic_error);
     first.stop();
 }
+
+TEST_CASE("path templates are checked when registered, and path parameters against them when the app starts") {
+    starling::app app;
+    CHECK(error_of([&] { app.websocket("/rooms/x{room}", idle); }) ==
+          "starling: a path parameter must be a whole, named segment, as in /rooms/{room}: \"/rooms/x{room}\"");
+    app.websocket("/rooms/{room}", [](starling::websocket&, starling::path<"id", int>) -> starling::task<> { co_return; });
+    CHECK(error_of([&] { app.start_in_background(0); }) ==
+          "starling: the handler of /rooms/{room} declares starling::path<\"id\">, which its path has no {id} segment for");
+}
+
+TEST_CASE("an authentication hook's dependencies are checked at start; subprotocol names must be tokens") {
+    starling::app app;
+    auto e = app.websocket("/ws", idle);
+    CHECK(error_of([&] { e.subprotocols({"chat v1"}); }) == "starling: a subprotocol name must be an HTTP token: \"chat v1\"");
+    e.authenticate([](database&) -> starling::admission<> { return {}; });
+    const std::string message = error_of([&] { app.start_in_background(0); });
+    CHECK(message.find("the authentication hook of /ws needs a dependency of type") != std::string::npos);
+}

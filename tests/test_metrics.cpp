@@ -58,8 +58,12 @@ TEST_CASE("the exposition: types, labels escaped, cumulative histogram buckets")
     e.pong_rtt_buckets[0] = 1;
     e.pong_rtt_buckets[3] = 2;
     e.pong_rtt_count = 3;
+    e.auth_refusals = 6;
+    e.rate_limited_drops = 7;
+    e.rate_limited_closes = 8;
     s.endpoints.push_back(e);
-    s.handshakes_refused[2] = 4;  // 404
+    s.handshakes_refused[1] = 9;  // 401
+    s.handshakes_refused[3] = 4;  // 404
     const std::string text = s.to_prometheus();
     CHECK(text.find("# TYPE starling_connections_open gauge\n") != std::string::npos);
     CHECK(text.find("starling_connections_open{endpoint=\"/a\\\"b\"} 2\n") != std::string::npos);
@@ -69,6 +73,10 @@ TEST_CASE("the exposition: types, labels escaped, cumulative histogram buckets")
     CHECK(text.find("starling_pong_rtt_seconds_bucket{endpoint=\"/a\\\"b\",le=\"0.025\"} 3\n") != std::string::npos);
     CHECK(text.find("starling_pong_rtt_seconds_bucket{endpoint=\"/a\\\"b\",le=\"+Inf\"} 3\n") != std::string::npos);
     CHECK(text.find("starling_handshakes_refused_total{status=\"404\"} 4\n") != std::string::npos);
+    CHECK(text.find("starling_handshakes_refused_total{status=\"401\"} 9\n") != std::string::npos);
+    CHECK(text.find("starling_auth_refusals_total{endpoint=\"/a\\\"b\"} 6\n") != std::string::npos);
+    CHECK(text.find("starling_rate_limited_messages_dropped_total{endpoint=\"/a\\\"b\"} 7\n") != std::string::npos);
+    CHECK(text.find("starling_rate_limit_closes_total{endpoint=\"/a\\\"b\"} 8\n") != std::string::npos);
     CHECK(text.back() == '\n');
 }
 

@@ -16,6 +16,7 @@
 #include "starling/api/callbacks.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
+#include "starling/http/path_template.hpp"
 #include "starling/http/response.hpp"
 #include "starling/logging.hpp"
 #include "starling/options.hpp"
@@ -285,8 +286,13 @@ private:
     /// dependency that no container holds.
     static void check_dependencies(const detail::endpoint_state& e) {
         const std::pair<const char*, const detail::signature_checks*> callables[] = {
-            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks}};
+            {"handler", &e.handler_checks}, {"on_connect", &e.on_connect_checks}, {"on_close", &e.on_close_checks},
+            {"authentication hook", &e.hook_checks}};
         for (const auto& [role, checks] : callables) {
+            for (const std::string_view name : checks->path_names)
+                if (!http::path_template_has(e.path, name))
+                    throw std::logic_error("starling: the " + std::string(role) + " of " + e.path + " declares starling::path<\"" +
+                                           std::string(name) + "\">, which its path has no {" + std::string(name) + "} segment for");
             for (const auto& need : checks->dependencies) {
                 if (e.router_deps->contains(need.type) || e.globals->contains(need.type)) continue;
                 throw std::logic_error("starling: the " + std::string(role) + " of " + e.path +

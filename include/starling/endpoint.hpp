@@ -3,11 +3,15 @@
 
 #include <cstddef>  // std::size_t
 #include <memory>   // std::shared_ptr endpoint state
-#include <string>   // std::string path
-#include <utility>  // std::move
+#include <initializer_list>  // subprotocol and origin lists
+#include <stdexcept>         // std::invalid_argument for unusable lists
+#include <string>            // std::string path
+#include <utility>           // std::move
+#include <vector>            // std::vector lists
 
 #include "starling/api/callbacks.hpp"
 #include "starling/runtime/endpoint_state.hpp"
+#include "starling/http/headers.hpp"
 #include "starling/options.hpp"
 
 namespace starling {
@@ -29,6 +33,46 @@ public:
     template <class F>
     endpoint& on_close(F callback) {
         detail::adapt_text_callback(std::move(callback), state_->on_close, state_->on_close_checks);
+        return *this;
+    }
+
+    /// Runs before the upgrade, once per connection: declares what it reads (the request, typed
+    /// headers, cookies, query and path parameters, dependencies), may be a coroutine, and returns a
+    /// starling::admission<T>. A refusal (starling::refuse(401, "...")) answers the upgrade request
+    /// with that status and body, and nothing else runs: no on_connect, no handler, no registration.
+    /// An admission's T becomes the connection's state, which every callback can declare as
+    /// starling::state<T> or read with ws.state<T>().
+    template <class F>
+    endpoint& authenticate(F hook) {
+        detail::adapt_hook(std::move(hook), *state_);
+        return *this;
+    }
+
+    /// What a client that offers subprotocols none of which is ours gets.
+    enum class unknown_subprotocol { refuse, serve_without };
+
+    /// The subprotocols this endpoint speaks, most preferred first. Of those the client offers, the
+    /// first in this list is chosen and answered in Sec-WebSocket-Protocol (ws.subprotocol() reads it).
+    /// A client offering none of them gets 400 naming these (or, with serve_without, is served with
+    /// no subprotocol); a client offering none at all is served without one.
+    endpoint& subprotocols(std::vector<std::string> supported, unknown_subprotocol policy = unknown_subprotocol::refuse) {
+        for (const std::string& name : supported)
+            if (!http::detail::is_token(name))
+                throw std::invalid_argument("starling: a subprotocol name must be an HTTP token: \"" + name + "\"");
+        if (supported.size() > 1000) throw std::invalid_argument("starling: too many subprotocols");
+        state_->subprotocols = std::move(supported);
+        state_->refuse_unknown_subprotocol = policy == unknown_subprotocol::refuse;
+        return *this;
+    }
+
+    /// Browsers' origins this endpoint accepts, as exact origins ("https://example.com") or with a
+    /// wildcard for subdomains ("https://*.example.com"); any other Origin gets 403 before the upgrade.
+    /// Without a list (the default) every origin is accepted. A request with no Origin header (a
+    /// program, not a browser page, which could send any Origin it likes) passes unless
+    /// `allow_missing` is false.
+    endpoint& allow_origins(std::vector<std::string> patterns, bool allow_missing = true) {
+        state_->allowed_origins = std::move(patterns);
+        state_->allow_missing_origin = allow_missing;
         return *this;
     }
 

@@ -43,7 +43,7 @@ struct event_handlers {
 /// What event handlers may declare.
 constexpr bool event_api_parameter(source s) {
     return s == source::connector || s == source::message || s == source::bytes || s == source::whole_message ||
-           s == source::query || s == source::globals || s == source::router || s == source::dependency ||
+           s == source::request_parameter || s == source::state || s == source::globals || s == source::router || s == source::dependency ||
            s == source::shared_dependency;
 }
 
@@ -60,7 +60,8 @@ struct unsupported_event_parameter {
                   "starling: unsupported parameter type in an event handler (the note "
                   "'unsupported_event_parameter<position, type>' names it, counting from 1); it may declare "
                   "starling::connector&, the message (std::string_view, std::string, "
-                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T>, "
+                  "std::span<const std::byte>, const starling::message&), starling::query<\"name\", T> "
+                  "(or header, cookie, path), starling::state<T>, "
                   "starling::global_dependencies&, starling::router_dependencies&, or an injected "
                   "dependency as T& or std::shared_ptr<T>");
 };
@@ -82,10 +83,7 @@ event_callback adapt_event(F handler, signature_checks& checks, bool& needs_text
         checks = signature_of<F>::checks();
         needs_text = declares_text(static_cast<typename callable_traits<std::decay_t<F>>::arguments*>(nullptr));
         return [handler = std::move(handler)](connector& conn, const message* received) mutable {
-            websocket& ws = conn.underlying();
-            const endpoint_state& endpoint = ws.endpoint();
-            return invoke_for_text(handler, call_context{&ws, &conn, received, &ws.query_params(),
-                                                         endpoint.globals.get(), endpoint.router_deps.get()});
+            return invoke_for_text(handler, context_for(conn.underlying(), &conn, received));
         };
     }
 }

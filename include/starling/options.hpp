@@ -29,6 +29,28 @@ enum class slow_consumer_policy {
     drop,   // skip this message for that receiver only; it stays connected and gets later messages
 };
 
+/// What a message over a connection's rate limit does.
+enum class rate_limit_policy {
+    close,  // close the connection with 1008 "rate limit exceeded" (default)
+    drop,   // drop that message unseen by the handler, count it, and keep the connection
+};
+
+/// A per-connection message rate limit: token buckets of messages and of payload bytes. Off by default
+/// (every rate 0): what a fair rate is depends on the application.
+struct message_rate_limit {
+    /// Messages per second, sustained; 0: the count is not limited.
+    double messages_per_second = 0;
+    /// Messages that may arrive at once above that rate (the bucket's size); 0: one second's worth.
+    double message_burst = 0;
+    /// Payload bytes per second, sustained; 0: bytes are not limited.
+    double bytes_per_second = 0;
+    /// Bytes that may arrive at once above that rate; 0: one second's worth.
+    double byte_burst = 0;
+    rate_limit_policy policy = rate_limit_policy::close;
+
+    bool enabled() const noexcept { return messages_per_second > 0 || bytes_per_second > 0; }
+};
+
 /// Per-connection limits of a WebSocket endpoint.
 struct websocket_options {
     /// Largest message accepted, inclusive (1 MiB); a larger one closes with 1009.
@@ -68,6 +90,8 @@ struct websocket_options {
     /// permessage-deflate (RFC 7692): on by default, without context takeover either way, for
     /// messages of 256 bytes and more. See compression_options.
     compression_options compression;
+    /// Messages a client may send per second, and bytes (see message_rate_limit): off by default.
+    message_rate_limit rate_limit;
 };
 
 /// Server-wide settings: app.start(server_options{...}).
@@ -85,6 +109,10 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
     /// Open connections (handshaking or upgraded) at most; connections over it are answered 503.
     std::size_t max_connections = 10000;
+    /// Open connections (handshaking or upgraded) from one IP address at most; one more is answered
+    /// 429 before the upgrade. 0 (the default) sets no cap: many users can share one address behind
+    /// a NAT or a proxy, so a cap is for the deployment to choose.
+    std::size_t max_connections_per_ip = 0;
     /// On shutdown, how long to wait for close handshakes before dropping what is left. Connections
     /// still open then are dropped (their TCP closed, on_close run with 1006).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(5);

@@ -14,6 +14,7 @@
 #include <vector>     // std::vector endpoints and children
 
 #include "starling/api/dependencies.hpp"
+#include "starling/http/path_template.hpp"
 #include "starling/api/callbacks.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/endpoint.hpp"
@@ -42,6 +43,8 @@ struct router_state {
     std::shared_ptr<endpoint_state> add_endpoint(std::string path) {
         if (path.empty() || path.front() != '/')
             throw std::invalid_argument("starling: endpoint path must start with '/': \"" + path + "\"");
+        if (const std::string problem = http::path_template_problem(path); !problem.empty())
+            throw std::invalid_argument("starling: " + problem);
         for (const auto& [existing, state] : endpoints)
             if (existing == path)
                 throw std::invalid_argument("starling: an endpoint is already registered at " +

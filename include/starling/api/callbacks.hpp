@@ -76,13 +76,28 @@ task<std::optional<std::string>> invoke_for_text(F& f, call_context ctx) {
 
 /// What coroutine-API handlers and callbacks may declare.
 constexpr bool coroutine_api_parameter(source s) {
-    return s == source::websocket || s == source::query || s == source::globals || s == source::router ||
+    return s == source::websocket || s == source::request_parameter || s == source::state || s == source::globals ||
+           s == source::router || s == source::dependency || s == source::shared_dependency;
+}
+
+/// What an authentication hook may declare: the request and what is read from it, and dependencies.
+constexpr bool hook_parameter(source s) {
+    return s == source::request || s == source::request_parameter || s == source::globals || s == source::router ||
            s == source::dependency || s == source::shared_dependency;
 }
 
-inline call_context context_for(websocket& ws) {
+/// What a callable of `ws`'s endpoint may draw its arguments from (the event API adds its own).
+inline call_context context_for(websocket& ws, connector* conn = nullptr, const message* received = nullptr) {
     const endpoint_state& endpoint = ws.endpoint();
-    return {&ws, nullptr, nullptr, &ws.query_params(), endpoint.globals.get(), endpoint.router_deps.get()};
+    call_context ctx;
+    ctx.ws = &ws;
+    ctx.conn = conn;
+    ctx.received = received;
+    ctx.request = request_values{&ws.query_params(), &ws.headers(), ws.path(), endpoint.path};
+    ctx.state = &ws.state_storage();
+    ctx.globals = endpoint.globals.get();
+    ctx.router = endpoint.router_deps.get();
+    return ctx;
 }
 
 /// Instantiated for a handler or callback parameter no source supplies: the compiler's notes read
@@ -92,7 +107,8 @@ struct unsupported_handler_parameter {
     static_assert(dependent_false<type>,
                   "starling: unsupported parameter type in a websocket handler or callback (the note "
                   "'unsupported_handler_parameter<position, type>' names it, counting from 1); it may "
-                  "declare starling::websocket&, starling::query<\"name\", T>, "
+                  "declare starling::websocket&, starling::query<\"name\", T>, starling::header<...>, "
+                  "starling::cookie<...>, starling::path<...>, starling::state<T>, "
                   "starling::global_dependencies&, starling::router_dependencies&, or an injected "
                   "dependency as T& or std::shared_ptr<T>");
 };
@@ -148,6 +164,64 @@ void adapt_text_callback(F callback, text_callback& slot, signature_checks& chec
         checks = signature_of<F>::checks();
     } else {
         reject_coroutine_api_signature<F>();
+    }
+}
+
+}  // namespace starling::detail
+
+namespace starling::detail {
+
+/// Instantiated for a hook parameter no source supplies: the compiler's notes read
+/// `unsupported_hook_parameter<position, type>`, the position counted from 1.
+template <int position, class type>
+struct unsupported_hook_parameter {
+    static_assert(dependent_false<type>,
+                  "starling: unsupported parameter type in an authentication hook (the note "
+                  "'unsupported_hook_parameter<position, type>' names it, counting from 1); it may declare "
+                  "const starling::handshake_request&, starling::query / header / cookie / path<\"name\", T>, "
+                  "starling::global_dependencies&, starling::router_dependencies&, or an injected "
+                  "dependency as T& or std::shared_ptr<T>");
+};
+
+template <class R>
+struct is_admission : std::false_type {};
+template <class T>
+struct is_admission<admission<T>> : std::true_type {};
+
+/// An admission as the upgrade uses it: refused, or the state it starts the connection with.
+template <class T>
+hook_outcome to_hook_outcome(admission<T>&& decided) {
+    hook_outcome outcome;
+    if (!decided.admitted()) {
+        outcome.refused = std::move(*decided.refused());
+    } else if constexpr (!std::is_void_v<T>) {
+        outcome.state.emplace<T>(std::move(*decided.value()));
+    }
+    return outcome;
+}
+
+template <class F>
+task<hook_outcome> run_hook(F& hook, call_context ctx) {
+    using R = result_of<F>;
+    if constexpr (is_task_v<R>) co_return to_hook_outcome(co_await signature_of<F>::invoke(hook, ctx));
+    else co_return to_hook_outcome(signature_of<F>::invoke(hook, ctx));
+}
+
+template <class F>
+void adapt_hook(F hook, endpoint_state& endpoint) {
+    if constexpr (!has_readable_signature<F>) {
+        static_assert(dependent_false<F>,
+                      "starling: an authentication hook must be a function or a lambda with concrete "
+                      "parameter types (no 'auto' parameters)");
+    } else if constexpr (!signature_of<F>::template all_allowed<hook_parameter>) {
+        (void)sizeof(typename signature_of<F>::template unsupported_report<hook_parameter, unsupported_hook_parameter>);
+    } else if constexpr (!is_admission<std::remove_cvref_t<typename task_value<result_of<F>>::type>>::value) {
+        static_assert(dependent_false<F>,
+                      "starling: an authentication hook returns starling::admission<T> (a T admits, "
+                      "starling::refuse(status, body) refuses), or a task of one");
+    } else {
+        endpoint.hook = [hook = std::move(hook)](const call_context& ctx) mutable { return run_hook(hook, ctx); };
+        endpoint.hook_checks = signature_of<F>::checks();
     }
 }
 

@@ -4,6 +4,7 @@
 #include <cstddef>      // std::size_t members reached
 #include <string>       // std::string ids
 #include <string_view>  // std::string_view messages
+#include <utility>      // std::forward
 #include <vector>       // std::vector topic names
 
 #include "starling/task.hpp"
@@ -22,6 +23,14 @@ public:
     const std::string& id() const noexcept { return ws_.id(); }
     const starling::query_params& query_params() const noexcept { return ws_.query_params(); }
     const http::headers& headers() const noexcept { return ws_.headers(); }
+    /// The subprotocol chosen in the handshake, or "".
+    std::string_view subprotocol() const noexcept { return ws_.subprotocol(); }
+    /// The connection's state (see websocket::state).
+    template <class T>
+    T& state() const { return ws_.state<T>(); }
+    /// Replaces the connection's state with a T made of `args` (in a "connect" handler, say).
+    template <class T, class... Args>
+    T& emplace_state(Args&&... args) { return ws_.emplace_state<T>(std::forward<Args>(args)...); }
 
     /// Queues `message` for the connection `id` of this endpoint (this one included). False if no
     /// such connection is open: reported, never a crash.

@@ -1,4 +1,5 @@
-// Typed query parameters declared in handler signatures:
+// Typed request parameters declared in handler signatures: query parameters, headers, cookies and
+// path segments, all under the same rules. Query parameters:
 //
 //     [](starling::websocket& ws, starling::query<"room", std::string, "default"> room,
 //        starling::query<"page", int, "1"> page) -> starling::task<> { ... }
@@ -6,7 +7,10 @@
 // The name is part of the type and checked at compile time. A parameter is required unless it has a
 // default (given as the text it would have in a URL) or is a std::optional / std::vector. Values are
 // resolved once per connection, before the upgrade: a missing or invalid value rejects the connection
-// with HTTP 400 and a message such as "Missing required parameter: 'room'".
+// with HTTP 400 and a message such as "Missing required parameter: 'room'". starling::header<"X-API-Key",
+// T>, starling::cookie<"session", T> and starling::path<"room", T> read the same way from the request's
+// headers, its Cookie header and the segments of the endpoint's path template (a value that does not
+// coerce is a 400 there too; a path that does not match the template is a 404 before any of this).
 #pragma once
 
 #include <cstddef>      // std::size_t
@@ -17,6 +21,9 @@
 #include <utility>      // std::move
 #include <vector>       // std::vector parameters
 
+#include "starling/http/cookies.hpp"
+#include "starling/http/headers.hpp"
+#include "starling/http/path_template.hpp"
 #include "starling/protocol/utf8_sequence.hpp"
 #include "starling/protocol/query.hpp"
 #include "starling/api/query_coercion.hpp"
@@ -94,17 +101,25 @@ struct parameter_error {
     std::string message;
 };
 
-template <fixed_string Name, class T, fixed_string Default = detail::no_default>
-class query {
-    static_assert(detail::is_valid_parameter_name(Name.view()),
-                  "starling::query: the parameter name must be non-empty and use only letters, digits, "
-                  "'-', '.', '_' or '~'");
+namespace detail {
+
+/// Where typed parameters are read from: one upgrade request.
+struct request_values {
+    const query_params* query = nullptr;
+    const http::headers* headers = nullptr;
+    std::string_view path;           // the request's path, still percent-encoded
+    std::string_view path_template;  // the endpoint's path, with its {name} segments
+};
+
+/// What every typed parameter is made of: its value, and how to read it.
+struct request_parameter_tag {};
+
+template <class T>
+class parameter_value : public request_parameter_tag {
 public:
     using value_type = T;
-    static constexpr std::string_view name = Name.view();
-    static constexpr bool has_default = Default.present;
 
-    explicit query(T value) : value_(std::move(value)) {}
+    explicit parameter_value(T value) : value_(std::move(value)) {}
 
     const T& value() const& noexcept { return value_; }
     T&& value() && noexcept { return std::move(value_); }
@@ -112,19 +127,113 @@ public:
     const T* operator->() const noexcept { return &value_; }
     operator const T&() const noexcept { return value_; }
 
-    /// Reads this parameter from a connection's query string.
-    static std::optional<query> resolve(const query_params& params, parameter_error& error);
-
 private:
     T value_;
 };
 
+enum class parameter_kind { query, header, cookie, path };
+
+template <class Self, class T, fixed_string Default, class One, class All>
+std::optional<Self> resolve_parameter(std::string_view name, One&& one, All&& all, parameter_error& error);
+
+}  // namespace detail
+
+/// A typed query parameter: `starling::query<"room", std::string, "lobby">`.
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class query : public detail::parameter_value<T> {
+    static_assert(detail::is_valid_parameter_name(Name.view()),
+                  "starling::query: the parameter name must be non-empty and use only letters, digits, "
+                  "'-', '.', '_' or '~'");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::query;
+    using detail::parameter_value<T>::parameter_value;
+
+    /// Reads this parameter from a connection's query string; the last value wins when a key repeats.
+    static std::optional<query> resolve(const query_params& params, parameter_error& error) {
+        return detail::resolve_parameter<query, T, Default>(
+            name, [&] { return params.get(name); }, [&] { return params.get_all(name); }, error);
+    }
+    static std::optional<query> resolve(const detail::request_values& from, parameter_error& error) {
+        return resolve(*from.query, error);
+    }
+};
+
+/// A typed request header: `starling::header<"X-API-Key", std::string>`. The name is matched
+/// case-insensitively; a repeated header gives its first value (a std::vector gets them all).
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class header : public detail::parameter_value<T> {
+    static_assert(http::detail::is_token(Name.view()),
+                  "starling::header: the header name must be a non-empty HTTP token (letters, digits and "
+                  "!#$%&'*+-.^_`|~)");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::header;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<header> resolve(const detail::request_values& from, parameter_error& error) {
+        return detail::resolve_parameter<header, T, Default>(
+            name, [&] { return from.headers->get(name); }, [&] { return from.headers->get_all(name); }, error);
+    }
+};
+
+/// A typed cookie of the request's Cookie header: `starling::cookie<"session", std::string>`. Names
+/// are case-sensitive; the value is taken as sent (no percent-decoding).
+template <fixed_string Name, class T, fixed_string Default = detail::no_default>
+class cookie : public detail::parameter_value<T> {
+    static_assert(http::detail::is_token(Name.view()),
+                  "starling::cookie: the cookie name must be a non-empty HTTP token (letters, digits and "
+                  "!#$%&'*+-.^_`|~)");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = Default.present;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::cookie;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<cookie> resolve(const detail::request_values& from, parameter_error& error) {
+        return detail::resolve_parameter<cookie, T, Default>(
+            name, [&] { return http::find_cookie(*from.headers, name); },
+            [&] { return http::find_cookies(*from.headers, name); }, error);
+    }
+};
+
+/// A typed segment of the endpoint's path template: `starling::path<"room", std::string>` for
+/// app.websocket("/rooms/{room}/ws", ...). The segment is percent-decoded ('+' stays '+').
+template <fixed_string Name, class T>
+class path : public detail::parameter_value<T> {
+    static_assert(detail::is_valid_parameter_name(Name.view()),
+                  "starling::path: the parameter name must be non-empty and use only letters, digits, "
+                  "'-', '.', '_' or '~'");
+    static_assert(!detail::vector_traits<T>::value && !detail::optional_traits<T>::value,
+                  "starling::path: a path parameter is one segment, always present: declare its type itself");
+    static_assert(!std::is_same_v<T, std::string_view>,
+                  "starling::path: the segment is decoded into a value of its own: use std::string");
+public:
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool has_default = false;
+    static constexpr detail::parameter_kind kind = detail::parameter_kind::path;
+    using detail::parameter_value<T>::parameter_value;
+
+    static std::optional<path> resolve(const detail::request_values& from, parameter_error& error) {
+        std::string decoded;
+        const auto one = [&]() -> std::optional<std::string_view> {
+            const auto segment = http::path_segment(from.path_template, from.path, name);
+            if (!segment) return std::nullopt;
+            decoded = percent_decode(*segment, /*plus_is_space=*/false);
+            return std::string_view(decoded);
+        };
+        return detail::resolve_parameter<path, T, detail::no_default>(
+            name, one, [] { return std::vector<std::string_view>{}; }, error);
+    }
+};
+
 namespace detail {
 
+/// True for query, header, cookie and path parameters.
 template <class T>
-struct is_query_parameter : std::false_type {};
-template <fixed_string Name, class T, fixed_string Default>
-struct is_query_parameter<query<Name, T, Default>> : std::true_type {};
+inline constexpr bool is_request_parameter = std::is_base_of_v<request_parameter_tag, T>;
 
 /// A decoded value as an error message quotes it. The message is an HTTP body or a close reason, both
 /// text, so the quote must be UTF-8 even when the value is not: valid text is quoted as it is, and
@@ -164,46 +273,50 @@ std::optional<Element> coerce_one(std::string_view name, std::string_view text, 
 
 }  // namespace detail
 
-template <fixed_string Name, class T, fixed_string Default>
-std::optional<query<Name, T, Default>> query<Name, T, Default>::resolve(const query_params& params,
-                                                                        parameter_error& error) {
-    using element = detail::coerced_type<T>;
+namespace detail {
+
+/// The rules every typed parameter follows, wherever its text comes from: `one()` is its value if
+/// present, `all()` every value (for a std::vector).
+template <class Self, class T, fixed_string Default, class One, class All>
+std::optional<Self> resolve_parameter(std::string_view name, One&& one, All&& all, parameter_error& error) {
+    using element = coerced_type<T>;
     static_assert(query_coercible<element>,
-                  "starling::query: no coercion for this parameter type; use a string, integer, floating "
+                  "starling: no coercion for this parameter type; use a string, integer, floating "
                   "point, bool, an enum with starling::enum_names, std::optional / std::vector of those, "
                   "or specialise starling::query_coercion for your type");
-    if constexpr (detail::vector_traits<T>::value) {
+    if constexpr (vector_traits<T>::value) {
         T values;
-        for (std::string_view text : params.get_all(name)) {
-            auto value = detail::coerce_one<element>(name, text, error);
+        for (std::string_view text : all()) {
+            auto value = coerce_one<element>(name, text, error);
             if (!value) return std::nullopt;
             values.push_back(std::move(*value));
         }
         if (values.empty() && Default.present) {
-            auto value = detail::coerce_one<element>(name, Default.view(), error);
+            auto value = coerce_one<element>(name, Default.view(), error);
             if (!value) return std::nullopt;
             values.push_back(std::move(*value));
         }
-        return query(std::move(values));
+        return Self(std::move(values));
     } else {
-        // The last value wins when a key repeats, as in query_params::get.
-        const std::optional<std::string_view> text = params.get(name);
+        const std::optional<std::string_view> text = one();
         if (!text) {
             if constexpr (Default.present) {
-                auto value = detail::coerce_one<element>(name, Default.view(), error);
+                auto value = coerce_one<element>(name, Default.view(), error);
                 if (!value) return std::nullopt;
-                return query(T(std::move(*value)));
-            } else if constexpr (detail::optional_traits<T>::value) {
-                return query(T{});
+                return Self(T(std::move(*value)));
+            } else if constexpr (optional_traits<T>::value) {
+                return Self(T{});
             } else {
                 error.message = "Missing required parameter: '" + std::string(name) + "'";
                 return std::nullopt;
             }
         }
-        auto value = detail::coerce_one<element>(name, *text, error);
+        auto value = coerce_one<element>(name, *text, error);
         if (!value) return std::nullopt;
-        return query(T(std::move(*value)));
+        return Self(T(std::move(*value)));
     }
 }
+
+}  // namespace detail
 
 }  // namespace starling

@@ -1,5 +1,6 @@
 // Reads a handler's or callback's signature at compile time and says where each argument comes from:
-// the connection, a typed query parameter, a dependency container, or a dependency by type. This is
+// the connection, a typed request parameter (query, header, cookie, path), the connection's state, the
+// upgrade request (authentication hooks), a dependency container, or a dependency by type. This is
 // what lets handlers declare what they need, in any order.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include <utility>      // std::index_sequence parameter positions
 #include <vector>       // std::vector requirements
 
+#include "starling/api/connection_state.hpp"
 #include "starling/api/dependencies.hpp"
 #include "starling/protocol/message.hpp"
 #include "starling/api/type_name.hpp"
@@ -25,6 +27,7 @@ namespace starling {
 
 class websocket;
 class connector;
+class handshake_request;
 
 namespace detail {
 
@@ -69,7 +72,9 @@ enum class source {
     message,            // the message text (event API): std::string_view, std::string, const std::string&
     bytes,              // the message bytes (event API): std::span<const std::byte>
     whole_message,      // the message with its type (event API): const starling::message&
-    query,              // starling::query<"name", T, ...>
+    request_parameter,  // starling::query / header / cookie / path<"name", T, ...>
+    state,              // starling::state<T>: the connection's state
+    request,            // const starling::handshake_request& (authentication hooks)
     globals,            // starling::global_dependencies&
     router,             // starling::router_dependencies&
     dependency,         // T& or const T&: an injected object found by type
@@ -85,7 +90,10 @@ constexpr source source_of() {
     else if constexpr (std::is_same_v<bare, std::string_view> || std::is_same_v<bare, std::string>) return source::message;
     else if constexpr (std::is_same_v<bare, std::span<const std::byte>>) return source::bytes;
     else if constexpr (std::is_same_v<bare, message> && std::is_const_v<std::remove_reference_t<P>>) return source::whole_message;
-    else if constexpr (is_query_parameter<bare>::value) return source::query;
+    else if constexpr (is_request_parameter<bare>) return source::request_parameter;
+    else if constexpr (std::is_base_of_v<connection_state_tag, bare>) return source::state;
+    else if constexpr (std::is_same_v<bare, handshake_request> && std::is_lvalue_reference_v<P> &&
+                       std::is_const_v<std::remove_reference_t<P>>) return source::request;
     else if constexpr (std::is_same_v<bare, global_dependencies> && std::is_lvalue_reference_v<P>) return source::globals;
     else if constexpr (std::is_same_v<bare, router_dependencies> && std::is_lvalue_reference_v<P>) return source::router;
     else if constexpr (is_shared_ptr<bare>::value) return source::shared_dependency;
@@ -98,7 +106,9 @@ struct call_context {
     websocket* ws = nullptr;
     connector* conn = nullptr;
     const starling::message* received = nullptr;
-    const query_params* query = nullptr;
+    request_values request;  // what typed parameters are read from
+    state_slot* state = nullptr;
+    const handshake_request* handshake = nullptr;
     global_dependencies* globals = nullptr;
     router_dependencies* router = nullptr;
 };
@@ -122,10 +132,11 @@ decltype(auto) resolve_argument(const call_context& ctx) {
     else if constexpr (from == source::whole_message) return (*ctx.received);
     else if constexpr (from == source::globals) return (*ctx.globals);
     else if constexpr (from == source::router) return (*ctx.router);
-    else if constexpr (from == source::query) {
+    else if constexpr (from == source::request_parameter) {
         parameter_error ignored;  // checked before the upgrade: it resolves now
-        return bare(*bare::resolve(*ctx.query, ignored));  // a value: the optional is a temporary
-    } else if constexpr (from == source::shared_dependency) {
+        return bare(*bare::resolve(ctx.request, ignored));  // a value: the optional is a temporary
+    } else if constexpr (from == source::state) return bare(ctx.state->get<typename bare::value_type>());
+    else if constexpr (from == source::request) return (*ctx.handshake); else if constexpr (from == source::shared_dependency) {
         using T = typename shared_target<bare>::type;
         if (ctx.router)
             if (auto found = ctx.router->find_shared<T>()) return found;
@@ -141,12 +152,14 @@ struct dependency_requirement {
     std::string_view name;
 };
 
-/// What the app checks about a registered callable before it serves: its typed query parameters
-/// (per connection, before the upgrade) and its dependencies (once, at start).
+/// What the app checks about a registered callable before it serves: its typed request parameters
+/// (per connection, before the upgrade), its dependencies and the path segments it names (once, at
+/// start).
 struct signature_checks {
-    /// Resolves every query parameter; returns the first error message, or nothing.
-    std::optional<std::string> (*check_query)(const query_params&) = nullptr;
+    /// Resolves every typed request parameter; returns the first error message, or nothing.
+    std::optional<std::string> (*check_request)(const request_values&) = nullptr;
     std::vector<dependency_requirement> dependencies;
+    std::vector<std::string_view> path_names;  // of its starling::path parameters
 };
 
 /// Derives from report<position, P> only when the parameter is not supported. report's static_assert
@@ -175,13 +188,13 @@ struct signature<std::tuple<A...>> {
     struct unsupported_report<allowed, report, std::index_sequence<I...>>
         : report_if_unsupported<allowed(source_of<A>()), report, static_cast<int>(I) + 1, A>... {};
 
-    static std::optional<std::string> check_query(const query_params& params) {
+    static std::optional<std::string> check_request(const request_values& values) {
         std::optional<std::string> failure;
         auto check_one = [&]<class P>() {
-            if constexpr (source_of<P>() == source::query) {
+            if constexpr (source_of<P>() == source::request_parameter) {
                 if (failure) return;
                 parameter_error error;
-                if (!std::remove_cvref_t<P>::resolve(params, error)) failure = std::move(error.message);
+                if (!std::remove_cvref_t<P>::resolve(values, error)) failure = std::move(error.message);
             }
         };
         (check_one.template operator()<A>(), ...);
@@ -191,7 +204,7 @@ struct signature<std::tuple<A...>> {
 
     static signature_checks checks() {
         signature_checks result;
-        result.check_query = &check_query;
+        result.check_request = &check_request;
         auto add_one = [&]<class P>() {
             constexpr source from = source_of<P>();
             if constexpr (from == source::dependency) {
@@ -200,6 +213,9 @@ struct signature<std::tuple<A...>> {
             } else if constexpr (from == source::shared_dependency) {
                 using T = typename shared_target<std::remove_cvref_t<P>>::type;
                 result.dependencies.push_back({std::type_index(typeid(T)), type_name<T>()});
+            } else if constexpr (from == source::request_parameter) {
+                using T = std::remove_cvref_t<P>;
+                if constexpr (T::kind == parameter_kind::path) result.path_names.push_back(T::name);
             }
         };
         (add_one.template operator()<A>(), ...);

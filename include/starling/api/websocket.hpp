@@ -14,6 +14,7 @@
 #include <unordered_map>  // topic name -> this connection's membership
 #include <vector>         // std::vector topic names
 
+#include "starling/api/connection_state.hpp"
 #include "starling/api/message_calls.hpp"
 #include "starling/api/recipients.hpp"
 #include "starling/protocol/close_code.hpp"
@@ -48,6 +49,23 @@ public:
     const client_address& client() const noexcept { return connection_.client(); }
     /// The request path, without the query string.
     std::string_view path() const noexcept { return connection_.path(); }
+    /// The subprotocol chosen in the handshake (the endpoint's subprotocols()), or "" for none.
+    std::string_view subprotocol() const noexcept;
+
+    // ---- State ------------------------------------------------------------------------------------
+    // One typed value per connection (api/connection_state.hpp): the authentication hook's, or one
+    // put here in on_connect. Every later callback sees it; it goes with the connection.
+
+    /// The state, which must be a T: throws std::logic_error otherwise (in a handler: a 1011 close).
+    template <class T>
+    T& state() const { return state_.get<T>(); }
+    /// The state if it is a T, else nullptr.
+    template <class T>
+    T* find_state() const noexcept { return state_.find<T>(); }
+    /// Replaces the state with a T made of `args`.
+    template <class T, class... Args>
+    T& emplace_state(Args&&... args) { return state_.emplace<T>(std::forward<Args>(args)...); }
+
 
     /// Sends a text message to every open connection of this endpoint (this one included, unless
     /// `who` is recipients::others). The frame is encoded once and shared by all receivers.
@@ -147,6 +165,13 @@ public:
     /// The endpoint this connection belongs to.
     const detail::endpoint_state& endpoint() const noexcept { return endpoint_; }
 
+    /// For the runtime: the handshake's decisions, kept for the connection's life.
+    void adopt_handshake(detail::state_slot state, int subprotocol) noexcept {
+        state_ = std::move(state);
+        subprotocol_ = static_cast<std::int16_t>(subprotocol);
+    }
+    detail::state_slot& state_storage() noexcept { return state_; }
+
     /// Asks for a close (1000) once the current reply is sent: the event API's connector::close(),
     /// where a handler closes and still returns its reply ("Closing connection").
     void request_close_after_reply() noexcept { close_requested_ = true; }
@@ -184,7 +209,14 @@ private:
 
     detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
+    detail::state_slot state_;      // one pointer while empty
+    std::int16_t subprotocol_ = -1;  // an index into the endpoint's subprotocols, or none
     bool close_requested_ = false;
 };
+
+inline std::string_view websocket::subprotocol() const noexcept {
+    if (subprotocol_ < 0) return {};
+    return endpoint_.subprotocols[static_cast<std::size_t>(subprotocol_)];
+}
 
 }  // namespace starling

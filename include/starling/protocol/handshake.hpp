@@ -116,7 +116,7 @@ constexpr std::string_view reason_phrase(int status) noexcept {
 }
 
 /// The 101 response accepting a handshake whose key is `client_key`, with `extra_headers` (whole
-/// header lines, such as the agreed Sec-WebSocket-Extensions) before its end.
+/// header lines: the agreed Sec-WebSocket-Extensions, "Sec-WebSocket-Protocol: chat\r\n") after the standard ones.
 inline std::string make_accept_response(std::string_view client_key, std::string_view extra_headers = {}) {
     std::string out =
         "HTTP/1.1 101 Switching Protocols\r\n"
@@ -157,11 +157,17 @@ inline std::string make_response(int status, std::string_view content_type, std:
     return out;
 }
 
-/// The response refusing a handshake with `ec`: its http_status_for status (500 for an error_code
-/// from another category), a text/plain body of ec.message(), and on 426 the Sec-WebSocket-Version
-/// that section 4.4 requires, naming the version this server speaks.
+/// The status refusing a handshake with `ec`: its http_status_for status, 500 for an error_code from
+/// another category.
+inline int error_response_status(std::error_code ec) noexcept {
+    return ec.category() == error_category() ? http_status_for(static_cast<error>(ec.value())) : 500;
+}
+
+/// The response refusing a handshake with `ec`: error_response_status, a text/plain body of
+/// ec.message(), and on 426 the Sec-WebSocket-Version that section 4.4 requires, naming the version
+/// this server speaks.
 inline std::string make_error_response(std::error_code ec) {
-    const int status = ec.category() == error_category() ? http_status_for(static_cast<error>(ec.value())) : 500;
+    const int status = error_response_status(ec);
     const std::string_view extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "";
     return make_response(status, "text/plain; charset=utf-8", ec.message(), extra);
 }

@@ -27,14 +27,17 @@ public:
 
     /// The handshake routed `request` to `endpoint` and answered 101: the connection opens, with
     /// `already_read` (bytes behind the request) as its first input.
+    /// The handshake's decisions come along: the state the authentication hook gave it, and the
+    /// index of the chosen subprotocol (or -1).
     void attach(std::shared_ptr<endpoint_state> endpoint, http::request request, starling::query_params query,
-                std::string_view already_read) {
+                std::string_view already_read, state_slot state = {}, int subprotocol = -1) {
         endpoint_ = std::move(endpoint);
         const std::string path(request.path());
         this->upgraded(endpoint_->options, path, std::move(query), std::move(request.fields),
                        &endpoint_->metrics.for_worker(this->context()));
         this->set_already_read(already_read);
         handle_.emplace(*this, *endpoint_);
+        handle_->adopt_handshake(std::move(state), subprotocol);
     }
 
 private:

@@ -11,6 +11,8 @@
 #include "starling/runtime/metrics.hpp"
 #include "starling/runtime/pubsub.hpp"
 #include "starling/session/connection_base.hpp"
+#include "starling/api/admission.hpp"
+#include "starling/api/connection_state.hpp"
 #include "starling/api/dependencies.hpp"
 #include "starling/api/signature.hpp"
 #include "starling/logging.hpp"
@@ -27,6 +29,14 @@ using handler_function = std::function<task<>(websocket&)>;
 /// on_connect / on_close after adaptation: the text to send, if any.
 using text_callback = std::function<task<std::optional<std::string>>(websocket&)>;
 
+/// What an authentication hook decided: refused, or admitted with the state its connection starts with.
+struct hook_outcome {
+    std::optional<refusal> refused;
+    state_slot state;
+};
+/// The authentication hook after adaptation, called with the upgrade request's context.
+using hook_function = std::function<task<hook_outcome>(const call_context&)>;
+
 struct endpoint_state {
     std::string path;
     handler_function handler;
@@ -35,6 +45,18 @@ struct endpoint_state {
     signature_checks handler_checks;
     signature_checks on_connect_checks;
     signature_checks on_close_checks;
+    /// Runs before the upgrade; may refuse it or give the connection its state. None by default.
+    hook_function hook;
+    signature_checks hook_checks;
+    /// The endpoint's subprotocols in order of preference (none: no Sec-WebSocket-Protocol answer).
+    std::vector<std::string> subprotocols;
+    /// A client that offers subprotocols, none of them ours: refused with 400 (true), or served
+    /// without one.
+    bool refuse_unknown_subprotocol = true;
+    /// Origin patterns accepted (http/origin.hpp); empty accepts every origin.
+    std::vector<std::string> allowed_origins;
+    /// With an allow-list: whether a request without an Origin header (not from a browser) passes.
+    bool allow_missing_origin = true;
     websocket_options options;
     bool options_set = false;  // set through endpoint.options(); otherwise the app's defaults apply
     connection_registry<connection_base> registry;
@@ -49,12 +71,12 @@ struct endpoint_state {
     /// With the app's backplane: whether this endpoint's broadcasts and send_to reach other processes.
     bool across_processes = true;
 
-    /// Resolves every typed query parameter the handler and callbacks declare; the first problem's
+    /// Resolves every typed request parameter the handler and callbacks declare; the first problem's
     /// message, or nothing. Run before the upgrade.
-    std::optional<std::string> check_query(const query_params& params) const {
+    std::optional<std::string> check_request(const request_values& values) const {
         for (const signature_checks* checks : {&handler_checks, &on_connect_checks, &on_close_checks})
-            if (checks->check_query)
-                if (auto problem = checks->check_query(params)) return problem;
+            if (checks->check_request)
+                if (auto problem = checks->check_request(values)) return problem;
         return std::nullopt;
     }
 

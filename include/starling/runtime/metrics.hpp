@@ -42,10 +42,13 @@ struct endpoint_metrics_snapshot {
     std::array<std::uint64_t, detail::rtt_histogram::bounds.size() + 1> pong_rtt_buckets{};  // not cumulative
     std::uint64_t pong_rtt_count = 0;
     double pong_rtt_sum_seconds = 0;
+    std::uint64_t auth_refusals = 0;
+    std::uint64_t rate_limited_drops = 0;
+    std::uint64_t rate_limited_closes = 0;
 };
 
 /// HTTP statuses a refused handshake is counted under; anything else is "other".
-inline constexpr std::array<int, 9> refusal_statuses{400, 403, 404, 405, 426, 429, 431, 500, 503};
+inline constexpr std::array<int, 10> refusal_statuses{400, 401, 403, 404, 405, 426, 429, 431, 500, 503};
 
 struct metrics_snapshot {
     std::vector<endpoint_metrics_snapshot> endpoints;
@@ -94,6 +97,9 @@ public:
             for (std::size_t i = 0; i < c.pong_rtt.buckets.size(); ++i) s.pong_rtt_buckets[i] += c.pong_rtt.buckets[i].value();
             s.pong_rtt_count += c.pong_rtt.count.value();
             s.pong_rtt_sum_seconds += static_cast<double>(c.pong_rtt.sum_microseconds.value()) / 1e6;
+            s.auth_refusals += c.auth_refusals.value();
+            s.rate_limited_drops += c.rate_limited_drops.value();
+            s.rate_limited_closes += c.rate_limited_closes.value();
         }
         return s;
     }
@@ -208,6 +214,12 @@ inline std::string metrics_snapshot::to_prometheus() const {
                  [](const auto& e) { return e.queued_bytes_high_water; });
     per_endpoint("starling_pings_sent_total", "counter", "Pings sent to idle connections.",
                  [](const auto& e) { return e.pings_sent; });
+    per_endpoint("starling_auth_refusals_total", "counter", "Upgrades the authentication hook refused.",
+                 [](const auto& e) { return e.auth_refusals; });
+    per_endpoint("starling_rate_limited_messages_dropped_total", "counter", "Messages over the rate limit, dropped.",
+                 [](const auto& e) { return e.rate_limited_drops; });
+    per_endpoint("starling_rate_limit_closes_total", "counter", "Connections closed for going over the rate limit.",
+                 [](const auto& e) { return e.rate_limited_closes; });
 
     family("starling_pong_rtt_seconds", "histogram", "Round trip of pings answered by a pong.");
     for (const auto& e : endpoints) {

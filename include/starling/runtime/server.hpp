@@ -32,6 +32,7 @@
 #include <vector>                 // std::vector workers
 
 #include "starling/runtime/accept_backoff.hpp"
+#include "starling/runtime/address_counts.hpp"
 #include "starling/session/async_event.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/runtime/live_connections.hpp"
@@ -136,6 +137,7 @@ public:
     task<> serve_stream(Stream stream, asio::io_context& context) {
         auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
         const live_guard listed(live_, live_.add(context, connection));
+        const address_guard from_address(addresses_, connection->client().ip, options_.max_connections_per_ip);
         connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
         if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
             // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
@@ -146,7 +148,7 @@ public:
                 co_return;
             }
         }
-        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection);
+        upgrade_outcome outcome = co_await upgrader_.upgrade(*connection, from_address.over_cap());
         if (!outcome.upgraded) {
             connection->discard();
             co_return;
@@ -378,6 +380,7 @@ private:
     reserve_descriptor reserve_;  // given back when descriptors run out
     std::unique_ptr<async_event> drained_;
     live_connections live_;
+    address_counts addresses_;  // open connections per client address, with max_connections_per_ip
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> torn_down_{false};

@@ -1,5 +1,6 @@
 // The opening handshake of one connection: read the request under the size and time limits, route
-// it, validate it, resolve its typed query parameters, and answer 101, a page, or an error. The
+// it, validate it, check its origin, choose its subprotocol, resolve its typed parameters, run the
+// endpoint's authentication hook, and answer 101, a page, or an error. The
 // time limit is the connection's own deadline (session/connection_base.hpp), armed by the server
 // before a TLS handshake if there is one: when it passes, the stream is closed under the handshake,
 // whatever the client does.
@@ -18,6 +19,9 @@
 #include <string>                           // std::string responses
 #include <string_view>                      // std::string_view bytes behind the request
 
+#include "starling/api/handshake_request.hpp"
+#include "starling/http/origin.hpp"
+#include "starling/http/path_template.hpp"
 #include "starling/http/request_parser.hpp"
 #include "starling/http/response.hpp"
 #include "starling/logging.hpp"
@@ -29,6 +33,7 @@
 #include "starling/protocol/error.hpp"
 #include "starling/protocol/handshake.hpp"
 #include "starling/protocol/query.hpp"
+#include "starling/protocol/subprotocol.hpp"
 #include "starling/runtime/endpoint_connection.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/runtime/metrics.hpp"
@@ -91,6 +96,15 @@ inline std::optional<deflate_agreement> agree_compression(const http::request& r
     return negotiate_deflate(request.fields.get_all("Sec-WebSocket-Extensions"), options);
 }
 
+/// The endpoint serving `path`: the one registered at exactly that path, else the first template
+/// (in the order of their paths) that matches it. Nothing: 404.
+inline const std::shared_ptr<endpoint_state>* find_route(const route_table& routes, std::string_view path) {
+    if (const auto exact = routes.find(path); exact != routes.end()) return &exact->second;
+    for (const auto& [pattern, endpoint] : routes)
+        if (http::is_path_template(pattern) && http::matches_path_template(pattern, path)) return &endpoint;
+    return nullptr;
+}
+
 /// Runs handshakes for a server.
 class upgrader {
 public:
@@ -100,8 +114,10 @@ public:
     /// armed (connection_base::begin_handshake) before the stream's own opening (a TLS handshake), so
     /// that one deadline covers both. Its buffers are gone when it returns: an idle connection costs
     /// only what it keeps.
+    /// `over_ip_cap`: the client's address has more open connections than the server allows, so the
+    /// request is answered 429 once it is routed.
     template <class Stream>
-    task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection) const {
+    task<upgrade_outcome> upgrade(endpoint_connection<Stream>& connection, bool over_ip_cap = false) const {
         const upgrade_settings& settings = settings_;
         Stream& stream = connection.stream();
 
@@ -114,7 +130,7 @@ public:
             const std::string_view chunk(buffer.data(), n);
             const auto result = parser.put(chunk);
             if (result.status == http::parse_status::failed) {
-                co_await refuse(stream, make_error_response(parser.error()));
+                co_await refuse(stream, parser.error());
                 co_return upgrade_outcome{};
             }
             if (result.status == http::parse_status::complete) {
@@ -125,7 +141,7 @@ public:
 
         const http::request& request = parser.get();
         if (settings.stopping) {
-            co_await refuse(stream, make_response(503, "text/plain", "Server shutting down"));
+            co_await refuse(stream, 503, make_response(503, "text/plain", "Server shutting down"));
             co_return upgrade_outcome{};
         }
         if (!request.fields.has_token("Upgrade", "websocket")) {
@@ -134,43 +150,153 @@ public:
                 co_return upgrade_outcome{};
             }
         }
-        const auto route = settings.routes.find(request.path());
-        if (route == settings.routes.end()) {
-            co_await refuse(stream, make_error_response(make_error_code(error::not_found)));
+        const std::shared_ptr<endpoint_state>* route = find_route(settings.routes, request.path());
+        if (!route) {
+            co_await refuse(stream, make_error_code(error::not_found));
             co_return upgrade_outcome{};
         }
         if (const auto ec = validate_upgrade_request(request); ec) {
-            co_await refuse(stream, make_error_response(ec));
+            co_await refuse(stream, ec);
             co_return upgrade_outcome{};
         }
-        const endpoint_state& endpoint = *route->second;
+        if (over_ip_cap) {
+            co_await refuse(stream, 429, make_response(429, "text/plain; charset=utf-8", "Too many connections from this address"));
+            co_return upgrade_outcome{};
+        }
+        endpoint_state& endpoint = **route;
         auto query = query_params::parse(request.query_string());
-        std::optional<std::string> rejection = endpoint.check_query(query);
-        if (rejection && endpoint.options.invalid_query == invalid_query_policy::reject) {
-            co_await refuse(stream, make_response(400, "text/plain", *rejection));
-            co_return upgrade_outcome{};
-        }
+        const request_values values{&query, &request.fields, request.path(), endpoint.path};
+        admission_decision admitted = co_await admit(stream, endpoint, request, values, connection);
+        if (!admitted.admitted) co_return upgrade_outcome{};
+        const int subprotocol = admitted.subprotocol;
+        std::string agreed;  // the 101's lines for what was agreed: the subprotocol, the compression
+        if (subprotocol >= 0) agreed = "Sec-WebSocket-Protocol: " + endpoint.subprotocols[static_cast<std::size_t>(subprotocol)] + "\r\n";
         const auto compression = agree_compression(request, endpoint.options.compression);
-        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"),
-                                                        compression ? deflate_response_field(*compression) : std::string());
+        if (compression) agreed += deflate_response_field(*compression);
+        const std::string accept = make_accept_response(*request.fields.get("Sec-WebSocket-Key"), agreed);
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
         if (compression) connection.set_compression(*compression, endpoint.options.compression);
-        connection.attach(route->second, parser.release(), std::move(query), after_head);
+        connection.attach(*route, parser.release(), std::move(query), after_head, std::move(admitted.state), subprotocol);
         upgrade_outcome outcome{true, std::nullopt};
-        if (rejection) outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*rejection)};
-    co_return outcome;
+        if (admitted.rejection)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*admitted.rejection)};
+        co_return outcome;
     }
 
 private:
+    /// What an endpoint decided about a valid upgrade request.
+    struct admission_decision {
+        bool admitted = false;  // false: refused, and the refusal answered
+        int subprotocol = -1;   // the index of the chosen one in the endpoint's list, or none
+        state_slot state;       // what the authentication hook gave the connection
+        /// Typed parameters that did not resolve, on an endpoint whose invalid_query policy is to
+        /// accept and close with 1008.
+        std::optional<std::string> rejection;
+    };
+
+    /// The endpoint's own checks, in order: origin (403), subprotocol (400), typed parameters (400,
+    /// the hook's always, the others per invalid_query), then the authentication hook.
+    template <class Stream>
+    task<admission_decision> admit(Stream& stream, endpoint_state& endpoint, const http::request& request,
+                                   const request_values& values, const connection_base& connection) const {
+        admission_decision decision;
+        if (!origin_accepted(endpoint, request)) {
+            co_await refuse(stream, 403, make_response(403, "text/plain; charset=utf-8", "Origin not allowed"));
+            co_return decision;
+        }
+        if (!endpoint.subprotocols.empty()) {
+            const subprotocol_choice choice = choose_subprotocol(request.fields, endpoint.subprotocols);
+            if (choice.chosen) {
+                decision.subprotocol = static_cast<int>(*choice.chosen);
+            } else if (choice.offered && endpoint.refuse_unknown_subprotocol) {
+                co_await refuse(stream, 400, make_response(400, "text/plain; charset=utf-8",
+                                                          unsupported_subprotocol_message(endpoint.subprotocols)));
+                co_return decision;
+            }
+        }
+        // The hook's own parameters are needed before the upgrade, whatever invalid_query says.
+        std::optional<std::string> rejection;
+        if (endpoint.hook_checks.check_request) rejection = endpoint.hook_checks.check_request(values);
+        if (!rejection) {
+            rejection = endpoint.check_request(values);
+            if (rejection && endpoint.options.invalid_query == invalid_query_policy::close) {
+                decision.rejection = std::move(rejection);  // accepted, then closed with 1008
+                rejection.reset();
+            }
+        }
+        if (rejection) {
+            co_await refuse(stream, 400, make_response(400, "text/plain", *rejection));
+            co_return decision;
+        }
+        if (endpoint.hook) {
+            std::optional<hook_outcome> decided = co_await run_hook(endpoint, request, values, connection.client());
+            if (!decided) {
+                co_await refuse(stream, 500, make_response(500, "text/plain; charset=utf-8", "Internal Server Error"));
+                co_return decision;
+            }
+            if (decided->refused) {
+                endpoint.metrics.for_worker(connection.context()).auth_refusals.add();
+                co_await refuse(stream, *decided->refused);
+                co_return decision;
+            }
+            decision.state = std::move(decided->state);
+        }
+        decision.admitted = true;
+        co_return decision;
+    }
+
     /// Answers an upgrade request with an HTTP error, counted under its status.
     template <class Stream>
-    task<> refuse(Stream& stream, std::string response) const {
-        // "HTTP/1.1 NNN ...": the status is the three digits after the version.
-        const int status = response.size() > 12 ? (response[9] - '0') * 100 + (response[10] - '0') * 10 + (response[11] - '0') : 0;
+    task<> refuse(Stream& stream, int status, std::string response) const {
         settings_.refusals.count(status);
         co_await respond_and_close(stream, std::move(response));
+    }
+    template <class Stream>
+    task<> refuse(Stream& stream, std::error_code ec) const {
+        return refuse(stream, error_response_status(ec), make_error_response(ec));
+    }
+    /// The hook's refusal as an answer. HTTP requires a 401 to say how to authenticate: one that does
+    /// not gets "WWW-Authenticate: Bearer".
+    template <class Stream>
+    task<> refuse(Stream& stream, refusal& refused) const {
+        const int status = refused.status >= 400 && refused.status <= 599 ? refused.status : 500;
+        std::string extra = std::move(refused.headers);
+        if (!extra.empty() && !extra.ends_with("\r\n")) extra += "\r\n";
+        if (status == 401 && !http::detail::iequals(extra.substr(0, 17), "WWW-Authenticate:") &&
+            extra.find("\r\nWWW-Authenticate:") == std::string::npos)
+            extra += "WWW-Authenticate: Bearer\r\n";
+        return refuse(stream, status, make_response(status, "text/plain; charset=utf-8", refused.body, extra));
+    }
+
+    static bool origin_accepted(const endpoint_state& endpoint, const http::request& request) {
+        if (endpoint.allowed_origins.empty()) return true;
+        const auto origin = request.fields.get("Origin");
+        if (!origin) return endpoint.allow_missing_origin;
+        return http::origin_allowed(endpoint.allowed_origins, *origin);
+    }
+
+    /// Runs the endpoint's hook; nothing when it threw (logged: the client gets a 500).
+    task<std::optional<hook_outcome>> run_hook(const endpoint_state& endpoint, const http::request& request,
+                                               const request_values& values, const client_address& client) const {
+        const auto query = values.query;
+        const handshake_request seen(request, *query, client);
+        call_context ctx;
+        ctx.request = values;
+        ctx.handshake = &seen;
+        ctx.globals = endpoint.globals.get();
+        ctx.router = endpoint.router_deps.get();
+        std::string line;
+        try {
+            co_return co_await endpoint.hook(ctx);
+        } catch (const std::exception& e) {
+            line = "authentication hook for " + endpoint.path + " threw: " + e.what();
+        } catch (...) {
+            line = "authentication hook for " + endpoint.path + " threw a non-exception";
+        }
+        endpoint.log_line(log_level::error, "hook_threw", {}, line);
+        co_return std::nullopt;
     }
 
     upgrade_settings settings_;

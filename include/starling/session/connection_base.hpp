@@ -38,6 +38,7 @@
 #include "starling/session/counters.hpp"
 #include "starling/session/inbox.hpp"
 #include "starling/session/message_compression.hpp"
+#include "starling/session/rate_limiter.hpp"
 #include "starling/session/tcp_stream.hpp"  // client_address
 #include "starling/session/uuid.hpp"
 #include "starling/session/worker_buffers.hpp"
@@ -270,6 +271,7 @@ public:
         query_ = std::move(query);
         headers_ = std::move(headers);
         inbox_.set_limits(options.inbox_messages, options.max_inbox_bytes);
+        if (options.rate_limit.enabled()) limiter_ = std::make_unique<message_rate_limiter>(options.rate_limit, opened_at_);
         hard_deadline_ = no_deadline;
         last_input_ = std::chrono::steady_clock::now();
         advance(connection_status::open);
@@ -390,6 +392,7 @@ protected:
             counters_->messages_in.add();
             counters_->bytes_in.add(m.data.size());
         }
+        if (limiter_ && !limiter_->admit(m.data.size(), std::chrono::steady_clock::now())) return over_rate_limit();
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -719,6 +722,16 @@ private:
         }
     }
 
+    /// A message over the rate limit (session/rate_limiter.hpp): dropped and counted, or the close.
+    void over_rate_limit() {
+        if (options_->rate_limit.policy == rate_limit_policy::drop) {
+            if (counters_) counters_->rate_limited_drops.add();
+            return;
+        }
+        if (!close_pending_ && counters_) counters_->rate_limited_closes.add();
+        close_soon(close_code::policy_violation, "rate limit exceeded");
+    }
+
     /// Starts a close from a timer or a delivery, which cannot wait for it themselves.
     void close_soon(close_code code, std::string_view reason) {
         if (close_pending_) return;
@@ -799,6 +812,7 @@ private:
     std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point ping_sent_at_;
 
+    std::unique_ptr<message_rate_limiter> limiter_;  // only with a rate limit: one pointer otherwise
     endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
     std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
     std::uint64_t messages_in_ = 0;

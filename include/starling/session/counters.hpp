@@ -100,6 +100,9 @@ struct endpoint_counters {
     gauge queued_bytes_high_water;  // the most they held at once
     counter pings_sent;
     rtt_histogram pong_rtt;
+    counter auth_refusals;        // upgrades the authentication hook refused
+    counter rate_limited_drops;   // messages over the rate limit, dropped (rate_limit_policy::drop)
+    counter rate_limited_closes;  // connections closed for going over it (rate_limit_policy::close)
 };
 
 }  // namespace starling::detail
