@@ -5144,14 +5144,14 @@ public:
         update_deadline();
     }
 
-    /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
-    /// handshake deadline no longer applies.
     /// The handshake agreed to permessage-deflate (before upgraded()).
     void set_compression(const deflate_agreement& agreement, const compression_options& options) {
         compression_.agree(agreement, options);
     }
     bool compressing() const noexcept { return compression_.active(); }
 
+    /// The handshake succeeded: the connection gets its identity and limits and becomes open. Its
+    /// handshake deadline no longer applies.
     void upgraded(const websocket_options& options, std::string path, starling::query_params query,
                   http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
