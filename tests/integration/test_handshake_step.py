@@ -227,6 +227,14 @@ class GatekeeperTest(unittest.TestCase):
         harness.run(scenario())
         self.assertEqual(refused(self.port, "/events", [("X-API-Key", "banned")])[0], 403)
 
+    def test_a_hook_sees_the_clients_address_cookies_headers_and_query(self):
+        async def scenario():
+            async with websockets.connect(self.url("/whoami"), user_agent_header="probe/1",
+                                          extra_headers={"Cookie": "a=b; session=s42"}) as ws:
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), "127.0.0.1 cookie=s42 agent=probe/1")
+        harness.run(scenario())
+        self.assertEqual(refused(self.port, "/whoami?deny=1")[::2], (403, b"denied"))
+
     # ---- typed path, header and cookie parameters ----
 
     def test_path_header_and_cookie_parameters(self):
