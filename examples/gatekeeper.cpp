@@ -4,6 +4,7 @@
 //   build/examples/gatekeeper --port N
 //   /vault               X-API-Key header checked by a coroutine hook: 400 / 403 / 429 / 500 / admitted
 //   /events              the event API with the same hook: "event from NAME: text"
+//   /whoami              a hook reading the request itself: "ADDRESS cookie=SESSION agent=USER-AGENT"
 //   /rooms/{room}/ws     path, header and cookie parameters: "room R as C (session S)", then echo
 //   /items/{id}          a typed path parameter (int): "item N"
 //   /members             on_connect refuses (1008 "members only") without ?member=yes
@@ -78,6 +79,15 @@ int main(int argc, char** argv) {
         return "hello " + client->name;
     });
     // [vault]
+
+    // The hook sees the whole request: here the client's address, a cookie and a header, untyped.
+    app.websocket("/whoami", [](starling::websocket& ws, starling::state<std::string> who) -> starling::task<> {
+           co_await ws.send_text(*who);
+       }).authenticate([](const starling::handshake_request& request) -> starling::admission<std::string> {
+        if (request.path() != "/whoami" || request.query_params().get("deny")) return starling::refuse(403, "denied");
+        return request.client().ip + " cookie=" + std::string(request.cookie("session").value_or("-")) +
+               " agent=" + std::string(request.header("User-Agent").value_or("-"));
+    });
 
     starling::WebSocket events(app, "/events");
     events.on("message", [](starling::connector&, std::string_view text, starling::state<api_client> client) {

@@ -7,6 +7,7 @@
 #include <starling/http/cookies.hpp>
 #include <starling/http/origin.hpp>
 #include <starling/http/path_template.hpp>
+#include <starling/protocol/handshake.hpp>
 #include <starling/protocol/subprotocol.hpp>
 #include <starling/session/rate_limiter.hpp>
 
@@ -73,6 +74,12 @@ TEST_CASE("subprotocols: the endpoint's first that the client offered, across fi
     choice = starling::choose_subprotocol(fields({{"Sec-WebSocket-Protocol", ""}}), supported);
     CHECK_FALSE(choice.offered);
     CHECK(starling::unsupported_subprotocol_message(supported) == "Unsupported subprotocol: this endpoint speaks v2.game, v1.game");
+}
+
+TEST_CASE("the 101 carries the chosen subprotocol's line after the standard ones") {
+    CHECK(starling::make_accept_response("dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol: chat.v1\r\n") ==
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat.v1\r\n\r\n");
 }
 
 TEST_CASE("path templates: whole named segments, as many segments, literal ones equal") {

@@ -41,7 +41,9 @@ public:
     /// starling::admission<T>. A refusal (starling::refuse(401, "...")) answers the upgrade request
     /// with that status and body, and nothing else runs: no on_connect, no handler, no registration.
     /// An admission's T becomes the connection's state, which every callback can declare as
-    /// starling::state<T> or read with ws.state<T>().
+    /// starling::state<T> or read with ws.state<T>(). Like a handler, the hook runs on the worker of
+    /// its connection, so connections on different workers run it at once: what it shares must be
+    /// safe to use that way. Call before the app starts.
     template <class F>
     endpoint& authenticate(F hook) {
         detail::adapt_hook(std::move(hook), *state_);

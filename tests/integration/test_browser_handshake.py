@@ -11,7 +11,7 @@ import unittest
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402
 import test_browser_chat  # noqa: E402  (require_browser, start_browser)
-from test_handshake_step import metric  # noqa: E402
+from test_handshake_step import metric, stop_cleanly  # noqa: E402
 
 OPEN = """
 const [url, protocols, first] = arguments;
@@ -35,8 +35,8 @@ class BrowserHandshakeTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.driver.quit()
-        cls.gatekeeper.stop()
-        cls.chat.stop()
+        stop_cleanly(cls.gatekeeper)
+        stop_cleanly(cls.chat)
 
     def open_in_page(self, page_url, ws_url, protocols=None, first=None):
         if self.driver.current_url != page_url:

@@ -24,6 +24,14 @@ for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_
     os.environ.pop(variable, None)
 
 
+def stop_cleanly(server):
+    """Stops `server` and fails unless it exited with 0 and reported no sanitizer finding."""
+    status = server.stop()
+    text = server.stderr()
+    if status != 0 or "Sanitizer" in text or "runtime error" in text:
+        raise AssertionError(f"server exited with {status}: {text[-4000:]}")
+
+
 def get(port, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=harness.TIMEOUT) as response:
         return response.read().decode()
@@ -98,7 +106,7 @@ class AuthChatTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
+        stop_cleanly(cls.server)
 
     def url(self, query=""):
         return f"ws://127.0.0.1:{self.port}/chat{query}"
@@ -169,7 +177,7 @@ class GatekeeperTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
+        stop_cleanly(cls.server)
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -218,6 +226,14 @@ class GatekeeperTest(unittest.TestCase):
                 self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), "event from keyholder: ping")
         harness.run(scenario())
         self.assertEqual(refused(self.port, "/events", [("X-API-Key", "banned")])[0], 403)
+
+    def test_a_hook_sees_the_clients_address_cookies_headers_and_query(self):
+        async def scenario():
+            async with websockets.connect(self.url("/whoami"), user_agent_header="probe/1",
+                                          extra_headers={"Cookie": "a=b; session=s42"}) as ws:
+                self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), "127.0.0.1 cookie=s42 agent=probe/1")
+        harness.run(scenario())
+        self.assertEqual(refused(self.port, "/whoami?deny=1")[::2], (403, b"denied"))
 
     # ---- typed path, header and cookie parameters ----
 
@@ -372,7 +388,8 @@ class PerAddressCapTest(unittest.TestCase):
     """examples/gatekeeper allows 100 open connections per IP address: 1000 at once from 127.0.0.1."""
 
     def test_1000_connections_from_one_address_against_a_cap_of_100(self):
-        with harness.Server("examples/gatekeeper") as server:
+        server = harness.Server("examples/gatekeeper")
+        try:
             answers = harness.run(self.open_many(server.port, 1000))
             self.assertEqual(answers.count(101), 100)
             self.assertEqual(answers.count(429), 900)
@@ -380,6 +397,8 @@ class PerAddressCapTest(unittest.TestCase):
             # Closed, they make room again.
             wait_for(lambda: metric(server.port, "starling_connections_open", endpoint="/browser") == 0, "all closed")
             self.assertEqual(upgrade(server.port, "/items/1")[0], 101)
+        finally:
+            stop_cleanly(server)
 
     async def open_many(self, port, n):
         """Opens n upgrades to /browser at once; every one is held open until all are answered."""

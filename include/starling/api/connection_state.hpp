@@ -10,7 +10,7 @@
 #include <memory>       // std::unique_ptr holder
 #include <stdexcept>    // std::logic_error for a missing or mistyped state
 #include <string>       // std::string messages
-#include <type_traits>  // std::decay_t
+#include <type_traits>  // std::is_constructible_v
 #include <typeinfo>     // typeid of the held value
 #include <utility>      // std::forward
 
@@ -60,7 +60,14 @@ private:
     template <class T>
     struct holder final : holder_base {
         template <class... Args>
-        explicit holder(Args&&... args) : value(std::forward<Args>(args)...) {}
+        explicit holder(Args&&... args) : value(make(std::forward<Args>(args)...)) {}
+        /// Braces for an aggregate ({"alice"} for a struct user), which not every compiler this
+        /// library supports builds from parentheses; the result initialises `value` in place.
+        template <class... Args>
+        static T make(Args&&... args) {
+            if constexpr (std::is_constructible_v<T, Args&&...>) return T(std::forward<Args>(args)...);
+            else return T{std::forward<Args>(args)...};
+        }
         const std::type_info& type() const noexcept override { return typeid(T); }
         T value;
     };

@@ -166,9 +166,26 @@ public:
         endpoint_state& endpoint = **route;
         auto query = query_params::parse(request.query_string());
         const request_values values{&query, &request.fields, request.path(), endpoint.path};
-        admission_decision admitted = co_await admit(stream, endpoint, request, values, connection);
-        if (!admitted.admitted) co_return upgrade_outcome{};
-        const int subprotocol = admitted.subprotocol;
+        endpoint_checks checked = check_endpoint(endpoint, request, values);
+        if (checked.refused_status != 0) {
+            co_await refuse(stream, checked.refused_status, std::move(checked.refusal_response));
+            co_return upgrade_outcome{};
+        }
+        state_slot state;
+        if (endpoint.hook) {
+            std::optional<hook_outcome> decided = co_await run_hook(endpoint, request, values, connection.client());
+            if (!decided) {
+                co_await refuse(stream, 500, make_response(500, "text/plain; charset=utf-8", "Internal Server Error"));
+                co_return upgrade_outcome{};
+            }
+            if (decided->refused) {
+                endpoint.metrics.for_worker(connection.context()).auth_refusals.add();
+                co_await refuse(stream, *decided->refused);
+                co_return upgrade_outcome{};
+            }
+            state = std::move(decided->state);
+        }
+        const int subprotocol = checked.subprotocol;
         std::string agreed;  // the 101's lines for what was agreed: the subprotocol, the compression
         if (subprotocol >= 0) agreed = "Sec-WebSocket-Protocol: " + endpoint.subprotocols[static_cast<std::size_t>(subprotocol)] + "\r\n";
         const auto compression = agree_compression(request, endpoint.options.compression);
@@ -178,73 +195,50 @@ public:
         if (write_ec) co_return upgrade_outcome{};
 
         if (compression) connection.set_compression(*compression, endpoint.options.compression);
-        connection.attach(*route, parser.release(), std::move(query), after_head, std::move(admitted.state), subprotocol);
+        connection.attach(*route, parser.release(), std::move(query), after_head, std::move(state), subprotocol);
         upgrade_outcome outcome{true, std::nullopt};
-        if (admitted.rejection)
-            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*admitted.rejection)};
+        if (checked.rejection)
+            outcome.close_at_once = close_reason{static_cast<std::uint16_t>(close_code::policy_violation), std::move(*checked.rejection)};
         co_return outcome;
     }
 
 private:
-    /// What an endpoint decided about a valid upgrade request.
-    struct admission_decision {
-        bool admitted = false;  // false: refused, and the refusal answered
-        int subprotocol = -1;   // the index of the chosen one in the endpoint's list, or none
-        state_slot state;       // what the authentication hook gave the connection
+    /// What the endpoint's own checks that need no waiting decided about a valid upgrade request.
+    struct endpoint_checks {
+        int refused_status = 0;  // non-zero: refused, with this status and `refusal_response`
+        std::string refusal_response;
+        int subprotocol = -1;  // the index of the chosen one in the endpoint's list, or none
         /// Typed parameters that did not resolve, on an endpoint whose invalid_query policy is to
         /// accept and close with 1008.
         std::optional<std::string> rejection;
     };
 
-    /// The endpoint's own checks, in order: origin (403), subprotocol (400), typed parameters (400,
-    /// the hook's always, the others per invalid_query), then the authentication hook.
-    template <class Stream>
-    task<admission_decision> admit(Stream& stream, endpoint_state& endpoint, const http::request& request,
-                                   const request_values& values, const connection_base& connection) const {
-        admission_decision decision;
-        if (!origin_accepted(endpoint, request)) {
-            co_await refuse(stream, 403, make_response(403, "text/plain; charset=utf-8", "Origin not allowed"));
-            co_return decision;
-        }
+    /// Origin (403), subprotocol (400), typed parameters (400: the hook's always, the others per
+    /// invalid_query). Not a coroutine: an endpoint without a hook adds no frame to the handshake,
+    /// whose freed frames Asio's allocator would hand on to the connection's long-lived ones.
+    static endpoint_checks check_endpoint(const endpoint_state& endpoint, const http::request& request,
+                                          const request_values& values) {
+        endpoint_checks checks;
+        const auto refuse_with = [&](int status, std::string body, const char* type = "text/plain; charset=utf-8") {
+            checks.refused_status = status;
+            checks.refusal_response = make_response(status, type, body);
+            return std::move(checks);
+        };
+        if (!origin_accepted(endpoint, request)) return refuse_with(403, "Origin not allowed");
         if (!endpoint.subprotocols.empty()) {
             const subprotocol_choice choice = choose_subprotocol(request.fields, endpoint.subprotocols);
-            if (choice.chosen) {
-                decision.subprotocol = static_cast<int>(*choice.chosen);
-            } else if (choice.offered && endpoint.refuse_unknown_subprotocol) {
-                co_await refuse(stream, 400, make_response(400, "text/plain; charset=utf-8",
-                                                          unsupported_subprotocol_message(endpoint.subprotocols)));
-                co_return decision;
-            }
+            if (choice.chosen) checks.subprotocol = static_cast<int>(*choice.chosen);
+            else if (choice.offered && endpoint.refuse_unknown_subprotocol)
+                return refuse_with(400, unsupported_subprotocol_message(endpoint.subprotocols));
         }
         // The hook's own parameters are needed before the upgrade, whatever invalid_query says.
-        std::optional<std::string> rejection;
-        if (endpoint.hook_checks.check_request) rejection = endpoint.hook_checks.check_request(values);
-        if (!rejection) {
-            rejection = endpoint.check_request(values);
-            if (rejection && endpoint.options.invalid_query == invalid_query_policy::close) {
-                decision.rejection = std::move(rejection);  // accepted, then closed with 1008
-                rejection.reset();
-            }
+        if (endpoint.hook_checks.check_request)
+            if (auto problem = endpoint.hook_checks.check_request(values)) return refuse_with(400, std::move(*problem), "text/plain");
+        if (auto problem = endpoint.check_request(values)) {
+            if (endpoint.options.invalid_query == invalid_query_policy::reject) return refuse_with(400, std::move(*problem), "text/plain");
+            checks.rejection = std::move(problem);  // accepted, then closed with 1008
         }
-        if (rejection) {
-            co_await refuse(stream, 400, make_response(400, "text/plain", *rejection));
-            co_return decision;
-        }
-        if (endpoint.hook) {
-            std::optional<hook_outcome> decided = co_await run_hook(endpoint, request, values, connection.client());
-            if (!decided) {
-                co_await refuse(stream, 500, make_response(500, "text/plain; charset=utf-8", "Internal Server Error"));
-                co_return decision;
-            }
-            if (decided->refused) {
-                endpoint.metrics.for_worker(connection.context()).auth_refusals.add();
-                co_await refuse(stream, *decided->refused);
-                co_return decision;
-            }
-            decision.state = std::move(decided->state);
-        }
-        decision.admitted = true;
-        co_return decision;
+        return checks;
     }
 
     /// Answers an upgrade request with an HTTP error, counted under its status.
