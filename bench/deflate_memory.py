@@ -20,17 +20,11 @@ os.environ.setdefault("STARLING_BUILD_ROOT", str(ROOT / "build"))
 
 import websockets  # noqa: E402
 
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+import harness  # noqa: E402
 
 
 async def measure(port, pid, path, count, size, echo, compression):
-    before = rss_kib(pid)
+    before = harness.vm_rss_kib(pid)
     url = f"ws://127.0.0.1:{port}{path}"
     clients = []
     for _ in range(count):
@@ -46,7 +40,7 @@ async def measure(port, pid, path, count, size, echo, compression):
     # A round trip on each, so that the server has finished with what it was sent.
     for ws in clients:
         await ws.ping()
-    after = rss_kib(pid)
+    after = harness.vm_rss_kib(pid)
     negotiated = clients[0].response_headers.get("Sec-WebSocket-Extensions") or "none"
     for ws in clients:
         await ws.close()

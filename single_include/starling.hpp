@@ -7509,6 +7509,9 @@ protected:
     message_calls& operator=(message_calls&&) noexcept = default;
     ~message_calls() = default;
 
+    /// The connection these calls reach, for what each side adds.
+    connection_base& engine() const noexcept { return *connection_; }
+
 private:
     connection_base* connection_;
     simdjson::dom::parser json_parser_;
@@ -7537,7 +7540,7 @@ class websocket : public detail::message_calls {
 public:
     /// Made by the runtime once per connection, when it is upgraded.
     websocket(detail::connection_base& connection, detail::endpoint_state& endpoint) noexcept
-        : message_calls(connection), connection_(connection), endpoint_(endpoint) {}
+        : message_calls(connection), endpoint_(endpoint) {}
 
     websocket(const websocket&) = delete;
     websocket& operator=(const websocket&) = delete;
@@ -7545,15 +7548,15 @@ public:
     // ---- Identity -------------------------------------------------------------------------------
 
     /// A random UUID v4, unique to this connection.
-    const std::string& id() const noexcept { return connection_.id(); }
+    const std::string& id() const noexcept { return engine().id(); }
     /// The query string's parameters, percent-decoded.
-    const starling::query_params& query_params() const noexcept { return connection_.query_params(); }
+    const starling::query_params& query_params() const noexcept { return engine().query_params(); }
     /// The upgrade request's headers; names are case-insensitive.
-    const http::headers& headers() const noexcept { return connection_.headers(); }
+    const http::headers& headers() const noexcept { return engine().headers(); }
     /// The peer's IP address and port.
-    const client_address& client() const noexcept { return connection_.client(); }
+    const client_address& client() const noexcept { return engine().client(); }
     /// The request path, without the query string.
-    std::string_view path() const noexcept { return connection_.path(); }
+    std::string_view path() const noexcept { return engine().path(); }
     /// The subprotocol chosen in the handshake (the endpoint's subprotocols()), or "" for none.
     std::string_view subprotocol() const noexcept;
 
@@ -7594,7 +7597,7 @@ public:
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         // This connection itself, also before it joins the registry (in on_connect).
-        if (connection_id == connection_.id()) return connection_.queue_text(std::string(text));
+        if (connection_id == engine().id()) return engine().queue_text(std::string(text));
         auto target = endpoint_.registry.find(connection_id);
         if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
@@ -7609,9 +7612,9 @@ public:
 
     /// Joins `topic`. False if this connection is in it already, or is closing.
     bool subscribe(std::string_view topic) {
-        if (topics_over_ || !connection_.is_open() || memberships_.contains(topic)) return false;
+        if (topics_over_ || !engine().is_open() || memberships_.contains(topic)) return false;
         auto& place = memberships_[std::string(topic)];
-        if (topics_live_) endpoint_.hub->topics.join(connection_.context(), std::string(topic), connection_.shared_from_this(), place);
+        if (topics_live_) endpoint_.hub->topics.join(engine().context(), std::string(topic), engine().shared_from_this(), place);
         return true;
     }
 
@@ -7655,7 +7658,7 @@ public:
         if (topics_live_ || topics_over_) return;
         topics_live_ = true;
         for (auto& [name, place] : memberships_)
-            endpoint_.hub->topics.join(connection_.context(), name, connection_.shared_from_this(), place);
+            endpoint_.hub->topics.join(engine().context(), name, engine().shared_from_this(), place);
     }
     /// For the runtime: the connection ended; it leaves every topic and joins none again.
     void leave_topics() {
@@ -7686,8 +7689,8 @@ private:
     void fan_out(const detail::shared_frame& frame, recipients who) {
         // In on_connect the connection is not in the registry yet (nothing reaches a client before its
         // greeting), but a broadcast it makes itself still includes it.
-        if (who == recipients::everyone && !connection_.registered) connection_.receive_broadcast(frame);
-        endpoint_.registry.broadcast(connection_.context(), frame, who == recipients::others ? &connection_ : nullptr);
+        if (who == recipients::everyone && !engine().registered) engine().receive_broadcast(frame);
+        endpoint_.registry.broadcast(engine().context(), frame, who == recipients::others ? &engine() : nullptr);
     }
 
     // ---- topics ----
@@ -7696,9 +7699,9 @@ private:
         // Before the greeting the connection is not in its topics yet, but its own publish still
         // reaches it, as a broadcast does.
         if (who == recipients::everyone && !topics_live_ && !topics_over_ && memberships_.contains(topic))
-            connection_.receive_broadcast(frame);
-        return endpoint_.hub->publish(&connection_.context(), topic, frame, op, payload,
-                                      who == recipients::others ? &connection_ : nullptr);
+            engine().receive_broadcast(frame);
+        return endpoint_.hub->publish(&engine().context(), topic, frame, op, payload,
+                                      who == recipients::others ? &engine() : nullptr);
     }
 
     struct topic_hash {
@@ -7712,7 +7715,6 @@ private:
     bool topics_over_ = false;  // the connection ended
     // ---- end of topics ----
 
-    detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
     detail::state_slot state_;      // one pointer while empty
     std::int16_t subprotocol_ = -1;  // an index into the endpoint's subprotocols, or none
@@ -11149,9 +11151,9 @@ struct dialed {
 /// `timeout`.
 inline task<asio::ip::tcp::socket> connect_tcp(asio::io_context& context, const websocket_url& url,
                                                std::chrono::milliseconds timeout) {
-    const std::string where = url.host_field().find(':') == std::string::npos
-                                  ? url.host_field() + ":" + std::to_string(url.port)
-                                  : url.host_field();
+    // host:port as it would be written in a URL, the default port included: what the errors name.
+    const std::string where =
+        (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::ip::tcp::resolver resolver(context);
     auto [resolve_ec, results] = co_await resolver.async_resolve(url.host, std::to_string(url.port), as_tuple_awaitable);

@@ -117,6 +117,9 @@ protected:
     message_calls& operator=(message_calls&&) noexcept = default;
     ~message_calls() = default;
 
+    /// The connection these calls reach, for what each side adds.
+    connection_base& engine() const noexcept { return *connection_; }
+
 private:
     connection_base* connection_;
     simdjson::dom::parser json_parser_;

@@ -32,7 +32,7 @@ class websocket : public detail::message_calls {
 public:
     /// Made by the runtime once per connection, when it is upgraded.
     websocket(detail::connection_base& connection, detail::endpoint_state& endpoint) noexcept
-        : message_calls(connection), connection_(connection), endpoint_(endpoint) {}
+        : message_calls(connection), endpoint_(endpoint) {}
 
     websocket(const websocket&) = delete;
     websocket& operator=(const websocket&) = delete;
@@ -40,15 +40,15 @@ public:
     // ---- Identity -------------------------------------------------------------------------------
 
     /// A random UUID v4, unique to this connection.
-    const std::string& id() const noexcept { return connection_.id(); }
+    const std::string& id() const noexcept { return engine().id(); }
     /// The query string's parameters, percent-decoded.
-    const starling::query_params& query_params() const noexcept { return connection_.query_params(); }
+    const starling::query_params& query_params() const noexcept { return engine().query_params(); }
     /// The upgrade request's headers; names are case-insensitive.
-    const http::headers& headers() const noexcept { return connection_.headers(); }
+    const http::headers& headers() const noexcept { return engine().headers(); }
     /// The peer's IP address and port.
-    const client_address& client() const noexcept { return connection_.client(); }
+    const client_address& client() const noexcept { return engine().client(); }
     /// The request path, without the query string.
-    std::string_view path() const noexcept { return connection_.path(); }
+    std::string_view path() const noexcept { return engine().path(); }
     /// The subprotocol chosen in the handshake (the endpoint's subprotocols()), or "" for none.
     std::string_view subprotocol() const noexcept;
 
@@ -89,7 +89,7 @@ public:
     }
     bool queue_to(std::string_view connection_id, std::string_view text) {
         // This connection itself, also before it joins the registry (in on_connect).
-        if (connection_id == connection_.id()) return connection_.queue_text(std::string(text));
+        if (connection_id == engine().id()) return engine().queue_text(std::string(text));
         auto target = endpoint_.registry.find(connection_id);
         if (!target) return endpoint_.hub->send_elsewhere(endpoint_.path, connection_id, text);  // another process?
         target->deliver_text(std::string(text));
@@ -104,9 +104,9 @@ public:
 
     /// Joins `topic`. False if this connection is in it already, or is closing.
     bool subscribe(std::string_view topic) {
-        if (topics_over_ || !connection_.is_open() || memberships_.contains(topic)) return false;
+        if (topics_over_ || !engine().is_open() || memberships_.contains(topic)) return false;
         auto& place = memberships_[std::string(topic)];
-        if (topics_live_) endpoint_.hub->topics.join(connection_.context(), std::string(topic), connection_.shared_from_this(), place);
+        if (topics_live_) endpoint_.hub->topics.join(engine().context(), std::string(topic), engine().shared_from_this(), place);
         return true;
     }
 
@@ -150,7 +150,7 @@ public:
         if (topics_live_ || topics_over_) return;
         topics_live_ = true;
         for (auto& [name, place] : memberships_)
-            endpoint_.hub->topics.join(connection_.context(), name, connection_.shared_from_this(), place);
+            endpoint_.hub->topics.join(engine().context(), name, engine().shared_from_this(), place);
     }
     /// For the runtime: the connection ended; it leaves every topic and joins none again.
     void leave_topics() {
@@ -181,8 +181,8 @@ private:
     void fan_out(const detail::shared_frame& frame, recipients who) {
         // In on_connect the connection is not in the registry yet (nothing reaches a client before its
         // greeting), but a broadcast it makes itself still includes it.
-        if (who == recipients::everyone && !connection_.registered) connection_.receive_broadcast(frame);
-        endpoint_.registry.broadcast(connection_.context(), frame, who == recipients::others ? &connection_ : nullptr);
+        if (who == recipients::everyone && !engine().registered) engine().receive_broadcast(frame);
+        endpoint_.registry.broadcast(engine().context(), frame, who == recipients::others ? &engine() : nullptr);
     }
 
     // ---- topics ----
@@ -191,9 +191,9 @@ private:
         // Before the greeting the connection is not in its topics yet, but its own publish still
         // reaches it, as a broadcast does.
         if (who == recipients::everyone && !topics_live_ && !topics_over_ && memberships_.contains(topic))
-            connection_.receive_broadcast(frame);
-        return endpoint_.hub->publish(&connection_.context(), topic, frame, op, payload,
-                                      who == recipients::others ? &connection_ : nullptr);
+            engine().receive_broadcast(frame);
+        return endpoint_.hub->publish(&engine().context(), topic, frame, op, payload,
+                                      who == recipients::others ? &engine() : nullptr);
     }
 
     struct topic_hash {
@@ -207,7 +207,6 @@ private:
     bool topics_over_ = false;  // the connection ended
     // ---- end of topics ----
 
-    detail::connection_base& connection_;
     detail::endpoint_state& endpoint_;
     detail::state_slot state_;      // one pointer while empty
     std::int16_t subprotocol_ = -1;  // an index into the endpoint's subprotocols, or none

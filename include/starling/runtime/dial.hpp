@@ -83,9 +83,9 @@ struct dialed {
 /// `timeout`.
 inline task<asio::ip::tcp::socket> connect_tcp(asio::io_context& context, const websocket_url& url,
                                                std::chrono::milliseconds timeout) {
-    const std::string where = url.host_field().find(':') == std::string::npos
-                                  ? url.host_field() + ":" + std::to_string(url.port)
-                                  : url.host_field();
+    // host:port as it would be written in a URL, the default port included: what the errors name.
+    const std::string where =
+        (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::ip::tcp::resolver resolver(context);
     auto [resolve_ec, results] = co_await resolver.async_resolve(url.host, std::to_string(url.port), as_tuple_awaitable);
