@@ -134,7 +134,10 @@ private:
             z_.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
             z_.avail_out = static_cast<uInt>(room);
             const int rc = inflate(&z_, Z_SYNC_FLUSH);
-            out.resize(out.size() - z_.avail_out);
+            // Drop the room zlib left unused. erase, not resize: resize() has a growing branch, and
+            // g++ 12 at -O2 cannot see that avail_out never exceeds the size, so it warns
+            // (-Wstringop-overflow) about a memset that never runs, in users' builds too.
+            out.erase(out.size() - z_.avail_out);
             if (out.size() > limit) return inflate_status::too_big;
             if (rc == Z_STREAM_END) {
                 // A final block ends the stream; whatever follows it is not part of any message.

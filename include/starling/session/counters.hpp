@@ -13,10 +13,22 @@
 
 namespace starling::detail {
 
+// STARLING_NO_METRICS (defined before the first Starling include, the same in every file of a
+// program) compiles every counter and gauge to nothing, so app.metrics() and the metrics page read
+// zeros. It exists to measure what counting costs: the benchmark builds echo both ways and runs them
+// side by side. Counting is meant to stay on.
+#ifdef STARLING_NO_METRICS
+inline constexpr bool metrics_compiled = false;
+#else
+inline constexpr bool metrics_compiled = true;
+#endif
+
 /// Only ever increased, by one thread.
 class counter {
 public:
-    void add(std::uint64_t n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void add(std::uint64_t n = 1) noexcept {
+        if constexpr (metrics_compiled) value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
 private:
@@ -26,8 +38,12 @@ private:
 /// Goes up and down, by one thread.
 class gauge {
 public:
-    void add(std::int64_t n) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    void set(std::int64_t n) noexcept { value_.store(n, std::memory_order_relaxed); }
+    void add(std::int64_t n) noexcept {
+        if constexpr (metrics_compiled) value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void set(std::int64_t n) noexcept {
+        if constexpr (metrics_compiled) value_.store(n, std::memory_order_relaxed);
+    }
     std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
 private:
