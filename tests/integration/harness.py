@@ -4,6 +4,7 @@ every wait has a timeout."""
 import asyncio
 import os
 import pathlib
+import re
 import select
 import signal
 import socket
@@ -45,11 +46,31 @@ def vm_rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+# The first line of each sanitizer's report: AddressSanitizer and LeakSanitizer errors,
+# ThreadSanitizer warnings (data races, lock inversions), UndefinedBehaviorSanitizer's runtime errors.
+# UndefinedBehaviorSanitizer's start with the source position ("file.hpp:12:5: runtime error: ").
+SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|"
+                              r":\d+:\d+: runtime error: ")
+
+
+def sanitizer_report(text, tolerated=None):
+    """The first sanitizer report in a program's stderr (up to 60 lines of it), or None. A report
+    whose first line matches `tolerated` (a compiled pattern) is passed over."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_REPORT.search(line) and not (tolerated and tolerated.search(line)):
+            return "\n".join(lines[i:i + 60])
+    return None
+
+
 class Server:
     """A server process: `with Server('examples/echo') as s: s.url('/echo')`."""
 
-    def __init__(self, relative, *args, env=None, preexec_fn=None):
-        """`preexec_fn` runs in the child before the server starts (to lower a resource limit, say)."""
+    def __init__(self, relative, *args, env=None, preexec_fn=None, tolerated_report=None):
+        """`preexec_fn` runs in the child before the server starts (to lower a resource limit, say).
+        `tolerated_report`: a compiled pattern for the first line of a sanitizer report that stop()
+        passes over (a known false report, explained where it is given)."""
+        self._tolerated = tolerated_report
         # stderr goes to a file: a pipe nobody reads would block a server that logs a lot.
         self._stderr = tempfile.TemporaryFile()
         weakref.finalize(self, self._stderr.close)  # readable after stop(), closed with the object
@@ -57,6 +78,7 @@ class Server:
                                         stdout=subprocess.PIPE, stderr=self._stderr,
                                         env=None if env is None else {**os.environ, **env},
                                         preexec_fn=preexec_fn)
+        self._report_raised = False
         self.port = self._read_port()
 
     def _read_port(self):
@@ -85,7 +107,9 @@ class Server:
         return self.process.poll() is None
 
     def stop(self, sig=signal.SIGTERM):
-        """Stops the server; returns its exit status."""
+        """Stops the server; returns its exit status. Raises AssertionError when the server wrote a
+        sanitizer report (in the sanitizer builds): a leak found at exit, or an error a test did not
+        otherwise notice, fails the test that ran the server, whatever the test checks itself."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -95,6 +119,11 @@ class Server:
                 self.process.wait()
                 raise AssertionError("server did not stop within the timeout")
         self.process.stdout.close()
+        if not self._report_raised:
+            report = sanitizer_report(self.stderr(), self._tolerated)
+            if report:
+                self._report_raised = True
+                raise AssertionError(f"{self.process.args[0]} wrote a sanitizer report:\n{report}")
         return self.process.returncode
 
     def stderr(self):

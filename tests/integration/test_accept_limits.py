@@ -16,6 +16,7 @@ import os
 import resource
 import selectors
 import socket
+import re
 import sys
 import time
 import unittest
@@ -146,7 +147,18 @@ class OutOfDescriptors(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     def setUp(self):
-        self.server = harness.Server("examples/echo", preexec_fn=limit_server_descriptors)
+        # In the sanitizer builds: to tell whether an object's vtable is readable, the sanitizer
+        # runtime writes it into a pipe it opens for the purpose. Out of descriptors it cannot, takes
+        # the vtable as unreadable, and reports a valid std::error_category (the writer's error check)
+        # as having "an invalid vptr" — then halts the server. That one report is let through, and
+        # the server not halted for it; any other report still fails the test.
+        instrumented = harness.instrumented(harness.binary("examples/echo"))
+        options = os.environ.get("UBSAN_OPTIONS", "").replace("halt_on_error=1", "").strip()
+        self.server = harness.Server(
+            "examples/echo", preexec_fn=limit_server_descriptors,
+            env={"UBSAN_OPTIONS": f"{options} halt_on_error=0".strip()} if instrumented else None,
+            tolerated_report=re.compile(r"runtime error: member call on address 0x[0-9a-f]+ which does not "
+                                        r"point to an object of type 'std::error_category'"))
         self.addCleanup(self.server.stop)
 
     def log_lines(self):
@@ -227,11 +239,6 @@ class OutOfDescriptors(unittest.TestCase):
         # Give descriptors back: the server accepts again, soon.
         for sock, _ in upgraded[-200:]:
             sock.close()
-        # Recovery is checked in optimised builds only. In a sanitizer build run beside the other
-        # tests (tools/test), a new client was not served within even 15 s, though it is within 5 s
-        # when the same build runs alone: not understood yet, so not asserted there.
-        if harness.instrumented(harness.binary("examples/echo")):
-            self.skipTest("recovery after descriptors come back: checked in optimised builds only")
         self.echo_within(RECOVERY)
 
 
