@@ -10064,12 +10064,13 @@ private:
     }
 
     /// Gives every endpoint what the app holds for it (the log, the containers, the default limits,
-    /// the topics) and checks that its dependencies were injected.
-    void prepare_routes() {
+    /// the topics) and checks that its dependencies were injected. `in_process`: for a test client,
+    /// which keeps the containers of one still alive (its dependency overrides) where it finds them.
+    void prepare_routes(bool in_process = false) {
         log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
         for (auto& [path, state] : routes_) {
             state->log = log_;
-            state->globals = globals_;
+            if (!in_process || !state->globals) state->globals = globals_;
             if (!state->options_set) state->options = default_options_;
             check_dependencies(*state);
             state->hub = hub_;
@@ -10103,7 +10104,7 @@ namespace detail {
 
 inline std::unique_ptr<server> make_unlistened_server(app& a, const server_options& options) {
     a.check_not_started("serve it in process");
-    a.prepare_routes();
+    a.prepare_routes(/*in_process=*/true);
     server_options one_worker = options;
     one_worker.workers = 1;
     return std::make_unique<server>(a.routes_, a.pages_, one_worker, a.log_, std::vector<port_spec>{});

@@ -153,17 +153,19 @@ public:
     // ---- Dependencies --------------------------------------------------------------------------------
 
     /// From now on, while this client lives, every container of the app's endpoints that holds a T (the
-    /// app's globals, a router's) holds `fake` instead; when none does, the app's globals get it. A
-    /// std::shared_ptr<T> is kept as the T it points to, as inject does. The app's own containers are
-    /// not changed: the endpoints resolve from copies until the client goes.
-    template <class T>
-    test_client& override_dependency(T&& fake) {
-        using target = typename detail::shared_target<std::decay_t<T>>::type;
-        const std::shared_ptr<target> shared = share(std::forward<T>(fake));
-        const std::type_index type(typeid(target));
+    /// app's globals, a router's) holds `fake` instead; when none does, the app's globals get it.
+    /// T is the type handlers declare (`database&`), and `fake` a T or a class derived from it, moved
+    /// or copied in; or a std::shared_ptr to one, which the test may keep to look at the fake
+    /// afterwards. Without T, the type of `fake` itself (or of what its shared_ptr points to). The
+    /// app's own containers are not changed: its endpoints resolve from copies until the client goes.
+    template <class T = void, class Fake>
+    test_client& override_dependency(Fake&& fake) {
+        using type = dependency_type<T, Fake>;
+        const std::shared_ptr<type> shared = share<type>(std::forward<Fake>(fake));
+        const std::type_index key(typeid(type));
         bool held = false;
         for_each_container([&](dependency_container& c) {
-            if (!c.contains(type)) return;
+            if (!c.contains(key)) return;
             c.add(shared);
             held = true;
         });
@@ -172,10 +174,10 @@ public:
     }
 
     /// The same for the dependency named `name` (inject(name, value)), in every container that names it.
-    template <class T>
-    test_client& override_dependency(const std::string& name, T&& fake) {
-        using target = typename detail::shared_target<std::decay_t<T>>::type;
-        const std::shared_ptr<target> shared = share(std::forward<T>(fake));
+    template <class T = void, class Fake>
+    test_client& override_dependency(const std::string& name, Fake&& fake) {
+        using type = dependency_type<T, Fake>;
+        const std::shared_ptr<type> shared = share<type>(std::forward<Fake>(fake));
         bool held = false;
         for_each_container([&](dependency_container& c) {
             if (!c.contains(std::string_view(name))) return;
@@ -233,13 +235,20 @@ private:
         for (auto& [id, stream] : open_) stream.close();
     }
 
-    template <class T>
-    static auto share(T&& value) {
-        using D = std::decay_t<T>;
+    /// T, or when T is void what `Fake` is stored as (the object a shared_ptr points to).
+    template <class T, class Fake>
+    using dependency_type =
+        std::conditional_t<std::is_void_v<T>, typename detail::shared_target<std::decay_t<Fake>>::type, T>;
+
+    /// `fake` as a std::shared_ptr<T>: one object, put in every container that overrides it.
+    template <class T, class Fake>
+    static std::shared_ptr<T> share(Fake&& fake) {
+        using D = std::decay_t<Fake>;
         if constexpr (detail::is_shared_ptr<D>::value) {
-            return D(std::forward<T>(value));
+            return std::shared_ptr<T>(std::forward<Fake>(fake));
         } else {
-            return std::make_shared<D>(std::forward<T>(value));
+            static_assert(std::is_same_v<T, D> || std::is_base_of_v<T, D>, "starling::testing: the fake must be a T or derive from it");
+            return std::make_shared<D>(std::forward<Fake>(fake));
         }
     }
 

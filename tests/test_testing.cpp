@@ -14,6 +14,7 @@
 #include <optional>   // std::optional receive results
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::string
+#include <vector>     // std::vector of what a fake saw
 
 using namespace std::chrono_literals;
 
@@ -201,6 +202,43 @@ TEST_CASE("testing: global and router dependencies, each overridden for one clie
     }
     starling::testing::test_client after(app);
     CHECK(described(after, "/rooms/ws") == "postgres rooms");
+}
+
+namespace {
+
+/// A service with a fake for tests: the override names the type handlers declare.
+struct mailer {
+    virtual ~mailer() = default;
+    virtual std::string send(const std::string& to) { return "mailed " + to; }
+};
+struct fake_mailer : mailer {
+    std::vector<std::string> sent;
+    std::string send(const std::string& to) override {
+        sent.push_back(to);
+        return "pretended to mail " + to;
+    }
+};
+
+starling::task<> notify(starling::websocket& ws, mailer& mail, starling::global_dependencies& deps) {
+    const std::string line = mail.send("ada") + " (" + deps.get<database>("audit").name + ")";
+    co_await ws.send_text(line);
+}
+
+}  // namespace
+
+TEST_CASE("testing: a derived fake kept by the test, and a dependency overridden by name") {
+    starling::app app;
+    app.inject_global(mailer{});
+    app.inject_global("audit", database{"audit log"});
+    app.websocket("/notify", notify);
+
+    starling::testing::test_client client(app);
+    CHECK(described(client, "/notify") == "mailed ada (audit log)");
+    auto fake = std::make_shared<fake_mailer>();
+    client.override_dependency<mailer>(fake);
+    client.override_dependency("audit", database{"fake audit"});
+    CHECK(described(client, "/notify") == "pretended to mail ada (fake audit)");
+    CHECK(fake->sent == std::vector<std::string>{"ada"});
 }
 
 TEST_CASE("testing: advancing the clock fires the idle ping, then the idle close (1001), then the close timeout") {
