@@ -107,7 +107,12 @@ public:
         if (running_) throw std::logic_error("starling::testing: run() inside run()");
         auto state = std::make_shared<run_state>();
         state->body = std::function<task<>()>(std::forward<Body>(body));
+        struct running_guard {
+            bool& running;
+            ~running_guard() { running = false; }
+        };
         running_ = true;
+        const running_guard guard{running_};  // false again however the run ends
         asio::co_spawn(context(), run_body(state), [state](std::exception_ptr error) {
             state->done = true;
             state->error = error;
@@ -118,7 +123,6 @@ public:
             abort_open();
             run_ready();
         }
-        running_ = false;
         if (stuck)
             throw std::runtime_error(
                 "starling::testing: the test coroutine would wait forever: it is suspended and nothing is left "
