@@ -3853,7 +3853,6 @@ private:
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/post.hpp>            // asio::post: deliveries, flushes and abort() onto the connection's thread
-#include <asio/steady_timer.hpp>    // asio::steady_timer, the one deadline
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable for a posted hop
 #include <algorithm>                // std::min of the deadlines, std::max of statuses
 #include <array>                    // std::array close payload
@@ -4457,11 +4456,67 @@ private:
 // Asio's recycled operation memory: async_event for one waiter with an optional deadline,
 // async_signal for any number of waiters.
 
-#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <chrono>                   // std::chrono::steady_clock deadlines
 #include <cstddef>                  // std::size_t waiter count
 
+
+// ---- begin starling/session/engine_clock.hpp ----
+// The clock of the engine's protocol deadlines: the handshake and close timeouts, idle pings and the
+// idle close, the write-stall and message timeouts, receive_for's deadline, the rate limit's buckets
+// and the shutdown's wait. It is the steady clock plus an offset that only a test moves (the
+// in-process test client's advance(), <starling/testing.hpp>), so that a test can make a minute pass
+// at once and see the idle ping go out without waiting for it.
+//
+// The offset is one per process, not one per loop or connection: Asio's timer queue asks the clock
+// type itself for now() (a static function), so a clock cannot carry state of its own. It only ever
+// moves forward, since everything that measures with it (the timer heap, deadlines computed earlier,
+// the token buckets) assumes time never goes back. Reading it costs one relaxed atomic load.
+//
+// Its time_point is a type of its own, not the steady clock's: a deadline computed from
+// steady_clock::now() would be early by the offset once a test moved it, and the compiler now
+// refuses the mix. Code that measures real time (the client's dial, log throttling, the accept
+// back-off) keeps the steady clock; from_real() converts a real deadline where the two meet.
+
+#include <asio/basic_waitable_timer.hpp>    // asio::basic_waitable_timer on this clock
+#include <atomic>                           // std::atomic offset
+#include <chrono>                           // std::chrono::steady_clock underneath
+
+namespace starling::detail {
+
+struct engine_clock {
+    using duration = std::chrono::steady_clock::duration;
+    using rep = duration::rep;
+    using period = duration::period;
+    using time_point = std::chrono::time_point<engine_clock, duration>;
+    static constexpr bool is_steady = true;
+
+    static time_point now() noexcept {
+        return time_point(std::chrono::steady_clock::now().time_since_epoch() +
+                          duration(offset_.load(std::memory_order_relaxed)));
+    }
+
+    /// The engine's time at the real (steady clock) instant `t`; max() stays max().
+    static time_point from_real(std::chrono::steady_clock::time_point t) noexcept {
+        if (t == std::chrono::steady_clock::time_point::max()) return time_point::max();
+        return time_point(t.time_since_epoch() + duration(offset_.load(std::memory_order_relaxed)));
+    }
+
+    /// Moves every engine deadline `by` closer, for the whole process. A zero or negative `by` does
+    /// nothing: time does not go back. Timers already due fire the next time their loop looks at its
+    /// timers (the test client makes its loop look at once).
+    static void advance(duration by) noexcept {
+        if (by > duration::zero()) offset_.fetch_add(by.count(), std::memory_order_relaxed);
+    }
+
+private:
+    static inline std::atomic<rep> offset_{0};
+};
+
+/// The engine's timers: every wait on a protocol deadline.
+using engine_timer = asio::basic_waitable_timer<engine_clock>;
+
+}  // namespace starling::detail
+// ---- end starling/session/engine_clock.hpp ----
 
 // ---- begin starling/task.hpp ----
 // The coroutine type of Starling's API: handlers, callbacks and every receive/send are task<>s.
@@ -4509,13 +4564,13 @@ public:
     /// Suspends until notify() (or until the waiter's coroutine is cancelled). No coroutine of its own,
     /// since an idle connection waits here all the time: the timer's own operation is handed back.
     auto wait() {
-        timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        timer_.expires_at(engine_clock::time_point::max());
         waiting_ = true;
         return timer_.async_wait(as_tuple_awaitable);
     }
 
     /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
+    task<bool> wait_until(engine_clock::time_point deadline) {
         timer_.expires_at(deadline);
         waiting_ = true;
         auto [ec] = co_await timer_.async_wait(as_tuple_awaitable);
@@ -4531,7 +4586,7 @@ public:
     }
 
 private:
-    asio::steady_timer timer_;
+    engine_timer timer_;
     bool waiting_ = false;
 };
 
@@ -4543,7 +4598,7 @@ public:
     explicit async_signal(const Executor& executor) : timer_(executor) {}
 
     task<> wait() {
-        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        if (waiters_++ == 0) timer_.expires_at(engine_clock::time_point::max());
         co_await timer_.async_wait(as_tuple_awaitable);
         --waiters_;
     }
@@ -4553,7 +4608,7 @@ public:
     }
 
 private:
-    asio::steady_timer timer_;
+    engine_timer timer_;
     std::size_t waiters_ = 0;
 };
 
@@ -4710,7 +4765,7 @@ private:
 // bucket is full and leaves it in debt, so a big message is slowed down, not refused forever.
 
 #include <algorithm>  // std::min
-#include <chrono>     // std::chrono::steady_clock
+#include <chrono>     // std::chrono::duration<double> of a refill
 #include <cstddef>    // std::size_t
 
 
@@ -4719,13 +4774,13 @@ namespace starling::detail {
 class token_bucket {
 public:
     /// `rate` tokens per second, at most `burst` held (0: one second's worth). Starts full.
-    token_bucket(double rate, double burst, std::chrono::steady_clock::time_point now) noexcept
+    token_bucket(double rate, double burst, engine_clock::time_point now) noexcept
         : rate_(rate), capacity_(burst > 0 ? burst : rate), tokens_(capacity_), refilled_at_(now) {}
 
     bool limited() const noexcept { return rate_ > 0; }
 
     /// Whether `cost` tokens are there (all of the bucket for a cost above its size).
-    bool has(double cost, std::chrono::steady_clock::time_point now) noexcept {
+    bool has(double cost, engine_clock::time_point now) noexcept {
         if (!limited()) return true;
         refill(now);
         return tokens_ >= std::min(cost, capacity_);
@@ -4735,7 +4790,7 @@ public:
     }
 
 private:
-    void refill(std::chrono::steady_clock::time_point now) noexcept {
+    void refill(engine_clock::time_point now) noexcept {
         if (now <= refilled_at_) return;
         const double seconds = std::chrono::duration<double>(now - refilled_at_).count();
         tokens_ = std::min(capacity_, tokens_ + seconds * rate_);
@@ -4745,17 +4800,17 @@ private:
     double rate_;
     double capacity_;
     double tokens_;
-    std::chrono::steady_clock::time_point refilled_at_;
+    engine_clock::time_point refilled_at_;
 };
 
 class message_rate_limiter {
 public:
-    message_rate_limiter(const message_rate_limit& limit, std::chrono::steady_clock::time_point now) noexcept
+    message_rate_limiter(const message_rate_limit& limit, engine_clock::time_point now) noexcept
         : messages_(limit.messages_per_second, limit.message_burst, now), bytes_(limit.bytes_per_second, limit.byte_burst, now) {}
 
     /// True when a message of `size` bytes is within the limit now (and takes its tokens); false when
     /// it is over (and takes none).
-    bool admit(std::size_t size, std::chrono::steady_clock::time_point now) noexcept {
+    bool admit(std::size_t size, engine_clock::time_point now) noexcept {
         const auto bytes = static_cast<double>(size);
         if (!messages_.has(1, now) || !bytes_.has(bytes, now)) return false;
         messages_.take(1);
@@ -5022,7 +5077,7 @@ public:
         s.messages_in = messages_in_;
         s.messages_out = messages_out_;
         if (last_rtt_.count() >= 0) s.last_rtt = last_rtt_;
-        s.age = std::chrono::steady_clock::now() - opened_at_;
+        s.age = engine_clock::now() - opened_at_;
         return s;
     }
 
@@ -5052,9 +5107,9 @@ public:
         }
     }
 
-    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+    task<std::optional<message>> receive_for(engine_clock::duration timeout) {
         caught_up();
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = engine_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
             if (!co_await inbox_ready_.wait_until(deadline)) {
@@ -5158,10 +5213,12 @@ public:
     // ---- Life -------------------------------------------------------------------------------------
 
     /// The handshake has begun: the stream is closed at `deadline` unless upgraded() comes first.
-    void begin_handshake(std::chrono::steady_clock::time_point deadline) {
+    void begin_handshake(engine_clock::time_point deadline) {
         hard_deadline_ = deadline;
         update_deadline();
     }
+    /// The same with a deadline in real time, as a client's dial measures it.
+    void begin_handshake(std::chrono::steady_clock::time_point deadline) { begin_handshake(engine_clock::from_real(deadline)); }
 
     /// The handshake agreed to permessage-deflate (before upgraded()).
     void set_compression(const deflate_agreement& agreement, const compression_options& options) {
@@ -5175,7 +5232,7 @@ public:
                   http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
         counters_ = counters;
-        opened_at_ = std::chrono::steady_clock::now();
+        opened_at_ = engine_clock::now();
         if (counters_) {
             counters_->opened.add();
             counters_->open.add(1);
@@ -5187,7 +5244,7 @@ public:
         inbox_.set_limits(options.inbox_messages, options.max_inbox_bytes);
         if (options.rate_limit.enabled()) limiter_ = std::make_unique<message_rate_limiter>(options.rate_limit, opened_at_);
         hard_deadline_ = no_deadline;
-        last_input_ = std::chrono::steady_clock::now();
+        last_input_ = engine_clock::now();
         advance(connection_status::open);
         on_upgraded();
     }
@@ -5306,7 +5363,7 @@ protected:
             counters_->messages_in.add();
             counters_->bytes_in.add(m.data.size());
         }
-        if (limiter_ && !limiter_->admit(m.data.size(), std::chrono::steady_clock::now())) return over_rate_limit();
+        if (limiter_ && !limiter_->admit(m.data.size(), engine_clock::now())) return over_rate_limit();
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -5318,7 +5375,7 @@ protected:
         reader_paused_ = true;
         while (status_ == connection_status::open && inbox_.full()) co_await inbox_space_.wait();
         reader_paused_ = false;
-        last_input_ = std::chrono::steady_clock::now();
+        last_input_ = engine_clock::now();
     }
 
     /// A ping from the peer: answered with a pong, unless our close frame is already queued.
@@ -5333,7 +5390,7 @@ protected:
     void pong_arrived() {
         if (!ping_outstanding_) return;
         ping_outstanding_ = false;
-        last_rtt_ = std::chrono::steady_clock::now() - ping_sent_at_;
+        last_rtt_ = engine_clock::now() - ping_sent_at_;
         if (counters_) counters_->pong_rtt.observe(last_rtt_);
     }
 
@@ -5359,11 +5416,11 @@ protected:
     /// A message began and did not end with this read: from now on it has message_timeout.
     void message_begun() {
         if (message_started_ != no_deadline) return;
-        message_started_ = std::chrono::steady_clock::now();
+        message_started_ = engine_clock::now();
         update_deadline();
     }
     void message_ended() noexcept { message_started_ = no_deadline; }
-    void input_arrived() noexcept { last_input_ = std::chrono::steady_clock::now(); }
+    void input_arrived() noexcept { last_input_ = engine_clock::now(); }
 
     // ---- for the writer ----
 
@@ -5412,7 +5469,7 @@ protected:
 
     void stalled() {
         writer_ = writer_status::awaiting_writable;
-        stall_since_ = std::chrono::steady_clock::now();
+        stall_since_ = engine_clock::now();
         update_deadline();  // the write-stall timeout
     }
 
@@ -5441,7 +5498,7 @@ protected:
         writer_finished_.notify();
     }
 
-    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
+    static constexpr auto no_deadline = engine_clock::time_point::max();
 
     asio::io_context& context_;
     worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
@@ -5449,7 +5506,7 @@ protected:
     write_queue queue_;
     writer_status writer_ = writer_status::idle;
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
-    std::chrono::steady_clock::time_point hard_deadline_ = no_deadline;  // the stream is closed then
+    engine_clock::time_point hard_deadline_ = no_deadline;  // the stream is closed then
 
 private:
     enum class callback_state : std::uint8_t { not_run, running, done };
@@ -5467,7 +5524,7 @@ private:
     /// handle the messages that arrived before it (an echo server echoes them), within the close
     /// timeout.
     task<> let_handler_catch_up() {
-        const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
+        const auto give_up = engine_clock::now() + options_->close_timeout;
         while (handler_running_ && (!inbox_.empty() || processing_message_) && status_ < connection_status::closed)
             if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
@@ -5516,7 +5573,7 @@ private:
     void arm_close_deadline() {
         if (closing_deadline_armed_) return;
         closing_deadline_armed_ = true;
-        hard_deadline_ = std::chrono::steady_clock::now() + options_->close_timeout;
+        hard_deadline_ = engine_clock::now() + options_->close_timeout;
         update_deadline();
     }
 
@@ -5560,7 +5617,7 @@ private:
     // and finds nothing due yet.
 
     /// The earliest time something must be checked, or no_deadline.
-    std::chrono::steady_clock::time_point next_check() const noexcept {
+    engine_clock::time_point next_check() const noexcept {
         auto due = hard_deadline_;
         if (status_ == connection_status::open) {
             const websocket_options& o = *options_;
@@ -5591,7 +5648,7 @@ private:
 
     void check_deadlines() {
         if (status_ == connection_status::closed) return;
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = engine_clock::now();
         if (now >= hard_deadline_) {
             // The handshake or the closing took too long: the stream goes, and with it every read
             // and write still using it. That deadline is spent: the timer must not fire for it again.
@@ -5617,7 +5674,7 @@ private:
     /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
     /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
     /// silence is ours, not the peer's: it does not count.
-    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
+    void check_idle(engine_clock::time_point now, engine_clock::duration idle) {
         if (reader_paused_) last_input_ = now;
         if (ping_outstanding_) {
             if (last_input_ > ping_sent_at_) {
@@ -5719,20 +5776,20 @@ private:
     async_event handler_caught_up_;
     async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
 
-    asio::steady_timer deadline_;  // the one timer: see next_check()
-    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
-    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the stream
-    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
-    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point ping_sent_at_;
+    engine_timer deadline_;  // the one timer: see next_check()
+    engine_clock::time_point armed_for_ = no_deadline;
+    engine_clock::time_point stall_since_;  // when the writer began waiting for the stream
+    engine_clock::time_point message_started_ = no_deadline;  // a message is arriving since
+    engine_clock::time_point last_input_ = engine_clock::now();
+    engine_clock::time_point ping_sent_at_;
 
     std::unique_ptr<message_rate_limiter> limiter_;  // only with a rate limit: one pointer otherwise
     endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
     std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
-    std::chrono::steady_clock::time_point opened_at_;
-    std::chrono::steady_clock::duration last_rtt_{-1};  // negative: no ping answered yet
+    engine_clock::time_point opened_at_;
+    engine_clock::duration last_rtt_{-1};  // negative: no ping answered yet
 };
 
 }  // namespace starling::detail
@@ -8519,7 +8576,7 @@ private:
 #include <algorithm>                        // std::copy_n of the probe
 #include <array>                            // std::array probe
 #include <cstdint>                          // SIZE_MAX, std::uint64_t
-#include <chrono>                           // std::chrono::steady_clock
+#include <chrono>                           // std::chrono deadlines
 #include <cstddef>                          // std::size_t
 #include <optional>                         // std::optional direct-read result
 #include <span>                             // std::span views of input
@@ -8746,7 +8803,7 @@ protected:
     task<> linger_and_close() override {
         std::error_code ec;
         stream_.shutdown_send(ec);
-        if (!ec && std::chrono::steady_clock::now() < hard_deadline_) {
+        if (!ec && engine_clock::now() < hard_deadline_) {
             char sink[512];
             for (;;) {
                 auto [read_ec, n] = co_await stream_.async_read_some(asio::buffer(sink), as_tuple_awaitable);
@@ -9439,6 +9496,9 @@ public:
     void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
 
     std::size_t worker_count() const noexcept { return workers_.size(); }
+    /// The event loop of worker `index`: what an in-process caller runs itself when it starts no
+    /// threads (the test client, <starling/testing.hpp>).
+    asio::io_context& worker_loop(std::size_t index) noexcept { return workers_[index]->context; }
 
     /// Runs `action` on worker 0's thread each time `number` arrives, from now until the server stops.
     /// An exception it throws is logged.
@@ -9455,7 +9515,7 @@ public:
         auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
         const live_guard listed(live_, live_.add(context, connection));
         const address_guard from_address(addresses_, connection->client().ip, options_.max_connections_per_ip);
-        connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
+        connection->begin_handshake(engine_clock::now() + options_.handshake_timeout);
         if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
             // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
             // deadline closes the stream under it) is dropped here, leaving nothing behind.
@@ -9669,12 +9729,12 @@ private:
         }
         for (auto& set : user_signals_) set->cancel(ignored);
         live_.close_all();
-        const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        const auto polite_until = engine_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
             if (!co_await drained_->wait_until(polite_until)) break;
         if (active_.load() > 0) {
             live_.abort_all();
-            const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
+            const auto grace_until = engine_clock::now() + abort_grace;
             while (active_.load() > 0)
                 if (!co_await drained_->wait_until(grace_until)) break;
             if (active_.load() > 0) log_line(log_level::warning, "shutdown_incomplete", "shutdown: a handler did not return after its connection was dropped");
@@ -9726,6 +9786,13 @@ inline std::shared_ptr<starling::transport> plain_transport() { return std::make
 // ---- end starling/runtime/server.hpp ----
 
 namespace starling {
+
+class app;
+namespace detail {
+std::unique_ptr<server> make_unlistened_server(app& a, const server_options& options);
+/// The containers an app's endpoints resolve dependencies from, by route (for the test client's overrides).
+route_table& routes_of(app& a) noexcept;
+}  // namespace detail
 
 /// What app.get(path, starling::metrics_page()) serves: app.metrics() in the Prometheus text format.
 struct metrics_page_t {};
@@ -10004,15 +10071,7 @@ private:
 
     detail::server& make_server(const server_options& options) {
         check_not_started("start it again");
-        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
-        for (auto& [path, state] : routes_) {
-            state->log = log_;
-            state->globals = globals_;
-            if (!state->options_set) state->options = default_options_;
-            check_dependencies(*state);
-            state->hub = hub_;
-            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
-        }
+        prepare_routes();
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
         std::vector<detail::port_spec> ports{detail::port_spec{options.port, options.transport}};
@@ -10022,6 +10081,28 @@ private:
         hub_->start();  // the backplane, if any, before the first connection
         return *server_;
     }
+
+    /// Gives every endpoint what the app holds for it (the log, the containers, the default limits,
+    /// the topics) and checks that its dependencies were injected. `in_process`: for a test client,
+    /// which keeps the containers of one still alive (its dependency overrides) where it finds them.
+    void prepare_routes(bool in_process = false) {
+        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
+        for (auto& [path, state] : routes_) {
+            state->log = log_;
+            if (!in_process || !state->globals) state->globals = globals_;
+            if (!state->options_set) state->options = default_options_;
+            check_dependencies(*state);
+            state->hub = hub_;
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
+        }
+    }
+
+    /// A server of this app's endpoints and pages that listens on no port and starts no thread: its
+    /// one worker's loop is run by the caller (the test client of <starling/testing.hpp>). The app
+    /// itself is not started by it: more endpoints, dependencies and servers may follow. No
+    /// backplane is started and no signal handled.
+    friend std::unique_ptr<detail::server> detail::make_unlistened_server(app& a, const server_options& options);
+    friend detail::route_table& detail::routes_of(app& a) noexcept;
 
     std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
     std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
@@ -10038,6 +10119,19 @@ private:
     std::shared_ptr<detail::pubsub> hub_ = std::make_shared<detail::pubsub>();
 };
 
+namespace detail {
+
+inline std::unique_ptr<server> make_unlistened_server(app& a, const server_options& options) {
+    a.check_not_started("serve it in process");
+    a.prepare_routes(/*in_process=*/true);
+    server_options one_worker = options;
+    one_worker.workers = 1;
+    return std::make_unique<server>(a.routes_, a.pages_, one_worker, a.log_, std::vector<port_spec>{});
+}
+
+inline route_table& routes_of(app& a) noexcept { return a.routes_; }
+
+}  // namespace detail
 }  // namespace starling
 // ---- end starling/app.hpp ----
 

@@ -1,4 +1,5 @@
 #include <starling/app.hpp>
+#include <starling/testing.hpp>
 
 #include <doctest/doctest.h>
 
@@ -53,6 +54,9 @@ TEST_CASE("a handler needing a dependency nobody injected stops the start, namin
     CHECK(message.find("/needs_db") != std::string::npos);
     CHECK(message.find("database") != std::string::npos);
     CHECK(message.find("not injected") != std::string::npos);
+    starling::app in_process;
+    in_process.websocket("/needs_db", [](starling::websocket&, database&) -> starling::task<> { co_return; });
+    CHECK(error_of([&] { starling::testing::test_client client(in_process); }) == message);  // a test client checks the same
 }
 
 TEST_CASE("callbacks' dependencies are checked too, and router dependencies satisfy them") {
@@ -64,11 +68,17 @@ TEST_CASE("callbacks' dependencies are checked too, and router dependencies sati
 
     starling::router ok("/r");
     ok.inject(database{});
-    ok.websocket("/ws", idle).on_close([](starling::websocket&, database&) {});
+    bool closed_with_database = false;
+    ok.websocket("/ws", idle).on_close([&](starling::websocket&, database&) { closed_with_database = true; });
     starling::app fine;
     fine.include_router(ok);
-    CHECK(fine.start_in_background(0) > 0);
-    fine.stop();
+    // In process: the same checks as listen(), then a connection whose on_close gets the router's database.
+    starling::testing::test_client client(fine);
+    client.run([&]() -> starling::task<> {
+        auto ws = co_await client.connect("/r/ws");
+        co_await ws.wait_closed();  // the handler returns at once: the server closes
+    });
+    CHECK(closed_with_database);
 }
 
 TEST_CASE("each app has its own global container, read-only once started") {

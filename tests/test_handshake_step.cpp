@@ -180,7 +180,7 @@ TEST_CASE("admission: a value admits, a refusal refuses") {
 }
 
 TEST_CASE("token buckets: a burst passes, then the rate; a big message leaves the byte bucket in debt") {
-    using clock = std::chrono::steady_clock;
+    using clock = starling::detail::engine_clock;
     const auto t0 = clock::now();
     starling::message_rate_limit limit;
     limit.messages_per_second = 10;

@@ -126,7 +126,7 @@ TEST_CASE("cancellation reaches a receive-style loop waiting on the connection's
     receiver = {};
     auto receive_for_like = [&]() -> task<> {
         try {
-            for (;;) co_await inbox_ready.wait_until(std::chrono::steady_clock::now() + forever);
+            for (;;) co_await inbox_ready.wait_until(starling::detail::engine_clock::now() + forever);
         } catch (...) {
             describe(receiver, std::current_exception());
             throw;

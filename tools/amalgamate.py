@@ -3,7 +3,7 @@
 
 The single header is include/starling.hpp with every project header it reaches inlined once, in
 dependency order; system and third-party includes stay as they are. It needs no OpenSSL and no Redis.
-The opt-in headers (OPT_IN: TLS, the Redis backplane) are not in it: each gets a single header of its
+The opt-in headers (OPT_IN: TLS, the Redis backplane, the test client) are not in it: each gets a single header of its
 own next to it, single_include/starling_NAME.hpp, which includes "starling.hpp" (the single header
 beside it) and inlines only what that lacks. A program includes starling.hpp and any of them.
 
@@ -24,6 +24,8 @@ OUTPUT = ROOT / "single_include" / "starling.hpp"
 OPT_IN = {
     "tls.hpp": ROOT / "single_include" / "starling_tls.hpp",
     "redis.hpp": ROOT / "single_include" / "starling_redis.hpp",
+    # Tests only: it needs no library of its own, but a program that serves has no use for it.
+    "testing.hpp": ROOT / "single_include" / "starling_testing.hpp",
 }
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))[>"]')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")

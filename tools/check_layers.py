@@ -6,6 +6,7 @@
   runtime/, api/    the server and the user-facing types: nothing from the top
   the top           app.hpp, router.hpp, endpoint.hpp, event_websocket.hpp (what users build apps with),
                     client.hpp (starling::connect),
+                    testing.hpp (opt-in: the in-process test client, not in <starling.hpp>)
                     tls.hpp (TLS, opt-in: the only way in to OpenSSL)
                     redis.hpp (opt-in: the Redis backplane, not in <starling.hpp>)
   base              options.hpp, logging.hpp, task.hpp and detail/ (shared settings and the coroutine
@@ -24,7 +25,7 @@ PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](starling(?:\.hpp|/[^>"]+))
 ASIO_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](asio[/.][^>"]*)[>"]', re.M)
 TLS_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]((?:openssl/|asio/ssl)[^>"]*)[>"]', re.M)
 
-TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp", "client.hpp", "tls.hpp", "redis.hpp"}
+TOP = {"app.hpp", "router.hpp", "endpoint.hpp", "event_websocket.hpp", "client.hpp", "testing.hpp", "tls.hpp", "redis.hpp"}
 BASE = {"options.hpp", "logging.hpp", "task.hpp"}
 
 

@@ -27,6 +27,13 @@
 
 namespace starling {
 
+class app;
+namespace detail {
+std::unique_ptr<server> make_unlistened_server(app& a, const server_options& options);
+/// The containers an app's endpoints resolve dependencies from, by route (for the test client's overrides).
+route_table& routes_of(app& a) noexcept;
+}  // namespace detail
+
 /// What app.get(path, starling::metrics_page()) serves: app.metrics() in the Prometheus text format.
 struct metrics_page_t {};
 inline metrics_page_t metrics_page() noexcept { return {}; }
@@ -304,15 +311,7 @@ private:
 
     detail::server& make_server(const server_options& options) {
         check_not_started("start it again");
-        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
-        for (auto& [path, state] : routes_) {
-            state->log = log_;
-            state->globals = globals_;
-            if (!state->options_set) state->options = default_options_;
-            check_dependencies(*state);
-            state->hub = hub_;
-            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
-        }
+        prepare_routes();
         globals_->freeze();
         for (auto& [path, state] : routes_) state->router_deps->freeze();
         std::vector<detail::port_spec> ports{detail::port_spec{options.port, options.transport}};
@@ -322,6 +321,28 @@ private:
         hub_->start();  // the backplane, if any, before the first connection
         return *server_;
     }
+
+    /// Gives every endpoint what the app holds for it (the log, the containers, the default limits,
+    /// the topics) and checks that its dependencies were injected. `in_process`: for a test client,
+    /// which keeps the containers of one still alive (its dependency overrides) where it finds them.
+    void prepare_routes(bool in_process = false) {
+        log_ = std::make_shared<const detail::log_channel>(sink_, least_level_);
+        for (auto& [path, state] : routes_) {
+            state->log = log_;
+            if (!in_process || !state->globals) state->globals = globals_;
+            if (!state->options_set) state->options = default_options_;
+            check_dependencies(*state);
+            state->hub = hub_;
+            if (state->across_processes) hub_->add_endpoint(state->path, state->registry);
+        }
+    }
+
+    /// A server of this app's endpoints and pages that listens on no port and starts no thread: its
+    /// one worker's loop is run by the caller (the test client of <starling/testing.hpp>). The app
+    /// itself is not started by it: more endpoints, dependencies and servers may follow. No
+    /// backplane is started and no signal handled.
+    friend std::unique_ptr<detail::server> detail::make_unlistened_server(app& a, const server_options& options);
+    friend detail::route_table& detail::routes_of(app& a) noexcept;
 
     std::shared_ptr<detail::router_state> root_ = std::make_shared<detail::router_state>();
     std::shared_ptr<global_dependencies> globals_ = std::make_shared<global_dependencies>();
@@ -338,4 +359,17 @@ private:
     std::shared_ptr<detail::pubsub> hub_ = std::make_shared<detail::pubsub>();
 };
 
+namespace detail {
+
+inline std::unique_ptr<server> make_unlistened_server(app& a, const server_options& options) {
+    a.check_not_started("serve it in process");
+    a.prepare_routes(/*in_process=*/true);
+    server_options one_worker = options;
+    one_worker.workers = 1;
+    return std::make_unique<server>(a.routes_, a.pages_, one_worker, a.log_, std::vector<port_spec>{});
+}
+
+inline route_table& routes_of(app& a) noexcept { return a.routes_; }
+
+}  // namespace detail
 }  // namespace starling

@@ -34,6 +34,7 @@
 #include "starling/runtime/accept_backoff.hpp"
 #include "starling/runtime/address_counts.hpp"
 #include "starling/session/async_event.hpp"
+#include "starling/session/engine_clock.hpp"
 #include "starling/runtime/endpoint_state.hpp"
 #include "starling/runtime/live_connections.hpp"
 #include "starling/runtime/metrics.hpp"
@@ -122,6 +123,9 @@ public:
     void count_refusals(metrics_snapshot& s) const noexcept { refusals_.snapshot(s); }
 
     std::size_t worker_count() const noexcept { return workers_.size(); }
+    /// The event loop of worker `index`: what an in-process caller runs itself when it starts no
+    /// threads (the test client, <starling/testing.hpp>).
+    asio::io_context& worker_loop(std::size_t index) noexcept { return workers_[index]->context; }
 
     /// Runs `action` on worker 0's thread each time `number` arrives, from now until the server stops.
     /// An exception it throws is logged.
@@ -138,7 +142,7 @@ public:
         auto connection = std::make_shared<endpoint_connection<Stream>>(std::move(stream), context);
         const live_guard listed(live_, live_.add(context, connection));
         const address_guard from_address(addresses_, connection->client().ip, options_.max_connections_per_ip);
-        connection->begin_handshake(std::chrono::steady_clock::now() + options_.handshake_timeout);
+        connection->begin_handshake(engine_clock::now() + options_.handshake_timeout);
         if constexpr (requires(Stream& s) { s.async_handshake(as_tuple_awaitable); }) {
             // A client that fails it (plain HTTP or garbage on a TLS port) or runs out of time (the
             // deadline closes the stream under it) is dropped here, leaving nothing behind.
@@ -352,12 +356,12 @@ private:
         }
         for (auto& set : user_signals_) set->cancel(ignored);
         live_.close_all();
-        const auto polite_until = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+        const auto polite_until = engine_clock::now() + options_.shutdown_timeout;
         while (active_.load() > 0)
             if (!co_await drained_->wait_until(polite_until)) break;
         if (active_.load() > 0) {
             live_.abort_all();
-            const auto grace_until = std::chrono::steady_clock::now() + abort_grace;
+            const auto grace_until = engine_clock::now() + abort_grace;
             while (active_.load() > 0)
                 if (!co_await drained_->wait_until(grace_until)) break;
             if (active_.load() > 0) log_line(log_level::warning, "shutdown_incomplete", "shutdown: a handler did not return after its connection was dropped");

@@ -4,11 +4,10 @@
 #pragma once
 
 #include "starling/detail/asio_config.hpp"  // before any Asio header
-#include <asio/steady_timer.hpp>    // asio::steady_timer as the wake-up primitive
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable
-#include <chrono>                   // std::chrono::steady_clock deadlines
 #include <cstddef>                  // std::size_t waiter count
 
+#include "starling/session/engine_clock.hpp"  // the timer, and the clock of wait_until's deadline
 #include "starling/task.hpp"
 
 namespace starling::detail {
@@ -24,13 +23,13 @@ public:
     /// Suspends until notify() (or until the waiter's coroutine is cancelled). No coroutine of its own,
     /// since an idle connection waits here all the time: the timer's own operation is handed back.
     auto wait() {
-        timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        timer_.expires_at(engine_clock::time_point::max());
         waiting_ = true;
         return timer_.async_wait(as_tuple_awaitable);
     }
 
     /// Suspends until notify(). Returns false if `deadline` passed first.
-    task<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
+    task<bool> wait_until(engine_clock::time_point deadline) {
         timer_.expires_at(deadline);
         waiting_ = true;
         auto [ec] = co_await timer_.async_wait(as_tuple_awaitable);
@@ -46,7 +45,7 @@ public:
     }
 
 private:
-    asio::steady_timer timer_;
+    engine_timer timer_;
     bool waiting_ = false;
 };
 
@@ -58,7 +57,7 @@ public:
     explicit async_signal(const Executor& executor) : timer_(executor) {}
 
     task<> wait() {
-        if (waiters_++ == 0) timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        if (waiters_++ == 0) timer_.expires_at(engine_clock::time_point::max());
         co_await timer_.async_wait(as_tuple_awaitable);
         --waiters_;
     }
@@ -68,7 +67,7 @@ public:
     }
 
 private:
-    asio::steady_timer timer_;
+    engine_timer timer_;
     std::size_t waiters_ = 0;
 };
 

@@ -15,7 +15,7 @@
 #include <algorithm>                        // std::copy_n of the probe
 #include <array>                            // std::array probe
 #include <cstdint>                          // SIZE_MAX, std::uint64_t
-#include <chrono>                           // std::chrono::steady_clock
+#include <chrono>                           // std::chrono deadlines
 #include <cstddef>                          // std::size_t
 #include <optional>                         // std::optional direct-read result
 #include <span>                             // std::span views of input
@@ -244,7 +244,7 @@ protected:
     task<> linger_and_close() override {
         std::error_code ec;
         stream_.shutdown_send(ec);
-        if (!ec && std::chrono::steady_clock::now() < hard_deadline_) {
+        if (!ec && engine_clock::now() < hard_deadline_) {
             char sink[512];
             for (;;) {
                 auto [read_ec, n] = co_await stream_.async_read_some(asio::buffer(sink), as_tuple_awaitable);

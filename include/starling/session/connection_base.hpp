@@ -13,7 +13,6 @@
 #include <asio/detached.hpp>        // asio::detached
 #include <asio/io_context.hpp>      // asio::io_context, the worker's event loop
 #include <asio/post.hpp>            // asio::post: deliveries, flushes and abort() onto the connection's thread
-#include <asio/steady_timer.hpp>    // asio::steady_timer, the one deadline
 #include <asio/use_awaitable.hpp>   // asio::use_awaitable for a posted hop
 #include <algorithm>                // std::min of the deadlines, std::max of statuses
 #include <array>                    // std::array close payload
@@ -36,6 +35,7 @@
 #include "starling/protocol/websocket_disconnect.hpp"
 #include "starling/session/async_event.hpp"
 #include "starling/session/counters.hpp"
+#include "starling/session/engine_clock.hpp"  // the one deadline's timer and clock
 #include "starling/session/inbox.hpp"
 #include "starling/session/message_compression.hpp"
 #include "starling/session/rate_limiter.hpp"
@@ -108,7 +108,7 @@ public:
         s.messages_in = messages_in_;
         s.messages_out = messages_out_;
         if (last_rtt_.count() >= 0) s.last_rtt = last_rtt_;
-        s.age = std::chrono::steady_clock::now() - opened_at_;
+        s.age = engine_clock::now() - opened_at_;
         return s;
     }
 
@@ -138,9 +138,9 @@ public:
         }
     }
 
-    task<std::optional<message>> receive_for(std::chrono::steady_clock::duration timeout) {
+    task<std::optional<message>> receive_for(engine_clock::duration timeout) {
         caught_up();
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = engine_clock::now() + timeout;
         for (;;) {
             if (auto m = pop_inbox()) co_return std::move(*m);
             if (!co_await inbox_ready_.wait_until(deadline)) {
@@ -244,10 +244,12 @@ public:
     // ---- Life -------------------------------------------------------------------------------------
 
     /// The handshake has begun: the stream is closed at `deadline` unless upgraded() comes first.
-    void begin_handshake(std::chrono::steady_clock::time_point deadline) {
+    void begin_handshake(engine_clock::time_point deadline) {
         hard_deadline_ = deadline;
         update_deadline();
     }
+    /// The same with a deadline in real time, as a client's dial measures it.
+    void begin_handshake(std::chrono::steady_clock::time_point deadline) { begin_handshake(engine_clock::from_real(deadline)); }
 
     /// The handshake agreed to permessage-deflate (before upgraded()).
     void set_compression(const deflate_agreement& agreement, const compression_options& options) {
@@ -261,7 +263,7 @@ public:
                   http::headers headers, endpoint_counters* counters = nullptr) {
         options_ = &options;
         counters_ = counters;
-        opened_at_ = std::chrono::steady_clock::now();
+        opened_at_ = engine_clock::now();
         if (counters_) {
             counters_->opened.add();
             counters_->open.add(1);
@@ -273,7 +275,7 @@ public:
         inbox_.set_limits(options.inbox_messages, options.max_inbox_bytes);
         if (options.rate_limit.enabled()) limiter_ = std::make_unique<message_rate_limiter>(options.rate_limit, opened_at_);
         hard_deadline_ = no_deadline;
-        last_input_ = std::chrono::steady_clock::now();
+        last_input_ = engine_clock::now();
         advance(connection_status::open);
         on_upgraded();
     }
@@ -392,7 +394,7 @@ protected:
             counters_->messages_in.add();
             counters_->bytes_in.add(m.data.size());
         }
-        if (limiter_ && !limiter_->admit(m.data.size(), std::chrono::steady_clock::now())) return over_rate_limit();
+        if (limiter_ && !limiter_->admit(m.data.size(), engine_clock::now())) return over_rate_limit();
         inbox_.push(std::move(m));
         inbox_ready_.notify();
     }
@@ -404,7 +406,7 @@ protected:
         reader_paused_ = true;
         while (status_ == connection_status::open && inbox_.full()) co_await inbox_space_.wait();
         reader_paused_ = false;
-        last_input_ = std::chrono::steady_clock::now();
+        last_input_ = engine_clock::now();
     }
 
     /// A ping from the peer: answered with a pong, unless our close frame is already queued.
@@ -419,7 +421,7 @@ protected:
     void pong_arrived() {
         if (!ping_outstanding_) return;
         ping_outstanding_ = false;
-        last_rtt_ = std::chrono::steady_clock::now() - ping_sent_at_;
+        last_rtt_ = engine_clock::now() - ping_sent_at_;
         if (counters_) counters_->pong_rtt.observe(last_rtt_);
     }
 
@@ -445,11 +447,11 @@ protected:
     /// A message began and did not end with this read: from now on it has message_timeout.
     void message_begun() {
         if (message_started_ != no_deadline) return;
-        message_started_ = std::chrono::steady_clock::now();
+        message_started_ = engine_clock::now();
         update_deadline();
     }
     void message_ended() noexcept { message_started_ = no_deadline; }
-    void input_arrived() noexcept { last_input_ = std::chrono::steady_clock::now(); }
+    void input_arrived() noexcept { last_input_ = engine_clock::now(); }
 
     // ---- for the writer ----
 
@@ -498,7 +500,7 @@ protected:
 
     void stalled() {
         writer_ = writer_status::awaiting_writable;
-        stall_since_ = std::chrono::steady_clock::now();
+        stall_since_ = engine_clock::now();
         update_deadline();  // the write-stall timeout
     }
 
@@ -527,7 +529,7 @@ protected:
         writer_finished_.notify();
     }
 
-    static constexpr auto no_deadline = std::chrono::steady_clock::time_point::max();
+    static constexpr auto no_deadline = engine_clock::time_point::max();
 
     asio::io_context& context_;
     worker_buffers& worker_;  // the receive buffer and spare payloads of this loop
@@ -535,7 +537,7 @@ protected:
     write_queue queue_;
     writer_status writer_ = writer_status::idle;
     bool flush_scheduled_ = false;  // a flush is posted for the end of this turn
-    std::chrono::steady_clock::time_point hard_deadline_ = no_deadline;  // the stream is closed then
+    engine_clock::time_point hard_deadline_ = no_deadline;  // the stream is closed then
 
 private:
     enum class callback_state : std::uint8_t { not_run, running, done };
@@ -553,7 +555,7 @@ private:
     /// handle the messages that arrived before it (an echo server echoes them), within the close
     /// timeout.
     task<> let_handler_catch_up() {
-        const auto give_up = std::chrono::steady_clock::now() + options_->close_timeout;
+        const auto give_up = engine_clock::now() + options_->close_timeout;
         while (handler_running_ && (!inbox_.empty() || processing_message_) && status_ < connection_status::closed)
             if (!co_await handler_caught_up_.wait_until(give_up)) break;
     }
@@ -602,7 +604,7 @@ private:
     void arm_close_deadline() {
         if (closing_deadline_armed_) return;
         closing_deadline_armed_ = true;
-        hard_deadline_ = std::chrono::steady_clock::now() + options_->close_timeout;
+        hard_deadline_ = engine_clock::now() + options_->close_timeout;
         update_deadline();
     }
 
@@ -646,7 +648,7 @@ private:
     // and finds nothing due yet.
 
     /// The earliest time something must be checked, or no_deadline.
-    std::chrono::steady_clock::time_point next_check() const noexcept {
+    engine_clock::time_point next_check() const noexcept {
         auto due = hard_deadline_;
         if (status_ == connection_status::open) {
             const websocket_options& o = *options_;
@@ -677,7 +679,7 @@ private:
 
     void check_deadlines() {
         if (status_ == connection_status::closed) return;
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = engine_clock::now();
         if (now >= hard_deadline_) {
             // The handshake or the closing took too long: the stream goes, and with it every read
             // and write still using it. That deadline is spent: the timer must not fire for it again.
@@ -703,7 +705,7 @@ private:
     /// A connection silent for idle_timeout is pinged; one still silent idle_timeout after the ping is
     /// closed with 1001. While the reader is paused (the handler is behind and the inbox full),
     /// silence is ours, not the peer's: it does not count.
-    void check_idle(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration idle) {
+    void check_idle(engine_clock::time_point now, engine_clock::duration idle) {
         if (reader_paused_) last_input_ = now;
         if (ping_outstanding_) {
             if (last_input_ > ping_sent_at_) {
@@ -805,20 +807,20 @@ private:
     async_event handler_caught_up_;
     async_signal queue_drained_;  // the outbound queue fell back to its high-water mark
 
-    asio::steady_timer deadline_;  // the one timer: see next_check()
-    std::chrono::steady_clock::time_point armed_for_ = no_deadline;
-    std::chrono::steady_clock::time_point stall_since_;  // when the writer began waiting for the stream
-    std::chrono::steady_clock::time_point message_started_ = no_deadline;  // a message is arriving since
-    std::chrono::steady_clock::time_point last_input_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point ping_sent_at_;
+    engine_timer deadline_;  // the one timer: see next_check()
+    engine_clock::time_point armed_for_ = no_deadline;
+    engine_clock::time_point stall_since_;  // when the writer began waiting for the stream
+    engine_clock::time_point message_started_ = no_deadline;  // a message is arriving since
+    engine_clock::time_point last_input_ = engine_clock::now();
+    engine_clock::time_point ping_sent_at_;
 
     std::unique_ptr<message_rate_limiter> limiter_;  // only with a rate limit: one pointer otherwise
     endpoint_counters* counters_ = nullptr;  // this endpoint's on this worker; none in unit tests
     std::int64_t counted_queue_ = 0;          // queue_.memory() as the gauge last saw it
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
-    std::chrono::steady_clock::time_point opened_at_;
-    std::chrono::steady_clock::duration last_rtt_{-1};  // negative: no ping answered yet
+    engine_clock::time_point opened_at_;
+    engine_clock::duration last_rtt_{-1};  // negative: no ping answered yet
 };
 
 }  // namespace starling::detail
