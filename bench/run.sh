@@ -213,6 +213,11 @@ if ((with_deflate)); then
     )
 fi
 
+if ((${#scenarios[@]} == 0)); then
+    echo "run.sh: --no-plain leaves nothing to run without --tls, --deflate or --metrics" >&2
+    exit 2
+fi
+
 server_command() {  # server kind group -> command line
     local tls_args="" deflate_args=""
     [[ $3 == tls ]] && tls_args=" --tls-cert $tls_dir/cert.pem --tls-key $tls_dir/key.pem"
