@@ -310,8 +310,15 @@ else:
 echo "== ${#scenarios[@]} scenarios on up to ${#servers[@]} servers x $reps repetitions, ${duration}s each after ${warmup}s warm-up"
 for ((rep = 1; rep <= reps; rep++)); do
     echo "-- repetition $rep"
+    # Every other repetition runs the servers in the opposite order, so that a load that rises or
+    # falls during a repetition does not always favour the same server.
+    order=("${servers[@]}")
+    if ((rep % 2 == 0)); then
+        order=()
+        for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done
+    fi
     for index in "${!scenarios[@]}"; do
-        for server in "${servers[@]}"; do
+        for server in "${order[@]}"; do
             runs_server "$index" "$server" && run_one "$rep" "$index" "$server"
         done
     done
