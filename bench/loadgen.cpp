@@ -8,11 +8,19 @@
 //   loadgen --port N --scenario idle      [--connections 10000] --server-pid PID
 //   common: [--path /echo] [--duration 5] [--warmup 1] [--timeout S] [--server-pid PID] [--label X]
 //           [--also-port N]... (connections spread round-robin over --port and each --also-port:
-//           servers of one deployment, say two processes linked by a backplane) [--deflate]
+//           servers of one deployment, say two processes linked by a backplane) [--deflate] [--tls]
+//           [--filler random|text]
 //
 // --deflate offers permessage-deflate without context takeover either way and inflates every message
 // that arrives compressed (counted in "compressed_messages"); it sends its own messages uncompressed,
 // which the extension allows, so what is measured is the server's compressing.
+// --tls speaks wss://: TLS (OpenSSL, whatever version and cipher both sides prefer; reported as "tls")
+// over the same non-blocking socket and the same loop. No certificate is verified and no server name
+// is sent: the server is a benchmark peer on 127.0.0.1 with a certificate made for the run, and what
+// is measured is the cost of the encrypted connection, not of trusting it.
+// --filler text: the payload after its header is English-like words instead of random letters, so
+// that it compresses the way text does (the compressed rows); random letters (the default) compress
+// to about three quarters.
 // echo:      every connection keeps `depth` messages in flight on /echo; each answer is checked byte
 //            for byte (type, length, sequence number, content) and its round trip recorded.
 // broadcast: every connection joins /chat; `publishers` of them each keep up to `window` messages in
@@ -38,9 +46,12 @@
 #include <time.h>           // clock_gettime
 #include <unistd.h>         // read, write, close, sysconf
 #include <zlib.h>           // inflate: --deflate
+#include <openssl/err.h>    // ERR_clear_error: --tls
+#include <openssl/ssl.h>    // SSL: --tls
 
 #include <algorithm>        // std::min, std::max
 #include <array>            // std::array
+#include <climits>          // INT_MAX
 #include <bit>              // std::countl_zero
 #include <cctype>           // std::tolower
 #include <cerrno>           // errno
@@ -191,6 +202,8 @@ struct options {
     std::size_t depth = 1;
     bool binary = false;
     bool deflate = false;  // offer permessage-deflate (no context takeover); inflate what comes compressed
+    bool tls = false;      // wss://
+    bool text_filler = false;  // --filler text: compressible words instead of random letters
     double duration = 5;
     double warmup = 1;
     double timeout = 0;  // 0: warmup + duration + 30 s
@@ -205,7 +218,8 @@ struct options {
     std::fprintf(stderr,
                  "loadgen: %s\n"
                  "usage: loadgen --port N [--scenario echo|broadcast|idle] [--path P] [--connections N]\n"
-                 "               [--size BYTES] [--depth N] [--binary] [--deflate] [--publishers N] [--window N]\n"
+                 "               [--size BYTES] [--depth N] [--binary] [--deflate] [--tls] [--filler random|text]\n"
+                 "               [--publishers N] [--window N]\n"
                  "               [--duration S] [--warmup S] [--timeout S] [--settle S]\n"
                  "               [--concurrency N] [--server-pid PID] [--label TEXT] [--also-port N]...\n",
                  why);
@@ -253,6 +267,12 @@ options parse_options(int argc, char** argv) {
         else if (a == "--depth") o.depth = integer(i);
         else if (a == "--binary") o.binary = true;
         else if (a == "--deflate") o.deflate = true;
+        else if (a == "--tls") o.tls = true;
+        else if (a == "--filler") {
+            const std::string_view f = value(i);
+            if (f == "text") o.text_filler = true;
+            else if (f != "random") usage("--filler is random or text");
+        }
         else if (a == "--duration") o.duration = real(i);
         else if (a == "--warmup") o.warmup = real(i);
         else if (a == "--timeout") o.timeout = real(i);
@@ -355,13 +375,14 @@ bool get_hex(const char* in, int digits, std::uint64_t& v) {
 
 // ---- connections -----------------------------------------------------------------------------------
 
-enum class conn_state { idle, connecting, handshaking, open, closed };
+enum class conn_state { idle, connecting, tls_handshaking, handshaking, open, closed };
 
 struct connection {
     int fd = -1;
     std::uint32_t id = 0;
     std::uint16_t port = 0;  // the server it connects to
     conn_state state = conn_state::idle;
+    SSL* ssl = nullptr;  // --tls
     std::string expected_accept;
 
     std::vector<char> in;  // received, not yet parsed: [in_begin, in_end)
@@ -400,9 +421,24 @@ public:
         if (rng_.s == 0) rng_.s = 1;
         static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         filler_.resize(o_.size + filler_offsets);
-        for (char& c : filler_) c = alphabet[rng_.next() % (sizeof(alphabet) - 1)];
+        if (o_.text_filler) {
+            // Words drawn at random from a small vocabulary, separated by spaces: about what chat or
+            // JSON text compresses to (several times smaller), unlike random letters.
+            static constexpr std::string_view words[] = {
+                "the", "message", "server", "client", "connection", "sent", "received", "over", "a",
+                "websocket", "and", "every", "room", "with", "text", "of", "to", "from", "hello", "world",
+                "status", "update", "user", "time", "value", "event", "data", "is", "in", "on", "for", "at"};
+            std::size_t at = 0;
+            while (at < filler_.size()) {
+                const std::string_view w = words[rng_.next() % std::size(words)];
+                for (std::size_t i = 0; i <= w.size() && at < filler_.size(); ++i) filler_[at++] = i < w.size() ? w[i] : ' ';
+            }
+        } else {
+            for (char& c : filler_) c = alphabet[rng_.next() % (sizeof(alphabet) - 1)];
+        }
         epfd_ = epoll_create1(EPOLL_CLOEXEC);
         if (epfd_ < 0) fatal("epoll_create1");
+        if (o_.tls) make_tls_context();
         conns_.resize(o_.connections);
         for (std::size_t i = 0; i < conns_.size(); ++i) {
             conns_[i].id = static_cast<std::uint32_t>(i);
@@ -504,6 +540,8 @@ private:
         field("size", std::to_string(o_.size));
         field("binary", o_.binary ? "true" : "false");
         if (o_.deflate) field("compressed_messages", std::to_string(compressed_messages_));
+        if (o_.tls) field("tls", json_string(tls_negotiated_));
+        if (o_.text_filler) field("filler", json_string("text"));
         field("ok", status == 0 ? "true" : "false");
         field("errors", std::to_string(errors_));
         if (!first_error_.empty()) field("error", json_string(first_error_));
@@ -638,6 +676,95 @@ private:
         return true;
     }
 
+    // ---- TLS (--tls) ----
+
+    void make_tls_context() {
+        tls_ = SSL_CTX_new(TLS_client_method());
+        if (!tls_) fatal("SSL_CTX_new");
+        SSL_CTX_set_verify(tls_, SSL_VERIFY_NONE, nullptr);  // see the top of the file
+        // Partial writes, and a retry from a buffer that has moved or grown since: what write() allows,
+        // so that flush() treats both transports alike.
+        SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+
+    /// Registers the socket for reading, and for writing too when `out` is set.
+    void watch(connection& c, bool out) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | (out ? EPOLLOUT : 0u);
+        ev.data.ptr = &c;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+        c.epollout = out;
+    }
+
+    void start_tls(connection& c) {
+        c.ssl = SSL_new(tls_);
+        if (!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1) {
+            error(c, "SSL_new failed");
+            close_connection(c);
+            return;
+        }
+        SSL_set_connect_state(c.ssl);
+        c.state = conn_state::tls_handshaking;
+        continue_tls(c);
+    }
+
+    /// Drives the TLS handshake as far as the socket allows; sends the upgrade request once done.
+    void continue_tls(connection& c) {
+        ERR_clear_error();
+        const int r = SSL_do_handshake(c.ssl);
+        if (r == 1) {
+            if (tls_negotiated_.empty())
+                tls_negotiated_ = std::string(SSL_get_version(c.ssl)) + " " + SSL_CIPHER_get_name(SSL_get_current_cipher(c.ssl));
+            watch(c, false);
+            send_handshake(c);
+            return;
+        }
+        const int e = SSL_get_error(c.ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            watch(c, e == SSL_ERROR_WANT_WRITE);
+            return;
+        }
+        error(c, "TLS handshake failed: " + transport_error());
+        close_connection(c);
+    }
+
+    /// OpenSSL's first queued error, or errno's text.
+    static std::string transport_error() {
+        const unsigned long e = ERR_peek_error();
+        if (e == 0) return std::strerror(errno);
+        char text[256];
+        ERR_error_string_n(e, text, sizeof text);
+        return text;
+    }
+
+    /// write() or SSL_write(), with write()'s conventions (EAGAIN when it would block).
+    ssize_t send_some(connection& c, const char* p, std::size_t n) {
+        if (!c.ssl) return write(c.fd, p, n);
+        ERR_clear_error();
+        const int r = SSL_write(c.ssl, p, static_cast<int>(std::min<std::size_t>(n, INT_MAX)));
+        if (r > 0) return r;
+        return tls_failure(c, r);
+    }
+
+    /// read() or SSL_read(), with read()'s conventions (0 at the end, EAGAIN when nothing is there).
+    ssize_t receive_some(connection& c, char* p, std::size_t n) {
+        if (!c.ssl) return read(c.fd, p, n);
+        ERR_clear_error();
+        const int r = SSL_read(c.ssl, p, static_cast<int>(std::min<std::size_t>(n, INT_MAX)));
+        if (r > 0) return r;
+        return tls_failure(c, r);
+    }
+
+    static ssize_t tls_failure(connection& c, int r) {
+        switch (SSL_get_error(c.ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+        case SSL_ERROR_ZERO_RETURN: return 0;  // the server's close_notify
+        case SSL_ERROR_SYSCALL: if (errno == 0) errno = ECONNRESET; return -1;
+        default: errno = EPROTO; return -1;
+        }
+    }
+
     // ---- the event loop ----
 
     /// Waits for events until `until` (or 10 ms), handles them, and sends what they produced.
@@ -665,12 +792,17 @@ private:
                     close_connection(c);
                     continue;
                 }
-                epoll_event ev{};
-                ev.events = EPOLLIN;
-                ev.data.ptr = &c;
-                c.epollout = false;
-                epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+                if (o_.tls) {
+                    start_tls(c);
+                    continue;
+                }
+                watch(c, false);
                 send_handshake(c);
+                continue;
+            }
+            if (c.state == conn_state::tls_handshaking) {
+                continue_tls(c);
+                flush_all();
                 continue;
             }
             if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
@@ -684,6 +816,8 @@ private:
     }
 
     void close_connection(connection& c) {
+        if (c.ssl) SSL_free(c.ssl);
+        c.ssl = nullptr;
         if (c.fd >= 0) close(c.fd);
         c.fd = -1;
         c.state = conn_state::closed;
@@ -698,10 +832,10 @@ private:
             c.in_begin = 0;
             if (c.in.size() - c.in_end < 4096) c.in.resize(c.in.size() * 2);
         }
-        const ssize_t n = read(c.fd, c.in.data() + c.in_end, c.in.size() - c.in_end);
+        const ssize_t n = receive_some(c, c.in.data() + c.in_end, c.in.size() - c.in_end);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-            error(c, n == 0 ? "server closed the connection" : std::string("read: ") + std::strerror(errno));
+            error(c, n == 0 ? "server closed the connection" : std::string("read: ") + transport_error());
             close_connection(c);
             return;
         }
@@ -709,6 +843,8 @@ private:
         read_time_ = now_ns();
         if (c.state == conn_state::handshaking && !parse_handshake_response(c)) return;
         if (c.state == conn_state::open) parse_frames(c);
+        // TLS may hold decrypted bytes that did not fit: the socket will not signal them again.
+        if (c.ssl && c.state != conn_state::closed && SSL_pending(c.ssl) > 0) on_readable(c);
     }
 
     void parse_frames(connection& c) {
@@ -1037,11 +1173,11 @@ private:
 
     void flush(connection& c) {
         while (c.out_off < c.out.size()) {
-            const ssize_t n = write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+            const ssize_t n = send_some(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 if (errno == EAGAIN) break;
-                error(c, std::string("write: ") + std::strerror(errno));
+                error(c, std::string("write: ") + transport_error());
                 close_connection(c);
                 return;
             }
@@ -1065,6 +1201,8 @@ private:
     xorshift rng_{1};
     std::uint32_t mask_ = 0;
     std::string filler_;
+    SSL_CTX* tls_ = nullptr;        // --tls
+    std::string tls_negotiated_;    // version and cipher of the first connection
     z_stream inflater_{};
     bool inflater_ready_ = false;
     std::vector<char> inflated_;
