@@ -249,9 +249,9 @@ public:
         update_deadline();
     }
 
-    /// The handshake agreed to permessage-deflate (before upgraded()).
-    void set_compression(const deflate_agreement& agreement, const compression_options& options) {
-        compression_.agree(agreement, options);
+    /// The handshake agreed to permessage-deflate (before upgraded()); this end is `local`.
+    void set_compression(const deflate_agreement& agreement, role local, const compressor_tuning& tuning) {
+        compression_.agree(agreement, local, tuning);
     }
     bool compressing() const noexcept { return compression_.active(); }
 
