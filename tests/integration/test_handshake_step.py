@@ -114,15 +114,25 @@ class AuthChatTest(unittest.TestCase):
         return f"ws://127.0.0.1:{self.port}/chat{query}"
 
     def test_tokens_in_query_and_bearer_header_name_the_sender(self):
+        async def joined(ws, name, *others):
+            """Waits until `ws` receives broadcasts. A connection joins them once its handler runs,
+            which may be a moment after its client has the 101: a broadcast in between misses it. Its
+            own broadcast coming back shows it has joined (the others, joined before, get it too)."""
+            await ws.send("ready")
+            for receiver in (ws, *others):
+                self.assertEqual(await asyncio.wait_for(receiver.recv(), harness.TIMEOUT), f"{name}: ready")
+
         async def scenario():
-            async with websockets.connect(self.url("?token=secret-alice")) as alice, \
-                    websockets.connect(self.url(), extra_headers={"Authorization": "Bearer secret-bob"}) as bob:
-                await alice.send("hello")
-                self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "alice: hello")
-                self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "alice: hello")
-                await bob.send("hi alice")
-                self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "bob: hi alice")
-                self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "bob: hi alice")
+            async with websockets.connect(self.url("?token=secret-alice")) as alice:
+                await joined(alice, "alice")
+                async with websockets.connect(self.url(), extra_headers={"Authorization": "Bearer secret-bob"}) as bob:
+                    await joined(bob, "bob", alice)
+                    await alice.send("hello")
+                    self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "alice: hello")
+                    self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "alice: hello")
+                    await bob.send("hi alice")
+                    self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "bob: hi alice")
+                    self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "bob: hi alice")
         harness.run(scenario())
 
     def test_unknown_missing_and_malformed_tokens_get_401_before_the_upgrade(self):
