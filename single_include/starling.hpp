@@ -4025,8 +4025,10 @@ private:
 // RFC 7692: the permessage-deflate extension's negotiation, sans I/O and without zlib. The server
 // reads the client's offers from its Sec-WebSocket-Extensions fields, accepts the first one it can
 // honour, and answers with exactly what was agreed; an offer it cannot honour (an unknown parameter,
-// a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The
-// compression itself is protocol/deflate_codec.hpp.
+// a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The client
+// makes one offer and holds the server's answer to it: anything it did not offer, or cannot keep
+// to, fails the handshake (a client cannot decline). The compression itself is
+// protocol/deflate_codec.hpp.
 
 #include <algorithm>    // std::min of window sizes
 #include <cstddef>      // std::size_t
@@ -4062,6 +4064,32 @@ struct compression_options {
     int level = 1;
     /// Messages shorter than this many bytes are sent uncompressed (RSV1 clear): compressing a few
     /// bytes costs more time than it saves on the wire.
+    std::size_t threshold = 256;
+};
+
+/// What a client offers (client_options::compression). Its defaults make the offer browsers and
+/// Python's websockets client make, `permessage-deflate; client_max_window_bits`: the server decides
+/// the rest.
+struct client_compression_options {
+    /// Offer permessage-deflate. The server may decline it; messages below `threshold` go
+    /// uncompressed anyway.
+    bool enabled = true;
+    /// Offer client_no_context_takeover: each of our messages is compressed on its own, so no
+    /// compressor is kept between them (a thread's shared one is borrowed), whatever the server says.
+    bool client_no_context_takeover = false;
+    /// Offer server_no_context_takeover: the server must compress each message on its own, so no
+    /// inflater is kept between them. A server that does not agree fails the handshake.
+    bool server_no_context_takeover = false;
+    /// The window our compressor keeps to, 9 to 15 (zlib cannot make 8-bit raw streams), offered as
+    /// client_max_window_bits (a value only below 15); the server may ask for less.
+    int client_max_window_bits = 15;
+    /// The window the server is asked to keep to, 8 to 15 (15: nothing asked). A smaller window is a
+    /// smaller inflater when the server keeps its context.
+    int server_max_window_bits = 15;
+    /// zlib's memLevel (1 to 9) and compression level (1 to 9) for our compressor.
+    int mem_level = 8;
+    int level = 1;
+    /// Messages shorter than this many bytes are sent uncompressed.
     std::size_t threshold = 256;
 };
 
@@ -4255,6 +4283,94 @@ inline std::optional<deflate_agreement> negotiate_deflate(const std::vector<std:
             if (auto agreed = detail::judge_offer(offer, options)) return agreed;
         }
     return std::nullopt;
+}
+
+/// What the client's offer names: the Sec-WebSocket-Extensions line, CRLF included.
+inline std::string deflate_offer_field(const client_compression_options& o) {
+    std::string line = "Sec-WebSocket-Extensions: permessage-deflate";
+    if (o.client_no_context_takeover) line += "; client_no_context_takeover";
+    if (o.server_no_context_takeover) line += "; server_no_context_takeover";
+    if (o.server_max_window_bits < 15) line += "; server_max_window_bits=" + std::to_string(o.server_max_window_bits);
+    // Always offered: it tells the server it may ask us for a smaller window.
+    line += "; client_max_window_bits";
+    if (o.client_max_window_bits < 15) line += "=" + std::to_string(o.client_max_window_bits);
+    line += "\r\n";
+    return line;
+}
+
+/// Why client_compression_options cannot be offered, or empty when they can.
+inline std::string client_compression_problem(const client_compression_options& o) {
+    if (!o.enabled) return {};
+    if (o.client_max_window_bits < 9 || o.client_max_window_bits > 15) return "client_max_window_bits must be 9 to 15";
+    if (o.server_max_window_bits < 8 || o.server_max_window_bits > 15) return "server_max_window_bits must be 8 to 15";
+    if (o.level < 1 || o.level > 9) return "the compression level must be 1 to 9";
+    if (o.mem_level < 1 || o.mem_level > 9) return "mem_level must be 1 to 9";
+    return {};
+}
+
+/// The server's answer to a client's offer: what was agreed (nothing: the server declined, and the
+/// connection runs uncompressed), or why the answer fails the handshake.
+struct deflate_answer {
+    std::optional<deflate_agreement> agreed;
+    std::string error;
+};
+
+/// Holds the response's Sec-WebSocket-Extensions fields `field_values` to what the client offered
+/// (`offered`; null when it offered nothing), as RFC 7692 section 7.1 tells a client to: an extension
+/// that was not offered, a second permessage-deflate, an unknown or repeated parameter, a window
+/// outside 8..15 or larger than the offer's, client_max_window_bits when it was not offered or
+/// without a value, and the lack of a server_no_context_takeover that was asked for all fail.
+inline deflate_answer judge_deflate_response(const std::vector<std::string_view>& field_values,
+                                             const client_compression_options* offered) {
+    deflate_answer out;
+    auto fail = [&](std::string why) {
+        out.agreed.reset();
+        out.error = "handshake failed: " + std::move(why);
+        return out;
+    };
+    bool answered = false;
+    for (const std::string_view value : field_values) {
+        for (const detail::extension_offer& element : detail::parse_extension_list(value)) {
+            if (element.name != "permessage-deflate" || offered == nullptr)
+                return fail("the server chose an extension that was not offered: " + std::string(http::detail::trim_ows(value)));
+            if (answered) return fail("the server answered permessage-deflate twice");
+            answered = true;
+            if (!element.well_formed) return fail("malformed permessage-deflate response: " + std::string(value));
+            deflate_agreement a;
+            a.client_max_window_bits = offered->client_max_window_bits;
+            bool seen_server_nct = false, seen_client_nct = false, seen_server_bits = false, seen_client_bits = false;
+            for (const detail::extension_param& p : element.params) {
+                bool* seen = nullptr;
+                if (p.name == "server_no_context_takeover" || p.name == "client_no_context_takeover") {
+                    seen = p.name.front() == 's' ? &seen_server_nct : &seen_client_nct;
+                    if (p.value) return fail(p.name + " takes no value");
+                } else if (p.name == "server_max_window_bits" || p.name == "client_max_window_bits") {
+                    const bool server_side = p.name.front() == 's';
+                    seen = server_side ? &seen_server_bits : &seen_client_bits;
+                    if (!p.value) return fail(p.name + " needs a value in a response");
+                    const auto bits = detail::parse_window_bits(*p.value);
+                    if (!bits) return fail(p.name + "=" + *p.value + " is not 8 to 15");
+                    const int most = server_side ? offered->server_max_window_bits : offered->client_max_window_bits;
+                    if (*bits > most) return fail(p.name + "=" + *p.value + " is more than was offered");
+                    (server_side ? a.server_max_window_bits : a.client_max_window_bits) = *bits;
+                } else {
+                    return fail("permessage-deflate parameter that was not offered: " + p.name);
+                }
+                if (*seen) return fail(p.name + " given twice");
+                *seen = true;
+            }
+            if (offered->server_no_context_takeover && !seen_server_nct)
+                return fail("the server did not agree to server_no_context_takeover");
+            a.server_no_context_takeover = seen_server_nct;
+            // The client's own offer of client_no_context_takeover binds it even when the answer
+            // leaves it out.
+            a.client_no_context_takeover = seen_client_nct || offered->client_no_context_takeover;
+            a.server_window_named = seen_server_bits;
+            a.client_window_named = seen_client_bits;
+            out.agreed = a;
+        }
+    }
+    return out;
 }
 
 /// The response's Sec-WebSocket-Extensions line (CRLF included) naming exactly what was agreed.
@@ -4677,15 +4793,16 @@ private:
 // ---- end starling/session/inbox.hpp ----
 
 // ---- begin starling/session/message_compression.hpp ----
-// One connection's side of permessage-deflate: what the handshake agreed, and the codecs it needs.
-// Without context takeover (the default, both ways) it holds no zlib state at all: it borrows its
-// thread's compressor and inflater for one message at a time (protocol/deflate_codec.hpp). With
-// context takeover it owns them, made on first use and kept for the connection's life, because the
-// window must carry over from one message to the next.
+// One connection's side of permessage-deflate, on a server or a client: what the handshake agreed,
+// seen as what we send and what we receive, and the codecs that needs. Without context takeover
+// (the server's default, both ways) it holds no zlib state at all: it borrows its thread's
+// compressor and inflater for one message at a time (protocol/deflate_codec.hpp). With context
+// takeover it owns them, made on first use and kept for the connection's life, because the window
+// must carry over from one message to the next.
 
+#include <algorithm>    // std::max window
 #include <cstddef>      // std::size_t
 #include <memory>       // std::unique_ptr owned codecs
-#include <optional>     // std::optional agreement
 #include <string>       // std::string payloads
 #include <string_view>  // std::string_view input
 #include <utility>      // std::swap
@@ -4693,37 +4810,53 @@ private:
 
 namespace starling::detail {
 
+/// What our compressor is tuned with beyond what was negotiated: the endpoint's or the client's
+/// settings.
+struct compressor_tuning {
+    std::size_t threshold = 256;
+    int level = 1;
+    int mem_level = 8;
+};
+inline compressor_tuning tuning_of(const compression_options& o) noexcept { return {o.threshold, o.level, o.mem_level}; }
+inline compressor_tuning tuning_of(const client_compression_options& o) noexcept { return {o.threshold, o.level, o.mem_level}; }
+
 class message_compression {
 public:
-    /// The handshake agreed to `agreement`, under the endpoint's `options`.
-    void agree(const deflate_agreement& agreement, const compression_options& options) {
+    /// The handshake agreed to `agreement`, and this end of the connection is `local`: the server's
+    /// parameters are our compressor's on a server and our inflater's on a client.
+    void agree(const deflate_agreement& agreement, role local, const compressor_tuning& tuning) {
         if constexpr (deflate_available) {
-            agreed_ = agreement;
-            threshold_ = options.threshold;
-            level_ = options.level;
-            mem_level_ = options.mem_level;
+            const direction server{agreement.server_max_window_bits, agreement.server_no_context_takeover};
+            const direction client{agreement.client_max_window_bits, agreement.client_no_context_takeover};
+            sending_ = local == role::server ? server : client;
+            receiving_ = local == role::server ? client : server;
+            active_ = true;
+            threshold_ = tuning.threshold;
+            level_ = tuning.level;
+            mem_level_ = tuning.mem_level;
         }
     }
 
     /// Compression was negotiated: RSV1 may arrive, and our messages may be compressed.
-    bool active() const noexcept { return agreed_.has_value(); }
-    const std::optional<deflate_agreement>& agreement() const noexcept { return agreed_; }
+    bool active() const noexcept { return active_; }
 
-    /// Whether a payload of `size` bytes is sent compressed.
-    bool worth_compressing(std::size_t size) const noexcept { return active() && size >= threshold_; }
+    /// Whether a payload of `size` bytes is sent compressed. Never when we were held to an 8-bit
+    /// window: zlib cannot keep to one, and a message may always go uncompressed.
+    bool worth_compressing(std::size_t size) const noexcept {
+        return active_ && size >= threshold_ && sending_.window_bits >= 9;
+    }
 
 #ifndef STARLING_NO_DEFLATE
     /// What our compressor's output depends on, for sharing a broadcast's compressed form.
-    deflate_setting setting() const noexcept { return {agreed_ ? agreed_->server_max_window_bits : 15, mem_level_, level_}; }
+    deflate_setting setting() const noexcept { return {sending_.window_bits, mem_level_, level_}; }
     /// True when this connection can take a broadcast compressed once for everyone with its setting:
-    /// no server context takeover, so each message stands alone.
-    bool shares_compressed_broadcasts() const noexcept { return active() && agreed_->server_no_context_takeover; }
+    /// no context takeover on our side, so each message stands alone.
+    bool shares_compressed_broadcasts() const noexcept { return active_ && sending_.no_context_takeover; }
 
     /// Compresses `payload` (replacing it; its old storage goes to `pool`).
     void compress(std::string& payload, payload_pool& pool) {
         std::string out = pool.take(payload.size() / 2 + 64);
-        const bool keep = !agreed_->server_no_context_takeover;
-        if (keep) {
+        if (!sending_.no_context_takeover) {
             if (!own_deflater_) own_deflater_ = std::make_unique<deflater>(setting());
             own_deflater_->compress(payload, out, true);
         } else {
@@ -4735,8 +4868,9 @@ public:
 
     /// Inflates a compressed message into `out`, at most `limit` bytes.
     inflate_status inflate(std::string_view in, std::string& out, std::size_t limit) {
-        if (agreed_->client_no_context_takeover) return shared_inflater().decompress(in, out, limit, false);
-        if (!own_inflater_) own_inflater_ = std::make_unique<inflater>(agreed_->client_max_window_bits);
+        if (receiving_.no_context_takeover) return shared_inflater().decompress(in, out, limit, false);
+        // Asked for 8 bits, zlib's compressors use 9: an inflater of 9 reads both.
+        if (!own_inflater_) own_inflater_ = std::make_unique<inflater>(std::max(receiving_.window_bits, 9));
         return own_inflater_->decompress(in, out, limit, true);
     }
 #else
@@ -4745,13 +4879,21 @@ public:
 #endif
 
 private:
-    std::optional<deflate_agreement> agreed_;
+    /// One way of the connection: the window its compressor keeps to, and whether each message stands
+    /// alone.
+    struct direction {
+        int window_bits = 15;
+        bool no_context_takeover = true;
+    };
+    bool active_ = false;
+    direction sending_;
+    direction receiving_;
     std::size_t threshold_ = 0;
     int level_ = 1;
     int mem_level_ = 8;
 #ifndef STARLING_NO_DEFLATE
-    std::unique_ptr<deflater> own_deflater_;  // with server context takeover only
-    std::unique_ptr<inflater> own_inflater_;  // with client context takeover only
+    std::unique_ptr<deflater> own_deflater_;  // with context takeover on our side only
+    std::unique_ptr<inflater> own_inflater_;  // with context takeover on the peer's side only
 #endif
 };
 
@@ -5220,9 +5362,9 @@ public:
     /// The same with a deadline in real time, as a client's dial measures it.
     void begin_handshake(std::chrono::steady_clock::time_point deadline) { begin_handshake(engine_clock::from_real(deadline)); }
 
-    /// The handshake agreed to permessage-deflate (before upgraded()).
-    void set_compression(const deflate_agreement& agreement, const compression_options& options) {
-        compression_.agree(agreement, options);
+    /// The handshake agreed to permessage-deflate (before upgraded()); this end is `local`.
+    void set_compression(const deflate_agreement& agreement, role local, const compressor_tuning& tuning) {
+        compression_.agree(agreement, local, tuning);
     }
     bool compressing() const noexcept { return compression_.active(); }
 
@@ -9314,7 +9456,7 @@ public:
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
-        if (compression) connection.set_compression(*compression, endpoint.options.compression);
+        if (compression) connection.set_compression(*compression, role::server, tuning_of(endpoint.options.compression));
         connection.attach(*route, parser.release(), std::move(query), after_head, std::move(state), subprotocol);
         upgrade_outcome outcome{true, std::nullopt};
         if (checked.rejection)
@@ -10870,9 +11012,11 @@ public:
         this->queue_.mask_frames();
     }
 
-    /// The server accepted the upgrade: the connection opens, its limits in force, `already_read`
-    /// (frames the server sent right behind its 101) its first input.
-    void opened(std::string path, http::headers response_fields, std::string_view already_read) {
+    /// The server accepted the upgrade: the connection opens, its limits and the compression agreed
+    /// (if any) in force, `already_read` (frames the server sent right behind its 101) its first input.
+    void opened(std::string path, http::headers response_fields, std::string_view already_read,
+                const std::optional<deflate_agreement>& compression, const client_compression_options& offered) {
+        if (compression) this->set_compression(*compression, role::client, tuning_of(offered));
         this->upgraded(options_, std::move(path), starling::query_params{}, std::move(response_fields));
         this->set_already_read(already_read, role::client);
     }
@@ -10935,6 +11079,7 @@ private:
 
 #include <charconv>     // std::from_chars status
 #include <cstddef>      // std::size_t
+#include <optional>     // std::optional compression agreed
 #include <string>       // std::string request and messages
 #include <string_view>  // std::string_view head
 #include <vector>       // std::vector subprotocols
@@ -11068,11 +11213,12 @@ inline bool valid_subprotocols(const std::vector<std::string>& names) {
 
 }  // namespace detail
 
-/// The GET request that asks `url`'s server to upgrade, with `key` (16 random bytes, base64) and the
-/// caller's extra fields and subprotocols. Fields the handshake itself sets are the caller's
-/// mistake, refused by the caller before this (see connect()).
+/// The GET request that asks `url`'s server to upgrade, with `key` (16 random bytes, base64), the
+/// caller's extra fields and subprotocols, and `extensions` (a whole Sec-WebSocket-Extensions line
+/// from deflate_offer_field, or nothing). Fields the handshake itself sets are the caller's mistake,
+/// refused by the caller before this (see connect()).
 inline std::string make_upgrade_request(const websocket_url& url, std::string_view key, const http::headers& extra,
-                                        const std::vector<std::string>& subprotocols) {
+                                        const std::vector<std::string>& subprotocols, std::string_view extensions = {}) {
     std::string out = "GET ";
     out += url.target;
     out += " HTTP/1.1\r\nHost: ";
@@ -11088,6 +11234,7 @@ inline std::string make_upgrade_request(const websocket_url& url, std::string_vi
         }
         out += "\r\n";
     }
+    out += extensions;
     for (const auto& [name, value] : extra) {
         out += name;
         out += ": ";
@@ -11148,18 +11295,21 @@ inline bool parse_upgrade_response(std::string_view head, upgrade_response& out,
 }
 
 /// The outcome of checking a response: an error message, or the subprotocol the server chose (empty
-/// for none).
+/// for none) and the compression it agreed to (none when it declined the offer).
 struct upgrade_check {
     std::string error;
     std::string subprotocol;
+    std::optional<deflate_agreement> compression;
     bool ok() const noexcept { return error.empty(); }
 };
 
-/// Checks that `response` accepts the upgrade asked with `key` and `offered` subprotocols (RFC 6455
-/// section 4.1, the client's checks): 101, Upgrade: websocket, Connection: Upgrade, the accept key,
-/// no extension (none is offered) and no subprotocol that was not offered.
+/// Checks that `response` accepts the upgrade asked with `key`, `offered` subprotocols and the
+/// `compression` offered (null: none) (RFC 6455 section 4.1, the client's checks): 101, Upgrade:
+/// websocket, Connection: Upgrade, the accept key, no extension or subprotocol that was not offered,
+/// and an answer to the compression offer that RFC 7692 allows.
 inline upgrade_check check_upgrade_response(const upgrade_response& response, std::string_view key,
-                                            const std::vector<std::string>& offered) {
+                                            const std::vector<std::string>& offered,
+                                            const client_compression_options* compression = nullptr) {
     upgrade_check result;
     if (response.status != 101) {
         result.error = "handshake failed: status " + std::to_string(response.status);
@@ -11184,12 +11334,12 @@ inline upgrade_check check_upgrade_response(const upgrade_response& response, st
         result.error = "bad Sec-WebSocket-Accept";
         return result;
     }
-    for (std::string_view extension : response.fields.get_all("Sec-WebSocket-Extensions")) {
-        if (!http::detail::trim_ows(extension).empty()) {
-            result.error = "handshake failed: the server chose an extension that was not offered: " + std::string(extension);
-            return result;
-        }
+    deflate_answer deflate = judge_deflate_response(response.fields.get_all("Sec-WebSocket-Extensions"), compression);
+    if (!deflate.error.empty()) {
+        result.error = std::move(deflate.error);
+        return result;
     }
+    result.compression = deflate.agreed;
     const auto protocols = response.fields.get_all("Sec-WebSocket-Protocol");
     if (protocols.size() > 1) {
         result.error = "handshake failed: the server chose more than one subprotocol";
@@ -11232,8 +11382,14 @@ struct client_options {
     /// `tls_verify` off accepts any certificate: for tests only.
     std::string tls_ca_file;
     bool tls_verify = true;
+    /// permessage-deflate: offered by default, as browsers and Python's websockets client offer it.
+    /// The server decides whether it is used and with what context takeover; see
+    /// client_compression_options. (websocket.compression is the server's setting: a client ignores
+    /// it.)
+    client_compression_options compression;
     /// The connection's limits, as the server has them: message and frame sizes, inbox, queue,
-    /// close_timeout, idle pings (idle_timeout), write and message timeouts.
+    /// close_timeout, idle pings (idle_timeout), write and message timeouts. A compressed message
+    /// is inflated only up to max_message_size (then 1009).
     websocket_options websocket;
 };
 
@@ -11332,6 +11488,13 @@ inline void check_client_options(const client_options& options) {
     for (const auto& [name, value] : options.headers)
         if (is_handshake_field(name)) throw connect_error("the handshake sets " + name + " itself: it cannot be an extra header");
     if (!valid_subprotocols(options.subprotocols)) throw connect_error("a subprotocol name must be an HTTP token");
+    if (const std::string problem = client_compression_problem(options.compression); !problem.empty())
+        throw connect_error("compression: " + problem);
+}
+
+/// The compression offered with `options`: none when it is off, or when the build has no zlib.
+inline const client_compression_options* offered_compression(const client_options& options) noexcept {
+    return deflate_available && options.compression.enabled ? &options.compression : nullptr;
 }
 
 /// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://),
@@ -11340,7 +11503,9 @@ template <class Stream>
 task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
                                     const client_options& options, std::chrono::steady_clock::time_point deadline) {
     const std::string key = make_client_key();
-    const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols);
+    const client_compression_options* compression = offered_compression(options);
+    const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols,
+                                                     compression ? deflate_offer_field(*compression) : std::string());
     auto timed_out = [&] {
         return connect_error("handshake failed: no response within " + std::to_string(options.handshake_timeout.count()) +
                              " ms");
@@ -11377,7 +11542,7 @@ task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> c
         connection->discard();
         throw connect_error(why);
     }
-    upgrade_check check = check_upgrade_response(response, key, options.subprotocols);
+    upgrade_check check = check_upgrade_response(response, key, options.subprotocols, compression);
     if (!check.ok()) {
         std::string body;
         if (response.status != 101)
@@ -11386,7 +11551,8 @@ task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> c
         throw connect_error(check.error, response.status == 101 ? 0 : response.status, std::move(body));
     }
     const std::string path(url.target.substr(0, url.target.find('?')));
-    connection->opened(path, std::move(response.fields), std::string_view(received).substr(head_end));
+    connection->opened(path, std::move(response.fields), std::string_view(received).substr(head_end), check.compression,
+                       options.compression);
     co_return dialed<Stream>{std::move(connection), std::move(check.subprotocol)};
 }
 

@@ -1,7 +1,10 @@
 // Tests of the client (starling/client.hpp): its URL parsing, the request it builds and the checks
 // on the response (pure), the masking of what it queues, and whole connections to a Starling app on
 // loopback: the message API both ways, extra headers, a refusal's status and body, the handshake
-// timeout against a server that never answers, and the close code the server sees.
+// timeout against a server that never answers, and the close code the server sees. Compression:
+// the offer, every answer a client must accept or refuse (canned responses), and whole compressed
+// connections to a Starling app, with and without context takeover, up to a reply that inflates
+// past the client's limit (1009).
 #include <starling.hpp>
 
 #include <doctest/doctest.h>
@@ -217,4 +220,252 @@ TEST_CASE("client: refusals and timeouts say what failed") {
         CHECK(std::chrono::steady_clock::now() - began < 5s);
     });
     app.stop();
+}
+
+// ---- permessage-deflate: the offer, the answers a client holds it to, and whole connections ----
+
+namespace {
+
+const std::string deflate_key = "dGhlIHNhbXBsZSBub25jZQ==";
+const std::string accepted_head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+
+/// The check of a 101 carrying `extension_lines` (whole field lines) against `offer` (null: none).
+starling::upgrade_check answered(const std::string& extension_lines, const starling::client_compression_options* offer) {
+    return starling::check_upgrade_response(response_of(accepted_head + extension_lines + "\r\n"), deflate_key, {}, offer);
+}
+
+std::string field(std::string_view value) { return "Sec-WebSocket-Extensions: " + std::string(value) + "\r\n"; }
+
+/// Compressible text of `size` bytes that is not one repeated byte.
+std::string prose(std::size_t size) {
+    std::string out;
+    for (std::size_t i = 0; out.size() < size; ++i) out += "starling " + std::to_string(i % 97) + " murmuration; ";
+    out.resize(size);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("client compression: the offer") {
+    const starling::client_compression_options defaults;
+    CHECK(defaults.enabled);
+    // What browsers and Python's websockets client offer.
+    CHECK(starling::deflate_offer_field(defaults) == "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+    starling::client_compression_options all = defaults;
+    all.client_no_context_takeover = true;
+    all.server_no_context_takeover = true;
+    all.server_max_window_bits = 10;
+    all.client_max_window_bits = 12;
+    CHECK(starling::deflate_offer_field(all) ==
+          "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+          "server_max_window_bits=10; client_max_window_bits=12\r\n");
+
+    std::string why;
+    const auto url = starling::parse_websocket_url("ws://h/", why);
+    REQUIRE(url);
+    const std::string request = starling::make_upgrade_request(*url, "a2V5", {}, {}, starling::deflate_offer_field(defaults));
+    CHECK(request.find("\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n") != std::string::npos);
+    CHECK(request.ends_with("\r\n\r\n"));
+
+    CHECK(starling::client_compression_problem(defaults).empty());
+    starling::client_compression_options eight = defaults;
+    eight.client_max_window_bits = 8;
+    CHECK(starling::client_compression_problem(eight) == "client_max_window_bits must be 9 to 15");
+    eight.enabled = false;  // nothing is offered, so nothing is wrong
+    CHECK(starling::client_compression_problem(eight).empty());
+    starling::client_compression_options wide = defaults;
+    wide.server_max_window_bits = 16;
+    CHECK(starling::client_compression_problem(wide) == "server_max_window_bits must be 8 to 15");
+}
+
+TEST_CASE("client compression: the answers a client accepts") {
+    const starling::client_compression_options offer;
+    // Declined: no field, or an empty one.
+    auto none = answered("", &offer);
+    CHECK(none.ok());
+    CHECK(!none.compression);
+    CHECK(answered(field(""), &offer).ok());
+
+    // Starling's own default answer.
+    auto starling_default = answered(field("permessage-deflate; server_no_context_takeover; client_no_context_takeover"), &offer);
+    REQUIRE(starling_default.ok());
+    REQUIRE(starling_default.compression);
+    CHECK(starling_default.compression->server_no_context_takeover);
+    CHECK(starling_default.compression->client_no_context_takeover);
+    CHECK(starling_default.compression->server_max_window_bits == 15);
+    CHECK(starling_default.compression->client_max_window_bits == 15);
+
+    // Python websockets' server default; parameter names and values compared exactly, spaces aside.
+    auto python = answered(field("permessage-deflate;server_max_window_bits=12 ; client_max_window_bits=\"12\""), &offer);
+    REQUIRE(python.ok());
+    REQUIRE(python.compression);
+    CHECK(!python.compression->server_no_context_takeover);
+    CHECK(!python.compression->client_no_context_takeover);
+    CHECK(python.compression->server_max_window_bits == 12);
+    CHECK(python.compression->client_max_window_bits == 12);
+
+    // A bare permessage-deflate: context takeover both ways, full windows.
+    auto bare = answered(field("permessage-deflate"), &offer);
+    REQUIRE(bare.compression);
+    CHECK(!bare.compression->client_no_context_takeover);
+
+    // Our own client_no_context_takeover binds us even when the answer leaves it out; a window we
+    // offered may be answered with less.
+    starling::client_compression_options modest = offer;
+    modest.client_no_context_takeover = true;
+    modest.client_max_window_bits = 11;
+    modest.server_no_context_takeover = true;
+    modest.server_max_window_bits = 10;
+    auto kept = answered(field("permessage-deflate; server_no_context_takeover; server_max_window_bits=9"), &modest);
+    REQUIRE(kept.ok());
+    REQUIRE(kept.compression);
+    CHECK(kept.compression->client_no_context_takeover);
+    CHECK(kept.compression->client_max_window_bits == 11);
+    CHECK(kept.compression->server_max_window_bits == 9);
+    auto smaller = answered(field("permessage-deflate; server_no_context_takeover; client_max_window_bits=8"), &modest);
+    REQUIRE(smaller.compression);
+    CHECK(smaller.compression->client_max_window_bits == 8);  // we then send uncompressed
+}
+
+TEST_CASE("client compression: answers that fail the handshake") {
+    const starling::client_compression_options offer;
+    const auto error = [&](const std::string& lines, const starling::client_compression_options* o) {
+        const auto check = answered(lines, o);
+        CHECK(!check.compression);
+        return check.error;
+    };
+    // Nothing offered, or something else chosen.
+    CHECK(error(field("permessage-deflate"), nullptr) ==
+          "handshake failed: the server chose an extension that was not offered: permessage-deflate");
+    CHECK(error(field("x-webkit-deflate-frame"), &offer) ==
+          "handshake failed: the server chose an extension that was not offered: x-webkit-deflate-frame");
+    CHECK(error(field("permessage-deflate, x-foo"), &offer) ==
+          "handshake failed: the server chose an extension that was not offered: permessage-deflate, x-foo");
+    // Two answers, in one field or two.
+    CHECK(error(field("permessage-deflate, permessage-deflate"), &offer) ==
+          "handshake failed: the server answered permessage-deflate twice");
+    CHECK(error(field("permessage-deflate") + field("permessage-deflate; server_no_context_takeover"), &offer) ==
+          "handshake failed: the server answered permessage-deflate twice");
+    // Windows: a value is needed, 8 to 15, written plainly.
+    CHECK(error(field("permessage-deflate; server_max_window_bits=7"), &offer) ==
+          "handshake failed: server_max_window_bits=7 is not 8 to 15");
+    CHECK(error(field("permessage-deflate; server_max_window_bits=16"), &offer) ==
+          "handshake failed: server_max_window_bits=16 is not 8 to 15");
+    CHECK(error(field("permessage-deflate; server_max_window_bits=09"), &offer) ==
+          "handshake failed: server_max_window_bits=09 is not 8 to 15");
+    CHECK(error(field("permessage-deflate; server_max_window_bits"), &offer) ==
+          "handshake failed: server_max_window_bits needs a value in a response");
+    CHECK(error(field("permessage-deflate; client_max_window_bits"), &offer) ==
+          "handshake failed: client_max_window_bits needs a value in a response");
+    // More than offered.
+    starling::client_compression_options narrow = offer;
+    narrow.server_max_window_bits = 10;
+    narrow.client_max_window_bits = 10;
+    CHECK(error(field("permessage-deflate; server_max_window_bits=12"), &narrow) ==
+          "handshake failed: server_max_window_bits=12 is more than was offered");
+    CHECK(error(field("permessage-deflate; client_max_window_bits=11"), &narrow) ==
+          "handshake failed: client_max_window_bits=11 is more than was offered");
+    // Repeated, valued where none is allowed, unknown.
+    CHECK(error(field("permessage-deflate; server_no_context_takeover; server_no_context_takeover"), &offer) ==
+          "handshake failed: server_no_context_takeover given twice");
+    CHECK(error(field("permessage-deflate; client_max_window_bits=10; client_max_window_bits=10"), &offer) ==
+          "handshake failed: client_max_window_bits given twice");
+    CHECK(error(field("permessage-deflate; client_no_context_takeover=1"), &offer) ==
+          "handshake failed: client_no_context_takeover takes no value");
+    CHECK(error(field("permessage-deflate; mem_level=8"), &offer) ==
+          "handshake failed: permessage-deflate parameter that was not offered: mem_level");
+    CHECK(error(field("permessage-deflate; server_max_window_bits=\"1 2\""), &offer) ==
+          "handshake failed: malformed permessage-deflate response: permessage-deflate; server_max_window_bits=\"1 2\"");
+    // Asked for and not granted.
+    starling::client_compression_options strict = offer;
+    strict.server_no_context_takeover = true;
+    CHECK(error(field("permessage-deflate; client_no_context_takeover"), &strict) ==
+          "handshake failed: the server did not agree to server_no_context_takeover");
+}
+
+TEST_CASE("client compression: with a Starling app, both ways, with and without context takeover") {
+    starling::app app;
+    auto echo = [](starling::websocket& ws) -> starling::task<> {
+        for (;;) {
+            starling::message m = co_await ws.receive();
+            if (m.is_text() && m.data == "bomb") {
+                co_await ws.send_text(std::string(1024 * 1024, 'a'));  // about 1 KiB compressed
+                continue;
+            }
+            if (m.is_text())
+                co_await ws.send_text(std::move(m.data));
+            else
+                co_await ws.send_bytes(std::move(m.data));
+        }
+    };
+    app.websocket("/echo", echo);
+    starling::websocket_options keep;
+    keep.compression.server_context_takeover = true;
+    keep.compression.client_context_takeover = true;
+    app.websocket("/takeover", echo).options(keep);
+    const std::uint16_t port = app.start_in_background();
+    const std::string base = "ws://127.0.0.1:" + std::to_string(port);
+
+    run_client([&](asio::io_context&) -> starling::task<> {
+        for (const char* path : {"/echo", "/takeover"}) {
+            CAPTURE(path);
+            auto ws = co_await starling::connect(base + path);
+            const auto extensions = ws.response_headers().get("Sec-WebSocket-Extensions");
+            REQUIRE(extensions);
+            CHECK(extensions->starts_with("permessage-deflate"));
+            for (std::size_t size : {10u, 300u, 5000u, 70000u, 5000u}) {
+                const std::string text = prose(size);
+                co_await ws.send_text(text);
+                CHECK(co_await ws.receive_text() == text);
+            }
+            co_await ws.send_bytes(prose(4000));
+            const starling::message reply = co_await ws.receive();
+            CHECK(reply.is_binary());
+            CHECK(reply.data == prose(4000));
+            co_await ws.close();
+            co_await ws.wait_closed();
+        }
+
+        // Off: nothing offered, nothing answered.
+        starling::client_options plain;
+        plain.compression.enabled = false;
+        auto ws = co_await starling::connect(base + "/echo", plain);
+        CHECK(!ws.response_headers().get("Sec-WebSocket-Extensions"));
+        co_await ws.send_text(prose(5000));
+        CHECK(co_await ws.receive_text() == prose(5000));
+        co_await ws.close();
+        co_await ws.wait_closed();
+
+        // A reply that inflates past the client's limit: the client closes with 1009, having inflated
+        // no more than the limit.
+        starling::client_options small;
+        small.websocket.max_message_size = 64 * 1024;
+        auto bombed = co_await starling::connect(base + "/echo", small);
+        co_await bombed.send_text("bomb");
+        try {
+            co_await bombed.receive();
+            FAIL("a reply over the limit was delivered");
+        } catch (const starling::websocket_disconnect& e) {
+            CHECK(e.code() == 1009);
+        }
+        co_await bombed.wait_closed();
+
+        // Bad settings are refused before anything is dialled.
+        starling::client_options bad;
+        bad.compression.client_max_window_bits = 8;
+        try {
+            co_await starling::connect(base + "/echo", bad);
+            FAIL("an 8-bit compressor window was offered");
+        } catch (const starling::connect_error& e) {
+            CHECK(std::string(e.what()) == "compression: client_max_window_bits must be 9 to 15");
+        }
+    });
+    const auto metrics = app.metrics();
+    app.stop();
+    // The server's echoes went compressed: fewer payload bytes out than it received, inflated.
+    for (const auto& e : metrics.endpoints) {
+        CAPTURE(e.endpoint);
+        CHECK(e.bytes_out * 2 < e.bytes_in);
+    }
 }

@@ -1,6 +1,8 @@
 """The handshake as a typed step, over the wire: authentication hooks (examples/auth_chat and
 examples/gatekeeper), per-connection state, refusing from on_connect, typed headers, cookies and path
-parameters, origin allow-lists, subprotocols, the per-IP connection cap and the message rate limit.
+parameters, origin allow-lists, subprotocols, the per-IP connection cap and the message rate limit;
+the byte rate limit and invalid_query = close for path, header and cookie parameters
+(tests/servers/handshake_server).
 
 Every decision is read where a client sees it: the HTTP status and body of a refused upgrade, the
 close code of a refused or limited connection, and the counters (GET /counts, GET /metrics) that say
@@ -112,15 +114,25 @@ class AuthChatTest(unittest.TestCase):
         return f"ws://127.0.0.1:{self.port}/chat{query}"
 
     def test_tokens_in_query_and_bearer_header_name_the_sender(self):
+        async def joined(ws, name, *others):
+            """Waits until `ws` receives broadcasts. A connection joins them once its handler runs,
+            which may be a moment after its client has the 101: a broadcast in between misses it. Its
+            own broadcast coming back shows it has joined (the others, joined before, get it too)."""
+            await ws.send("ready")
+            for receiver in (ws, *others):
+                self.assertEqual(await asyncio.wait_for(receiver.recv(), harness.TIMEOUT), f"{name}: ready")
+
         async def scenario():
-            async with websockets.connect(self.url("?token=secret-alice")) as alice, \
-                    websockets.connect(self.url(), extra_headers={"Authorization": "Bearer secret-bob"}) as bob:
-                await alice.send("hello")
-                self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "alice: hello")
-                self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "alice: hello")
-                await bob.send("hi alice")
-                self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "bob: hi alice")
-                self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "bob: hi alice")
+            async with websockets.connect(self.url("?token=secret-alice")) as alice:
+                await joined(alice, "alice")
+                async with websockets.connect(self.url(), extra_headers={"Authorization": "Bearer secret-bob"}) as bob:
+                    await joined(bob, "bob", alice)
+                    await alice.send("hello")
+                    self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "alice: hello")
+                    self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "alice: hello")
+                    await bob.send("hi alice")
+                    self.assertEqual(await asyncio.wait_for(alice.recv(), harness.TIMEOUT), "bob: hi alice")
+                    self.assertEqual(await asyncio.wait_for(bob.recv(), harness.TIMEOUT), "bob: hi alice")
         harness.run(scenario())
 
     def test_unknown_missing_and_malformed_tokens_get_401_before_the_upgrade(self):
@@ -381,6 +393,141 @@ class GatekeeperTest(unittest.TestCase):
                         break
                     except asyncio.TimeoutError:
                         self.assertLess(time.monotonic(), deadline)
+        harness.run(scenario())
+
+
+class HandshakeServerTest(unittest.TestCase):
+    """tests/servers/handshake_server: the byte rate limit, and invalid_query = close applied to typed
+    path, header and cookie parameters."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server("tests/handshake_server")
+        cls.port = cls.server.port
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_cleanly(cls.server)
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    # ---- the byte rate limit: 20000 bytes per second, a burst of 5000 ----
+
+    @staticmethod
+    def payload(i, size=1000):
+        return (f"{i:04d}" + "abcdefghij" * (size // 10))[:size]
+
+    def test_a_client_under_the_byte_rate_keeps_its_connection(self):
+        closes = metric(self.port, "starling_rate_limit_closes_total", endpoint="/bytes-limited")
+
+        async def scenario():
+            async with websockets.connect(self.url("/bytes-limited")) as ws:
+                # 12000 bytes, more than the burst, at 10000 bytes a second (half the rate) or slower:
+                # a slow machine only spaces them further apart.
+                for i in range(12):
+                    await ws.send(self.payload(i))
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), harness.TIMEOUT), self.payload(i))
+                    await asyncio.sleep(0.1)
+                await ws.close()
+                self.assertEqual(ws.close_code, 1000)
+        harness.run(scenario())
+        self.assertEqual(metric(self.port, "starling_rate_limit_closes_total", endpoint="/bytes-limited"), closes)
+
+    def test_a_client_over_the_byte_rate_is_closed_with_1008(self):
+        closes = metric(self.port, "starling_rate_limit_closes_total", endpoint="/bytes-limited")
+
+        async def scenario():
+            async with websockets.connect(self.url("/bytes-limited")) as ws:
+                for i in range(20):  # 20000 bytes at once: four times the burst
+                    await ws.send(self.payload(i))
+                echoes = []
+                with self.assertRaises(websockets.exceptions.ConnectionClosed) as closed:
+                    while True:
+                        echoes.append(await asyncio.wait_for(ws.recv(), harness.TIMEOUT))
+                self.assertEqual((closed.exception.code, closed.exception.reason), (1008, "rate limit exceeded"))
+                # The burst passes, in order; what refilled while the rest arrived (20 bytes a
+                # millisecond) may let one or two more through, never all.
+                self.assertGreaterEqual(len(echoes), 5)
+                self.assertLess(len(echoes), 20)
+                self.assertEqual(echoes, [self.payload(i) for i in range(len(echoes))])
+        harness.run(scenario())
+        self.assertEqual(metric(self.port, "starling_rate_limit_closes_total", endpoint="/bytes-limited"), closes + 1)
+
+    def test_with_the_drop_policy_bytes_over_the_rate_are_dropped_and_the_client_stays(self):
+        drops = metric(self.port, "starling_rate_limited_messages_dropped_total", endpoint="/bytes-limited-drop")
+        sent = [self.payload(i) for i in range(20)]
+
+        async def scenario():
+            received = []
+            async with websockets.connect(self.url("/bytes-limited-drop")) as ws:
+                for text in sent:
+                    await ws.send(text)
+                wait_for(lambda: metric(self.port, "starling_rate_limited_messages_dropped_total",
+                                        endpoint="/bytes-limited-drop") >= drops + 10, "drops counted")
+                # The burst's five are echoed, in order, and more only for the tokens that came back
+                # while the rest arrived.
+                received += [await asyncio.wait_for(ws.recv(), harness.TIMEOUT) for _ in range(5)]
+                self.assertEqual(received, sent[:5])
+                # Still connected: a later message, once its bytes are back in the bucket, is echoed.
+                deadline = time.monotonic() + harness.TIMEOUT
+                while not received or received[-1] != "again":
+                    sent.append("again")
+                    await ws.send("again")
+                    try:
+                        while True:
+                            received.append(await asyncio.wait_for(ws.recv(), 0.25))
+                            if received[-1] == "again":
+                                break
+                    except asyncio.TimeoutError:
+                        self.assertLess(time.monotonic(), deadline)
+            return received
+
+        received = harness.run(scenario())
+        self.assertTrue(set(received) <= set(sent))
+        # Every message was echoed or counted as dropped, nothing else.
+        dropped = metric(self.port, "starling_rate_limited_messages_dropped_total", endpoint="/bytes-limited-drop") - drops
+        self.assertEqual(dropped, len(sent) - len(received))
+        self.assertGreaterEqual(dropped, 10)
+
+    # ---- invalid_query = close for path, header and cookie parameters ----
+
+    def closed_with(self, path, headers):
+        """Connects raw (the 101 must come), then expects the server's close: returns its reason."""
+        conn = rawws.Conn(self.port, path, headers=headers)
+        self.addCleanup(conn.close_socket)
+        code, reason = conn.expect_close(1008)
+        conn.send_close(1000)
+        conn.expect_eof()
+        return reason.decode()
+
+    def test_bad_path_header_and_cookie_values_are_accepted_then_closed_naming_the_parameter(self):
+        good = [("X-Count", "3"), ("Cookie", "n=4")]
+        cases = [
+            ("/closing/abc", good, "Invalid value 'abc' for parameter 'id': expected integer"),
+            ("/closing/99999999999", good, "Invalid value '99999999999' for parameter 'id': expected integer"),
+            ("/closing/1", [("X-Count", "three"), ("Cookie", "n=4")],
+             "Invalid value 'three' for parameter 'X-Count': expected integer"),
+            ("/closing/1", [("Cookie", "n=4")], "Missing required parameter: 'X-Count'"),
+            ("/closing/1", [("X-Count", "3"), ("Cookie", "a=1; n=zz")], "Invalid value 'zz' for parameter 'n': expected integer"),
+            ("/closing/1", [("X-Count", "3")], "Missing required parameter: 'n'"),
+        ]
+        for path, headers, reason in cases:
+            with self.subTest(path=path, headers=headers):
+                self.assertEqual(self.closed_with(path, headers), reason)
+        # All good: served. A path the template does not match is still 404, before any upgrade.
+        conn = rawws.Conn(self.port, "/closing/7", headers=good)
+        self.addCleanup(conn.close_socket)
+        self.assertEqual(conn.recv_message("the greeting"), (rawws.TEXT, b"id 7 count 3 n 4"))
+        self.assertEqual(refused(self.port, "/closing/1/2", good)[0], 404)
+
+    def test_python_websockets_sees_the_101_then_the_close(self):
+        async def scenario():
+            async with websockets.connect(self.url("/closing/x"), extra_headers={"X-Count": "1", "Cookie": "n=1"}) as ws:
+                with self.assertRaises(websockets.exceptions.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), harness.TIMEOUT)
+            self.assertEqual((closed.exception.code, closed.exception.reason),
+                             (1008, "Invalid value 'x' for parameter 'id': expected integer"))
         harness.run(scenario())
 
 

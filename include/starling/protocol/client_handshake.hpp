@@ -6,12 +6,14 @@
 
 #include <charconv>     // std::from_chars status
 #include <cstddef>      // std::size_t
+#include <optional>     // std::optional compression agreed
 #include <string>       // std::string request and messages
 #include <string_view>  // std::string_view head
 #include <vector>       // std::vector subprotocols
 
 #include "starling/http/headers.hpp"
 #include "starling/protocol/handshake.hpp"  // compute_accept_key
+#include "starling/protocol/permessage_deflate.hpp"
 #include "starling/protocol/websocket_url.hpp"
 
 namespace starling {
@@ -34,11 +36,12 @@ inline bool valid_subprotocols(const std::vector<std::string>& names) {
 
 }  // namespace detail
 
-/// The GET request that asks `url`'s server to upgrade, with `key` (16 random bytes, base64) and the
-/// caller's extra fields and subprotocols. Fields the handshake itself sets are the caller's
-/// mistake, refused by the caller before this (see connect()).
+/// The GET request that asks `url`'s server to upgrade, with `key` (16 random bytes, base64), the
+/// caller's extra fields and subprotocols, and `extensions` (a whole Sec-WebSocket-Extensions line
+/// from deflate_offer_field, or nothing). Fields the handshake itself sets are the caller's mistake,
+/// refused by the caller before this (see connect()).
 inline std::string make_upgrade_request(const websocket_url& url, std::string_view key, const http::headers& extra,
-                                        const std::vector<std::string>& subprotocols) {
+                                        const std::vector<std::string>& subprotocols, std::string_view extensions = {}) {
     std::string out = "GET ";
     out += url.target;
     out += " HTTP/1.1\r\nHost: ";
@@ -54,6 +57,7 @@ inline std::string make_upgrade_request(const websocket_url& url, std::string_vi
         }
         out += "\r\n";
     }
+    out += extensions;
     for (const auto& [name, value] : extra) {
         out += name;
         out += ": ";
@@ -114,18 +118,21 @@ inline bool parse_upgrade_response(std::string_view head, upgrade_response& out,
 }
 
 /// The outcome of checking a response: an error message, or the subprotocol the server chose (empty
-/// for none).
+/// for none) and the compression it agreed to (none when it declined the offer).
 struct upgrade_check {
     std::string error;
     std::string subprotocol;
+    std::optional<deflate_agreement> compression;
     bool ok() const noexcept { return error.empty(); }
 };
 
-/// Checks that `response` accepts the upgrade asked with `key` and `offered` subprotocols (RFC 6455
-/// section 4.1, the client's checks): 101, Upgrade: websocket, Connection: Upgrade, the accept key,
-/// no extension (none is offered) and no subprotocol that was not offered.
+/// Checks that `response` accepts the upgrade asked with `key`, `offered` subprotocols and the
+/// `compression` offered (null: none) (RFC 6455 section 4.1, the client's checks): 101, Upgrade:
+/// websocket, Connection: Upgrade, the accept key, no extension or subprotocol that was not offered,
+/// and an answer to the compression offer that RFC 7692 allows.
 inline upgrade_check check_upgrade_response(const upgrade_response& response, std::string_view key,
-                                            const std::vector<std::string>& offered) {
+                                            const std::vector<std::string>& offered,
+                                            const client_compression_options* compression = nullptr) {
     upgrade_check result;
     if (response.status != 101) {
         result.error = "handshake failed: status " + std::to_string(response.status);
@@ -150,12 +157,12 @@ inline upgrade_check check_upgrade_response(const upgrade_response& response, st
         result.error = "bad Sec-WebSocket-Accept";
         return result;
     }
-    for (std::string_view extension : response.fields.get_all("Sec-WebSocket-Extensions")) {
-        if (!http::detail::trim_ows(extension).empty()) {
-            result.error = "handshake failed: the server chose an extension that was not offered: " + std::string(extension);
-            return result;
-        }
+    deflate_answer deflate = judge_deflate_response(response.fields.get_all("Sec-WebSocket-Extensions"), compression);
+    if (!deflate.error.empty()) {
+        result.error = std::move(deflate.error);
+        return result;
     }
+    result.compression = deflate.agreed;
     const auto protocols = response.fields.get_all("Sec-WebSocket-Protocol");
     if (protocols.size() > 1) {
         result.error = "handshake failed: the server chose more than one subprotocol";

@@ -1,8 +1,10 @@
 // RFC 7692: the permessage-deflate extension's negotiation, sans I/O and without zlib. The server
 // reads the client's offers from its Sec-WebSocket-Extensions fields, accepts the first one it can
 // honour, and answers with exactly what was agreed; an offer it cannot honour (an unknown parameter,
-// a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The
-// compression itself is protocol/deflate_codec.hpp.
+// a bad value, a parameter twice) is declined, and the connection goes on uncompressed. The client
+// makes one offer and holds the server's answer to it: anything it did not offer, or cannot keep
+// to, fails the handshake (a client cannot decline). The compression itself is
+// protocol/deflate_codec.hpp.
 #pragma once
 
 #include <algorithm>    // std::min of window sizes
@@ -40,6 +42,32 @@ struct compression_options {
     int level = 1;
     /// Messages shorter than this many bytes are sent uncompressed (RSV1 clear): compressing a few
     /// bytes costs more time than it saves on the wire.
+    std::size_t threshold = 256;
+};
+
+/// What a client offers (client_options::compression). Its defaults make the offer browsers and
+/// Python's websockets client make, `permessage-deflate; client_max_window_bits`: the server decides
+/// the rest.
+struct client_compression_options {
+    /// Offer permessage-deflate. The server may decline it; messages below `threshold` go
+    /// uncompressed anyway.
+    bool enabled = true;
+    /// Offer client_no_context_takeover: each of our messages is compressed on its own, so no
+    /// compressor is kept between them (a thread's shared one is borrowed), whatever the server says.
+    bool client_no_context_takeover = false;
+    /// Offer server_no_context_takeover: the server must compress each message on its own, so no
+    /// inflater is kept between them. A server that does not agree fails the handshake.
+    bool server_no_context_takeover = false;
+    /// The window our compressor keeps to, 9 to 15 (zlib cannot make 8-bit raw streams), offered as
+    /// client_max_window_bits (a value only below 15); the server may ask for less.
+    int client_max_window_bits = 15;
+    /// The window the server is asked to keep to, 8 to 15 (15: nothing asked). A smaller window is a
+    /// smaller inflater when the server keeps its context.
+    int server_max_window_bits = 15;
+    /// zlib's memLevel (1 to 9) and compression level (1 to 9) for our compressor.
+    int mem_level = 8;
+    int level = 1;
+    /// Messages shorter than this many bytes are sent uncompressed.
     std::size_t threshold = 256;
 };
 
@@ -233,6 +261,94 @@ inline std::optional<deflate_agreement> negotiate_deflate(const std::vector<std:
             if (auto agreed = detail::judge_offer(offer, options)) return agreed;
         }
     return std::nullopt;
+}
+
+/// What the client's offer names: the Sec-WebSocket-Extensions line, CRLF included.
+inline std::string deflate_offer_field(const client_compression_options& o) {
+    std::string line = "Sec-WebSocket-Extensions: permessage-deflate";
+    if (o.client_no_context_takeover) line += "; client_no_context_takeover";
+    if (o.server_no_context_takeover) line += "; server_no_context_takeover";
+    if (o.server_max_window_bits < 15) line += "; server_max_window_bits=" + std::to_string(o.server_max_window_bits);
+    // Always offered: it tells the server it may ask us for a smaller window.
+    line += "; client_max_window_bits";
+    if (o.client_max_window_bits < 15) line += "=" + std::to_string(o.client_max_window_bits);
+    line += "\r\n";
+    return line;
+}
+
+/// Why client_compression_options cannot be offered, or empty when they can.
+inline std::string client_compression_problem(const client_compression_options& o) {
+    if (!o.enabled) return {};
+    if (o.client_max_window_bits < 9 || o.client_max_window_bits > 15) return "client_max_window_bits must be 9 to 15";
+    if (o.server_max_window_bits < 8 || o.server_max_window_bits > 15) return "server_max_window_bits must be 8 to 15";
+    if (o.level < 1 || o.level > 9) return "the compression level must be 1 to 9";
+    if (o.mem_level < 1 || o.mem_level > 9) return "mem_level must be 1 to 9";
+    return {};
+}
+
+/// The server's answer to a client's offer: what was agreed (nothing: the server declined, and the
+/// connection runs uncompressed), or why the answer fails the handshake.
+struct deflate_answer {
+    std::optional<deflate_agreement> agreed;
+    std::string error;
+};
+
+/// Holds the response's Sec-WebSocket-Extensions fields `field_values` to what the client offered
+/// (`offered`; null when it offered nothing), as RFC 7692 section 7.1 tells a client to: an extension
+/// that was not offered, a second permessage-deflate, an unknown or repeated parameter, a window
+/// outside 8..15 or larger than the offer's, client_max_window_bits when it was not offered or
+/// without a value, and the lack of a server_no_context_takeover that was asked for all fail.
+inline deflate_answer judge_deflate_response(const std::vector<std::string_view>& field_values,
+                                             const client_compression_options* offered) {
+    deflate_answer out;
+    auto fail = [&](std::string why) {
+        out.agreed.reset();
+        out.error = "handshake failed: " + std::move(why);
+        return out;
+    };
+    bool answered = false;
+    for (const std::string_view value : field_values) {
+        for (const detail::extension_offer& element : detail::parse_extension_list(value)) {
+            if (element.name != "permessage-deflate" || offered == nullptr)
+                return fail("the server chose an extension that was not offered: " + std::string(http::detail::trim_ows(value)));
+            if (answered) return fail("the server answered permessage-deflate twice");
+            answered = true;
+            if (!element.well_formed) return fail("malformed permessage-deflate response: " + std::string(value));
+            deflate_agreement a;
+            a.client_max_window_bits = offered->client_max_window_bits;
+            bool seen_server_nct = false, seen_client_nct = false, seen_server_bits = false, seen_client_bits = false;
+            for (const detail::extension_param& p : element.params) {
+                bool* seen = nullptr;
+                if (p.name == "server_no_context_takeover" || p.name == "client_no_context_takeover") {
+                    seen = p.name.front() == 's' ? &seen_server_nct : &seen_client_nct;
+                    if (p.value) return fail(p.name + " takes no value");
+                } else if (p.name == "server_max_window_bits" || p.name == "client_max_window_bits") {
+                    const bool server_side = p.name.front() == 's';
+                    seen = server_side ? &seen_server_bits : &seen_client_bits;
+                    if (!p.value) return fail(p.name + " needs a value in a response");
+                    const auto bits = detail::parse_window_bits(*p.value);
+                    if (!bits) return fail(p.name + "=" + *p.value + " is not 8 to 15");
+                    const int most = server_side ? offered->server_max_window_bits : offered->client_max_window_bits;
+                    if (*bits > most) return fail(p.name + "=" + *p.value + " is more than was offered");
+                    (server_side ? a.server_max_window_bits : a.client_max_window_bits) = *bits;
+                } else {
+                    return fail("permessage-deflate parameter that was not offered: " + p.name);
+                }
+                if (*seen) return fail(p.name + " given twice");
+                *seen = true;
+            }
+            if (offered->server_no_context_takeover && !seen_server_nct)
+                return fail("the server did not agree to server_no_context_takeover");
+            a.server_no_context_takeover = seen_server_nct;
+            // The client's own offer of client_no_context_takeover binds it even when the answer
+            // leaves it out.
+            a.client_no_context_takeover = seen_client_nct || offered->client_no_context_takeover;
+            a.server_window_named = seen_server_bits;
+            a.client_window_named = seen_client_bits;
+            out.agreed = a;
+        }
+    }
+    return out;
 }
 
 /// The response's Sec-WebSocket-Extensions line (CRLF included) naming exactly what was agreed.

@@ -12,6 +12,7 @@
 
 #include "starling/http/headers.hpp"
 #include "starling/options.hpp"
+#include "starling/protocol/permessage_deflate.hpp"
 #include "starling/protocol/query.hpp"
 #include "starling/session/async_event.hpp"
 #include "starling/session/connection.hpp"
@@ -37,9 +38,11 @@ public:
         this->queue_.mask_frames();
     }
 
-    /// The server accepted the upgrade: the connection opens, its limits in force, `already_read`
-    /// (frames the server sent right behind its 101) its first input.
-    void opened(std::string path, http::headers response_fields, std::string_view already_read) {
+    /// The server accepted the upgrade: the connection opens, its limits and the compression agreed
+    /// (if any) in force, `already_read` (frames the server sent right behind its 101) its first input.
+    void opened(std::string path, http::headers response_fields, std::string_view already_read,
+                const std::optional<deflate_agreement>& compression, const client_compression_options& offered) {
+        if (compression) this->set_compression(*compression, role::client, tuning_of(offered));
         this->upgraded(options_, std::move(path), starling::query_params{}, std::move(response_fields));
         this->set_already_read(already_read, role::client);
     }

@@ -24,6 +24,8 @@
 #include "starling/http/headers.hpp"
 #include "starling/options.hpp"
 #include "starling/protocol/client_handshake.hpp"
+#include "starling/protocol/deflate_codec.hpp"  // deflate_available: without zlib, nothing is offered
+#include "starling/protocol/permessage_deflate.hpp"
 #include "starling/protocol/websocket_url.hpp"
 #include "starling/runtime/client_connection.hpp"
 #include "starling/session/masking_keys.hpp"  // fill_random: the handshake key
@@ -51,8 +53,14 @@ struct client_options {
     /// `tls_verify` off accepts any certificate: for tests only.
     std::string tls_ca_file;
     bool tls_verify = true;
+    /// permessage-deflate: offered by default, as browsers and Python's websockets client offer it.
+    /// The server decides whether it is used and with what context takeover; see
+    /// client_compression_options. (websocket.compression is the server's setting: a client ignores
+    /// it.)
+    client_compression_options compression;
     /// The connection's limits, as the server has them: message and frame sizes, inbox, queue,
-    /// close_timeout, idle pings (idle_timeout), write and message timeouts.
+    /// close_timeout, idle pings (idle_timeout), write and message timeouts. A compressed message
+    /// is inflated only up to max_message_size (then 1009).
     websocket_options websocket;
 };
 
@@ -151,6 +159,13 @@ inline void check_client_options(const client_options& options) {
     for (const auto& [name, value] : options.headers)
         if (is_handshake_field(name)) throw connect_error("the handshake sets " + name + " itself: it cannot be an extra header");
     if (!valid_subprotocols(options.subprotocols)) throw connect_error("a subprotocol name must be an HTTP token");
+    if (const std::string problem = client_compression_problem(options.compression); !problem.empty())
+        throw connect_error("compression: " + problem);
+}
+
+/// The compression offered with `options`: none when it is off, or when the build has no zlib.
+inline const client_compression_options* offered_compression(const client_options& options) noexcept {
+    return deflate_available && options.compression.enabled ? &options.compression : nullptr;
 }
 
 /// The opening handshake on `connection`'s stream (already connected, and through TLS for wss://),
@@ -159,7 +174,9 @@ template <class Stream>
 task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> connection, const websocket_url& url,
                                     const client_options& options, std::chrono::steady_clock::time_point deadline) {
     const std::string key = make_client_key();
-    const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols);
+    const client_compression_options* compression = offered_compression(options);
+    const std::string request = make_upgrade_request(url, key, options.headers, options.subprotocols,
+                                                     compression ? deflate_offer_field(*compression) : std::string());
     auto timed_out = [&] {
         return connect_error("handshake failed: no response within " + std::to_string(options.handshake_timeout.count()) +
                              " ms");
@@ -196,7 +213,7 @@ task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> c
         connection->discard();
         throw connect_error(why);
     }
-    upgrade_check check = check_upgrade_response(response, key, options.subprotocols);
+    upgrade_check check = check_upgrade_response(response, key, options.subprotocols, compression);
     if (!check.ok()) {
         std::string body;
         if (response.status != 101)
@@ -205,7 +222,8 @@ task<dialed<Stream>> upgrade_client(std::shared_ptr<client_connection<Stream>> c
         throw connect_error(check.error, response.status == 101 ? 0 : response.status, std::move(body));
     }
     const std::string path(url.target.substr(0, url.target.find('?')));
-    connection->opened(path, std::move(response.fields), std::string_view(received).substr(head_end));
+    connection->opened(path, std::move(response.fields), std::string_view(received).substr(head_end), check.compression,
+                       options.compression);
     co_return dialed<Stream>{std::move(connection), std::move(check.subprotocol)};
 }
 

@@ -194,7 +194,7 @@ public:
         auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(accept), as_tuple_awaitable);
         if (write_ec) co_return upgrade_outcome{};
 
-        if (compression) connection.set_compression(*compression, endpoint.options.compression);
+        if (compression) connection.set_compression(*compression, role::server, tuning_of(endpoint.options.compression));
         connection.attach(*route, parser.release(), std::move(query), after_head, std::move(state), subprotocol);
         upgrade_outcome outcome{true, std::nullopt};
         if (checked.rejection)

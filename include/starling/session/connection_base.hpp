@@ -251,9 +251,9 @@ public:
     /// The same with a deadline in real time, as a client's dial measures it.
     void begin_handshake(std::chrono::steady_clock::time_point deadline) { begin_handshake(engine_clock::from_real(deadline)); }
 
-    /// The handshake agreed to permessage-deflate (before upgraded()).
-    void set_compression(const deflate_agreement& agreement, const compression_options& options) {
-        compression_.agree(agreement, options);
+    /// The handshake agreed to permessage-deflate (before upgraded()); this end is `local`.
+    void set_compression(const deflate_agreement& agreement, role local, const compressor_tuning& tuning) {
+        compression_.agree(agreement, local, tuning);
     }
     bool compressing() const noexcept { return compression_.active(); }
 
