@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--quick] [--reps N] [--duration S] [--warmup S] [--build-dir DIR]
 #                [--baseline DIR] [--no-peers] [--tls] [--deflate] [--metrics] [--no-plain] [--idle N]
+#                [--peer uws=PATH]
 #
 # Installs what is missing (Debian packages), builds Starling's examples, the load generator and the
 # peer servers with -O2 in build-bench/, then for every repetition, scenario and server: starts the
@@ -19,7 +20,10 @@
 # Starling, Beast and websocketpp. --metrics: also Starling with its counters compiled out
 # (STARLING_NO_METRICS) on echo 64 B, pipelined and broadcast, with a "counters on ÷ off" column.
 # --no-plain: only the plain rows that the chosen --tls/--metrics rows are compared with. --idle N:
-# connections in the idle rows (10000; 2000 with --quick).
+# connections in the idle rows (10000; 2000 with --quick). --peer uws=PATH: uWebSockets as one more
+# peer in the plain rows, a uws_server built locally (it is not a Debian package: build it with the
+# uWebSockets and uSockets repositories and their own flags; it takes its port as its only argument,
+# serves /echo and /chat, and has neither TLS nor compression). Left out when not given.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,6 +42,7 @@ with_deflate=0
 with_metrics=0
 no_plain=0
 idle_set=""
+uws_path=""
 while (($#)); do
     case "$1" in
         --quick) quick=1; reps=1; duration=1; warmup=0.3; idle_connections=2000; settle=0.5 ;;
@@ -52,7 +57,14 @@ while (($#)); do
         --metrics) with_metrics=1 ;;
         --no-plain) no_plain=1 ;;
         --idle) idle_set=$2; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --peer)
+            case "$2" in
+                uws=*) uws_path=$(realpath "${2#uws=}") ;;
+                *) echo "run.sh: --peer takes uws=PATH" >&2; exit 2 ;;
+            esac
+            [[ -x $uws_path ]] || { echo "run.sh: $uws_path is not an executable" >&2; exit 2; }
+            shift ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -73,6 +85,7 @@ if [[ -z "${STARLING_BENCH_SESSION:-}" ]] && command -v setsid >/dev/null; then
     ((with_deflate)) && args+=(--deflate)
     ((with_metrics)) && args+=(--metrics)
     ((no_plain)) && args+=(--no-plain)
+    [[ -n $uws_path ]] && args+=(--peer "uws=$uws_path")
     [[ -n $idle_set ]] && args+=(--idle "$idle_set")
     setsid "$0" "${args[@]}" &
     child=$!
@@ -138,6 +151,11 @@ for peer in beast websocketpp; do
         echo "== no ${peer}_server (its headers were not found): left out of the comparison"
     fi
 done
+if [[ -n $uws_path ]] && ! ((no_peers)); then
+    peers+=(uws)
+else
+    uws_path=""
+fi
 echo "== building ${targets[*]}"
 ninja -C "$build" "${targets[@]}" >/dev/null
 
@@ -177,6 +195,7 @@ fi
 # the servers that run it. A tls or deflate row is compared with the plain row of the same name.
 scenarios=()
 standard="starling ${peers[*]}${baseline:+ baseline}"
+compressing="${standard/ uws/}"  # uws_server is built without zlib: no compressed rows
 plain_row() {  # name kind args needed-by-tls needed-by-metrics
     local list=""
     ((no_plain)) || list="$standard"
@@ -207,9 +226,9 @@ fi
 if ((with_deflate)); then
     # Starling compresses by default (above 256 bytes); the peers are started with --deflate.
     scenarios+=(
-        "deflate|echo 64 B|echo|$echo_64|$standard"
-        "deflate|echo 16 KiB of text|echo|--scenario echo --connections 50 --size 16384 --filler text|$standard"
-        "deflate|broadcast 64 B to 500|chat|$broadcast_64|$standard"
+        "deflate|echo 64 B|echo|$echo_64|$compressing"
+        "deflate|echo 16 KiB of text|echo|--scenario echo --connections 50 --size 16384 --filler text|$compressing"
+        "deflate|broadcast 64 B to 500|chat|$broadcast_64|$compressing"
     )
 fi
 
@@ -226,6 +245,8 @@ server_command() {  # server kind group -> command line
         starling:*) echo "$build/examples/$2 --port 0 --workers 1$tls_args" ;;
         starling-nometrics:*) echo "$build/bench/${2}_nometrics --port 0 --workers 1$tls_args" ;;
         baseline:*) echo "$baseline/examples/$2 --port 0 --workers 1$tls_args" ;;
+        # uws_server prints the port it was given, so it gets a free one rather than 0.
+        uws:*) echo "$uws_path $(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" ;;
         *) echo "$build/bench/${1}_server --port 0$deflate_args$tls_args" ;;
     esac
 }
@@ -347,7 +368,8 @@ names, groups = {}, {}
 for r in runs:
     names[r["scenario_index"]] = r["scenario_name"]
     groups[r["scenario_index"]] = r.get("group", "plain")
-label = {"starling": "Starling", "beast": "Beast", "websocketpp": "websocketpp", "baseline": "Starling (baseline)",
+label = {"starling": "Starling", "beast": "Beast", "websocketpp": "websocketpp", "uws": "uWebSockets",
+         "baseline": "Starling (baseline)",
          "starling-nometrics": "Starling, counters compiled out"}
 suffix = {"plain": "", "tls": ", wss://", "deflate": ", permessage-deflate"}
 def title(index):
