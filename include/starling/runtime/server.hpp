@@ -81,6 +81,13 @@ public:
         // outlived the shutdown timeout); their bookkeeping must not reach into loops already gone.
         torn_down_ = true;
         signals_.reset();
+        user_signals_.clear();
+        // The loops go first, before the members declared after them: a coroutine destroyed with its
+        // loop leaves the live list and its address's count on the way out, and those must still
+        // exist then. What uses a loop goes before it: the acceptors, the drain event's timer.
+        listeners_.clear();
+        drained_.reset();
+        workers_.clear();
     }
 
     /// Prepares every transport (a TLS listener loads its certificate: a bad file throws here, before
