@@ -4083,6 +4083,9 @@ struct client_compression_options {
     /// The window our compressor keeps to, 9 to 15 (zlib cannot make 8-bit raw streams), offered as
     /// client_max_window_bits (a value only below 15); the server may ask for less.
     int client_max_window_bits = 15;
+    /// Whether client_max_window_bits is in the offer at all. Without it, the server may not ask us
+    /// for a smaller window: an answer that does fails the handshake.
+    bool offer_client_max_window_bits = true;
     /// The window the server is asked to keep to, 8 to 15 (15: nothing asked). A smaller window is a
     /// smaller inflater when the server keeps its context.
     int server_max_window_bits = 15;
@@ -4291,9 +4294,12 @@ inline std::string deflate_offer_field(const client_compression_options& o) {
     if (o.client_no_context_takeover) line += "; client_no_context_takeover";
     if (o.server_no_context_takeover) line += "; server_no_context_takeover";
     if (o.server_max_window_bits < 15) line += "; server_max_window_bits=" + std::to_string(o.server_max_window_bits);
-    // Always offered: it tells the server it may ask us for a smaller window.
-    line += "; client_max_window_bits";
-    if (o.client_max_window_bits < 15) line += "=" + std::to_string(o.client_max_window_bits);
+    // It tells the server it may ask us for a smaller window. Left out, our compressor still keeps
+    // to client_max_window_bits: any window up to 15 is one the server can read.
+    if (o.offer_client_max_window_bits) {
+        line += "; client_max_window_bits";
+        if (o.client_max_window_bits < 15) line += "=" + std::to_string(o.client_max_window_bits);
+    }
     line += "\r\n";
     return line;
 }
@@ -4347,6 +4353,8 @@ inline deflate_answer judge_deflate_response(const std::vector<std::string_view>
                 } else if (p.name == "server_max_window_bits" || p.name == "client_max_window_bits") {
                     const bool server_side = p.name.front() == 's';
                     seen = server_side ? &seen_server_bits : &seen_client_bits;
+                    if (!server_side && !offered->offer_client_max_window_bits)
+                        return fail("client_max_window_bits was not offered");
                     if (!p.value) return fail(p.name + " needs a value in a response");
                     const auto bits = detail::parse_window_bits(*p.value);
                     if (!bits) return fail(p.name + "=" + *p.value + " is not 8 to 15");

@@ -377,6 +377,13 @@ TEST_CASE("client compression: answers that fail the handshake") {
           "handshake failed: permessage-deflate parameter that was not offered: mem_level");
     CHECK(error(field("permessage-deflate; server_max_window_bits=\"1 2\""), &offer) ==
           "handshake failed: malformed permessage-deflate response: permessage-deflate; server_max_window_bits=\"1 2\"");
+    // Not offered, then answered.
+    starling::client_compression_options quiet = offer;
+    quiet.offer_client_max_window_bits = false;
+    CHECK(starling::deflate_offer_field(quiet) == "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    CHECK(error(field("permessage-deflate; client_max_window_bits=10"), &quiet) ==
+          "handshake failed: client_max_window_bits was not offered");
+    CHECK(answered(field("permessage-deflate; server_max_window_bits=10"), &quiet).ok());
     // Asked for and not granted.
     starling::client_compression_options strict = offer;
     strict.server_no_context_takeover = true;

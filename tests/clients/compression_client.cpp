@@ -2,7 +2,8 @@
 // test asks for, sending messages of given sizes and checking that each comes back unchanged.
 //
 //   compression_client URL [--off] [--client-no-context-takeover] [--server-no-context-takeover]
-//                      [--client-max-window-bits N] [--server-max-window-bits N] [--threshold N]
+//                      [--no-client-window-offer] [--client-max-window-bits N]
+//                      [--server-max-window-bits N] [--threshold N]
 //                      [--max-message-size N] MESSAGE...
 //
 // Each MESSAGE is text:N or binary:N, a message of N bytes (compressible, but not one repeated
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
             options.compression.client_no_context_takeover = true;
         else if (arg == "--server-no-context-takeover")
             options.compression.server_no_context_takeover = true;
+        else if (arg == "--no-client-window-offer")
+            options.compression.offer_client_max_window_bits = false;
         else if (arg == "--client-max-window-bits")
             options.compression.client_max_window_bits = static_cast<int>(value());
         else if (arg == "--server-max-window-bits")

@@ -409,8 +409,12 @@ class TheClientsStrictness(unittest.TestCase):
                 (["permessage-deflate; x_unknown"], "permessage-deflate parameter that was not offered: x_unknown")]:
             err = self.handshake_refused(answer(extensions))
             self.assertIn(f"client: handshake failed: {why}", err, extensions)
-        # client_max_window_bits when the client did not offer it: only compression_client can offer
-        # less than examples/client does. Asked for no server context takeover, it is not granted.
+        # Offers only compression_client can make, answered wrongly: client_max_window_bits when it
+        # was not offered; no server context takeover asked for and not granted; a larger window
+        # than was asked for.
+        err = self.handshake_refused(answer(["permessage-deflate; client_max_window_bits=12"]),
+                                     program="tests/compression_client", args=("--no-client-window-offer", "text:10"))
+        self.assertIn("handshake failed: client_max_window_bits was not offered", err)
         err = self.handshake_refused(answer(["permessage-deflate"]), program="tests/compression_client",
                                      args=("--server-no-context-takeover", "text:10"))
         self.assertIn("handshake failed: the server did not agree to server_no_context_takeover", err)
