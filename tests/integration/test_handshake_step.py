@@ -179,12 +179,13 @@ class AuthChatTest(unittest.TestCase):
         self.assertEqual((status, body), (400, b"Unsupported subprotocol: this endpoint speaks chat.v1"))
 
 
-class GatekeeperTest(unittest.TestCase):
-    """examples/gatekeeper: one endpoint per feature."""
+class OneServerTest(unittest.TestCase):
+    """One server program (`program`) for the whole class, stopped cleanly after it."""
+    program = None
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server("examples/gatekeeper")
+        cls.server = harness.Server(cls.program)
         cls.port = cls.server.port
 
     @classmethod
@@ -193,6 +194,12 @@ class GatekeeperTest(unittest.TestCase):
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
+
+
+class GatekeeperTest(OneServerTest):
+    """examples/gatekeeper: one endpoint per feature."""
+
+    program = "examples/gatekeeper"
 
     # ---- the authentication hook ----
 
@@ -396,21 +403,11 @@ class GatekeeperTest(unittest.TestCase):
         harness.run(scenario())
 
 
-class HandshakeServerTest(unittest.TestCase):
+class HandshakeServerTest(OneServerTest):
     """tests/servers/handshake_server: the byte rate limit, and invalid_query = close applied to typed
     path, header and cookie parameters."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server("tests/handshake_server")
-        cls.port = cls.server.port
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_cleanly(cls.server)
-
-    def url(self, path):
-        return f"ws://127.0.0.1:{self.port}{path}"
+    program = "tests/handshake_server"
 
     # ---- the byte rate limit: 20000 bytes per second, a burst of 5000 ----
 
